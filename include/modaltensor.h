@@ -1,0 +1,385 @@
+/*
+ * modaltensor.h - the public C API of libmodaltensor.
+ *
+ * Tensors live on a device: "cpu" (computed in-process) or "modal:N" (kept by
+ * a worker process, or in-process when remote execution is switched off).
+ *
+ * Conventions
+ *  - A call that makes a tensor returns `mt_tensor *`, NULL on failure; other
+ *    calls return `mt_status` (MT_OK == 0). After a failure, mt_last_status()
+ *    and mt_last_error() give the code and a message naming the function and
+ *    the offending argument. Both are per thread.
+ *  - Every returned `mt_tensor *` belongs to the caller, who frees it with
+ *    mt_tensor_free(). Views share reference-counted storage: freeing a base
+ *    before its views is safe.
+ *  - Semantics follow NumPy / PyTorch: broadcasting, type promotion (bool <
+ *    integers < floating; int + float -> float; f16 + bf16 -> f32), row-major
+ *    contiguous results, negative dims counting from the end. At most
+ *    MT_MAX_DIMS dims.
+ *
+ * The declarations below the preprocessor lines parse with cffi's cdef().
+ */
+#ifndef MODALTENSOR_H
+#define MODALTENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_VERSION_MAJOR 0
+#define MT_VERSION_MINOR 1
+#define MT_VERSION_PATCH 0
+#define MT_MAX_DIMS 8
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ basics */
+
+/* Result of every call that does not make a tensor. MT_OK is 0. */
+typedef enum mt_status {
+  MT_OK = 0,
+  MT_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, value out of range, bad size */
+  MT_ERR_SHAPE = 2,            /* shapes that do not fit together, bad dim */
+  MT_ERR_DTYPE = 3,            /* dtype not supported by the operation */
+  MT_ERR_DEVICE = 4,           /* mixed devices, unknown device */
+  MT_ERR_OUT_OF_MEMORY = 5,
+  MT_ERR_UNSUPPORTED = 6,      /* valid request this build cannot serve */
+  MT_ERR_REMOTE = 7,           /* the worker reported a failure */
+  MT_ERR_UNAVAILABLE = 8,      /* no worker reachable, or it went away */
+  MT_ERR_TIMEOUT = 9,
+  MT_ERR_UNAUTHENTICATED = 10,
+  MT_ERR_INTERNAL = 11
+} mt_status;
+
+/* Status of the last failed call on this thread (MT_OK if none since
+ * mt_clear_error). Successful calls leave it unchanged. */
+mt_status mt_last_status(void);
+
+/* Message of the last failed call on this thread: "function: argument:
+ * reason". Never NULL; "" when there is none. Valid until the next failing
+ * call on this thread. */
+const char *mt_last_error(void);
+
+/* Static name of a status, e.g. "MT_ERR_SHAPE"; "MT_ERR_UNKNOWN" otherwise. */
+const char *mt_status_name(mt_status s);
+
+/* Resets this thread's last status to MT_OK and its message to "". */
+void mt_clear_error(void);
+
+/* Version string "MAJOR.MINOR.PATCH" of the library actually loaded. */
+const char *mt_version(void);
+
+/* Element types. Float16 and bfloat16 are stored in 16 bits and computed in
+ * float32, rounding to nearest even on store. */
+typedef enum mt_dtype {
+  MT_BOOL = 0,
+  MT_UINT8 = 1,
+  MT_INT8 = 2,
+  MT_INT16 = 3,
+  MT_INT32 = 4,
+  MT_INT64 = 5,
+  MT_FLOAT16 = 6,
+  MT_BFLOAT16 = 7,
+  MT_FLOAT32 = 8,
+  MT_FLOAT64 = 9
+} mt_dtype;
+
+/* Bytes per element; 0 for a value that is not an mt_dtype. */
+size_t mt_dtype_size(mt_dtype d);
+
+/* "bool", "uint8", ..., "float64"; "invalid" for a value that is not one. */
+const char *mt_dtype_name(mt_dtype d);
+
+typedef enum mt_device_type { MT_DEVICE_CPU = 0, MT_DEVICE_MODAL = 1 } mt_device_type;
+
+/* A device: type is an mt_device_type, index counts from 0. */
+typedef struct mt_device {
+  int32_t type;
+  int32_t index;
+} mt_device;
+
+/* Parses "cpu", "cpu:0", "modal" (= "modal:0") or "modal:N" into *out.
+ * MT_ERR_INVALID_ARGUMENT for NULL arguments or an unknown spelling. */
+mt_status mt_device_parse(const char *s, mt_device *out);
+
+/* ------------------------------------------------- devices and execution */
+
+/* 1 if a worker answers for the modal device (starting the local worker
+ * when none is configured), else 0. Never fails loudly. */
+int mt_modal_is_available(void);
+
+/* Number of modal devices across all configured workers; 0 when none. */
+int mt_modal_device_count(void);
+
+typedef struct mt_device_properties {
+  char name[128];
+  int64_t total_memory;
+  int64_t free_memory;
+  int32_t major, minor;
+  int32_t multiprocessors;
+} mt_device_properties;
+
+/* Fills *out with the properties of modal device `index`.
+ * MT_ERR_INVALID_ARGUMENT (NULL out), MT_ERR_DEVICE (no such index),
+ * MT_ERR_UNAVAILABLE (no worker). */
+mt_status mt_modal_get_device_properties(int index, mt_device_properties *out);
+
+/* Waits until all work queued for device d has run, and reports the first
+ * deferred error of that work. A no-op for cpu. */
+mt_status mt_synchronize(mt_device d);
+
+/* Chooses where modal tensors run: 1 (default) in a worker, 0 in-process.
+ * Tensors that already live on a worker keep their values; see
+ * docs/ARCHITECTURE.md for how they behave after a switch. */
+void mt_set_remote_execution(int enabled);
+
+/* 1 when modal tensors run in a worker, 0 when they run in-process. */
+int mt_remote_execution_enabled(void);
+
+/* Closes remote sessions and stops a worker the library started. Tensors
+ * still alive afterwards keep working if they are in-process; remote ones
+ * report MT_ERR_UNAVAILABLE. Safe to call more than once. */
+void mt_shutdown(void);
+
+/* ------------------------------------------------------------------ tensors */
+
+typedef struct mt_tensor mt_tensor;
+
+/* Releases a handle; its storage goes when the last view of it goes.
+ * NULL is a no-op. */
+void mt_tensor_free(mt_tensor *t);
+
+/* New contiguous tensors. shape may be NULL when ndim is 0 (a 0-d tensor with
+ * one element). Dims must be >= 0; a dim of 0 makes an empty tensor.
+ * Errors: MT_ERR_SHAPE (ndim outside 0..MT_MAX_DIMS, a negative dim),
+ * MT_ERR_INVALID_ARGUMENT (NULL shape with ndim > 0, byte size overflows),
+ * MT_ERR_DTYPE, MT_ERR_DEVICE, MT_ERR_OUT_OF_MEMORY. mt_empty leaves the
+ * values unspecified; mt_full converts value to dtype as mt_cast does. */
+mt_tensor *mt_empty(int ndim, const int64_t *shape, mt_dtype dtype, mt_device device);
+mt_tensor *mt_zeros(int ndim, const int64_t *shape, mt_dtype dtype, mt_device device);
+mt_tensor *mt_ones(int ndim, const int64_t *shape, mt_dtype dtype, mt_device device);
+mt_tensor *mt_full(int ndim, const int64_t *shape, double value, mt_dtype dtype,
+                   mt_device device);
+
+/* 1-D tensor start, start+step, ... up to but excluding end: its length is
+ * max(0, ceil((end - start) / step)), as in NumPy. MT_ERR_INVALID_ARGUMENT
+ * for step 0 or a non-finite argument. */
+mt_tensor *mt_arange(double start, double end, double step, mt_dtype dtype, mt_device device);
+
+/* New tensor holding a copy of `data`, read as a row-major array of
+ * product(shape) elements of dtype. data may be NULL only when it is empty. */
+mt_tensor *mt_from_data(const void *data, int ndim, const int64_t *shape, mt_dtype dtype,
+                        mt_device device);
+
+/* Random tensors from a counter-based generator (Philox 4x32-10): the same
+ * seed, shape and dtype give the same values on every device. mt_rand draws
+ * U[0,1), mt_randn N(0,1) (Box-Muller). Floating dtypes only (MT_ERR_DTYPE). */
+mt_tensor *mt_rand(int ndim, const int64_t *shape, mt_dtype dtype, mt_device device,
+                   uint64_t seed);
+mt_tensor *mt_randn(int ndim, const int64_t *shape, mt_dtype dtype, mt_device device,
+                    uint64_t seed);
+
+/* Accessors. On a NULL tensor or a bad dim they return 0 (or a zeroed
+ * value) and set MT_ERR_INVALID_ARGUMENT / MT_ERR_SHAPE. Strides are in
+ * elements. */
+int mt_ndim(const mt_tensor *t);
+int64_t mt_shape(const mt_tensor *t, int dim);
+int64_t mt_stride(const mt_tensor *t, int dim);
+int64_t mt_numel(const mt_tensor *t);
+mt_dtype mt_tensor_dtype(const mt_tensor *t);
+mt_device mt_tensor_device(const mt_tensor *t);
+int mt_is_contiguous(const mt_tensor *t);
+
+/* Copies the values of t, row-major, into dst. nbytes must equal
+ * numel * dtype size exactly (MT_ERR_INVALID_ARGUMENT otherwise). For a
+ * modal tensor this is a sync point and reports deferred errors. */
+mt_status mt_to_host(const mt_tensor *t, void *dst, size_t nbytes);
+
+/* The value of a one-element tensor (any shape), converted to double.
+ * MT_ERR_SHAPE when numel != 1. */
+mt_status mt_item(const mt_tensor *t, double *out);
+
+/* t on `device` with `dtype`. copy=0 may return a new handle sharing t's
+ * storage when neither changes; copy=1 always copies. */
+mt_tensor *mt_to(const mt_tensor *t, mt_device device, mt_dtype dtype, int copy);
+
+/* t itself (a new handle on the same storage) when already contiguous,
+ * otherwise a contiguous copy. */
+mt_tensor *mt_contiguous(const mt_tensor *t);
+
+/* A contiguous copy of t with its own storage. */
+mt_tensor *mt_clone(const mt_tensor *t);
+
+/* Copies src into dst (which may be a view), broadcasting src to dst's shape
+ * and converting to dst's dtype. Same device. MT_ERR_SHAPE when src does not
+ * broadcast to dst; MT_ERR_INVALID_ARGUMENT when dst's elements overlap
+ * (e.g. an expanded view). */
+mt_status mt_copy_(mt_tensor *dst, const mt_tensor *src);
+
+/* -------------------------------------------------------------------- views */
+/* Views share storage with t; no data is copied, except that mt_reshape
+ * copies when t's strides cannot express the new shape. */
+
+/* shape may hold one -1, inferred. MT_ERR_SHAPE when numel differs. */
+mt_tensor *mt_reshape(const mt_tensor *t, int ndim, const int64_t *shape);
+
+/* dims: a permutation of 0..ndim-1 (negative values allowed). */
+mt_tensor *mt_permute(const mt_tensor *t, const int *dims);
+mt_tensor *mt_transpose(const mt_tensor *t, int dim0, int dim1);
+
+/* Python slice t[start:end:step] along dim; start/end are clamped, negative
+ * values count from the end. step must be > 0. */
+mt_tensor *mt_slice(const mt_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+
+/* Broadcasts t to shape (ndim >= t's ndim) with stride 0; -1 keeps a dim. */
+mt_tensor *mt_expand(const mt_tensor *t, int ndim, const int64_t *shape);
+
+/* Removes dim, which must have size 1 (MT_ERR_SHAPE otherwise). */
+mt_tensor *mt_squeeze(const mt_tensor *t, int dim);
+
+/* Inserts a dim of size 1 at dim (in -ndim-1 .. ndim). */
+mt_tensor *mt_unsqueeze(const mt_tensor *t, int dim);
+
+/* ---------------------------------------------------------------------- ops */
+/* Each op returns a new contiguous tensor on its inputs' device; inputs on
+ * different devices are MT_ERR_DEVICE. Shapes broadcast as in NumPy. */
+
+/* Binary, broadcasting. Arithmetic results have the promoted dtype, except
+ * mt_div (true division: integer inputs give float32). Comparisons and the
+ * logical ops give bool. mt_sub and mt_pow refuse bool inputs (MT_ERR_DTYPE).
+ * Integer arithmetic wraps on overflow. */
+mt_tensor *mt_add(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_sub(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_mul(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_div(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_pow(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_maximum(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_minimum(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_eq(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_ne(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_lt(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_le(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_gt(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_ge(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_logical_and(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_logical_or(const mt_tensor *a, const mt_tensor *b);
+
+/* With a scalar s. Integer and bool tensors keep an integer dtype when s is a
+ * whole number (bool becomes int64), and become float32 otherwise; floating
+ * tensors keep their dtype. */
+mt_tensor *mt_add_scalar(const mt_tensor *a, double s);
+mt_tensor *mt_mul_scalar(const mt_tensor *a, double s);
+mt_tensor *mt_pow_scalar(const mt_tensor *a, double s);
+
+/* Unary. exp log sqrt rsqrt sin cos tanh sigmoid gelu silu reciprocal give
+ * float32 for integer and bool inputs; logical_not gives bool; the others keep
+ * the dtype (neg refuses bool). round is half-to-even; gelu is the exact
+ * erf form. */
+mt_tensor *mt_neg(const mt_tensor *a);
+mt_tensor *mt_abs(const mt_tensor *a);
+mt_tensor *mt_exp(const mt_tensor *a);
+mt_tensor *mt_log(const mt_tensor *a);
+mt_tensor *mt_sqrt(const mt_tensor *a);
+mt_tensor *mt_rsqrt(const mt_tensor *a);
+mt_tensor *mt_sin(const mt_tensor *a);
+mt_tensor *mt_cos(const mt_tensor *a);
+mt_tensor *mt_tanh(const mt_tensor *a);
+mt_tensor *mt_sigmoid(const mt_tensor *a);
+mt_tensor *mt_relu(const mt_tensor *a);
+mt_tensor *mt_gelu(const mt_tensor *a);
+mt_tensor *mt_silu(const mt_tensor *a);
+mt_tensor *mt_floor(const mt_tensor *a);
+mt_tensor *mt_ceil(const mt_tensor *a);
+mt_tensor *mt_round(const mt_tensor *a);
+mt_tensor *mt_sign(const mt_tensor *a);
+mt_tensor *mt_reciprocal(const mt_tensor *a);
+mt_tensor *mt_logical_not(const mt_tensor *a);
+
+/* cond ? a : b elementwise, all three broadcast together. cond of any dtype
+ * counts as true where non-zero; the result has the promoted dtype of a, b. */
+mt_tensor *mt_where(const mt_tensor *cond, const mt_tensor *a, const mt_tensor *b);
+
+/* min(max(a, lo), hi) in a's dtype; pass -INFINITY / INFINITY for no bound.
+ * NaN in a stays NaN. MT_ERR_INVALID_ARGUMENT when lo or hi is NaN. */
+mt_tensor *mt_clamp(const mt_tensor *a, double lo, double hi);
+
+/* a converted to dtype. Float to integer truncates toward zero and
+ * saturates at the integer range; NaN becomes 0. Anything non-zero becomes
+ * true in bool. */
+mt_tensor *mt_cast(const mt_tensor *a, mt_dtype dtype);
+
+/* Reductions over `dims` (ndims of them, each once, negative allowed);
+ * ndims == 0 means all dims. keepdim keeps reduced dims with size 1.
+ * sum and prod give int64 for integer and bool inputs; mean gives float32 for
+ * them; amax/amin keep the dtype, propagate NaN, and refuse to reduce an
+ * empty extent (MT_ERR_SHAPE). The sum of nothing is 0, the product 1 and
+ * the mean NaN. */
+mt_tensor *mt_sum(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+mt_tensor *mt_mean(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+mt_tensor *mt_prod(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+mt_tensor *mt_amax(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+mt_tensor *mt_amin(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+
+/* Index (int64) of the first maximum / minimum along dim; a NaN counts as
+ * the maximum and the minimum. MT_ERR_SHAPE for an empty extent. */
+mt_tensor *mt_argmax(const mt_tensor *a, int dim, int keepdim);
+mt_tensor *mt_argmin(const mt_tensor *a, int dim, int keepdim);
+
+/* Numerically stable softmax / log_softmax along dim. Integer inputs give
+ * float32. */
+mt_tensor *mt_softmax(const mt_tensor *a, int dim);
+mt_tensor *mt_log_softmax(const mt_tensor *a, int dim);
+
+/* (a - mean) / sqrt(var + eps) * weight + bias over the last dim (biased
+ * variance). weight and bias may be NULL; otherwise 1-D of the last dim's
+ * size. eps must be >= 0. Integer inputs give float32. */
+mt_tensor *mt_layer_norm(const mt_tensor *a, const mt_tensor *weight, const mt_tensor *bias,
+                         double eps);
+
+/* numpy.matmul: 1-D operands are promoted to a matrix and the added dim is
+ * removed again; batch dims broadcast. 0-d operands are MT_ERR_SHAPE.
+ * Bool operands give bool (logical or of ands). */
+mt_tensor *mt_matmul(const mt_tensor *a, const mt_tensor *b);
+
+/* Joins n >= 1 tensors along an existing dim (cat) or a new one (stack).
+ * Shapes must match except along dim for cat; dtypes promote. */
+mt_tensor *mt_cat(int n, const mt_tensor *const *ts, int dim);
+mt_tensor *mt_stack(int n, const mt_tensor *const *ts, int dim);
+
+/* Picks entries of a along dim by a 0-d or 1-D int32/int64 index tensor;
+ * a 0-d index removes the dim (as numpy.take); negative indices count from
+ * the end. An index out of range is
+ * MT_ERR_INVALID_ARGUMENT (on a modal device, reported at the next sync). */
+mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index);
+
+/* ------------------------------------------------------------------ interop */
+
+typedef void (*mt_deleter)(void *ctx);
+
+/* A cpu tensor over caller memory, without copying. strides are in elements
+ * (NULL: row-major contiguous, negative strides refused). When the last
+ * view goes, deleter(ctx) is called (deleter may be NULL). On failure the
+ * deleter is NOT called: the caller still owns data. */
+mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_t *strides,
+                        mt_dtype dtype, mt_deleter deleter, void *ctx);
+
+/* Address of element [0,...,0] of a cpu tensor; NULL (and
+ * MT_ERR_DEVICE) for other devices, NULL without error for empty tensors. */
+void *mt_data_ptr(const mt_tensor *t);
+
+struct DLManagedTensor;
+
+/* Exports a cpu tensor as DLPack 0.6 without copying; the consumer calls
+ * its deleter, which releases the reference this export holds. */
+struct DLManagedTensor *mt_to_dlpack(const mt_tensor *t);
+
+/* Imports a DLPack 0.6 cpu tensor without copying and takes ownership of m,
+ * also on failure (m's deleter is called then). */
+mt_tensor *mt_from_dlpack(struct DLManagedTensor *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MODALTENSOR_H */

@@ -1,0 +1,320 @@
+/*
+ * op_table.c - op descriptions and output inference.
+ *
+ * mti_infer is the single place that knows each op's dtype and shape rules.
+ * It also runs on the worker for nodes that arrive from the wire, so it
+ * checks everything it reads (arity, dtypes, dims, attribute ranges).
+ */
+#include "core/op_table.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/shape.h"
+
+static const mti_op_info op_infos[MTI_OP_COUNT] = {
+#define MT_OP(NAME, name, KIND, ARITY) [MTI_OP_##NAME] = {#name, MTI_KIND_##KIND, ARITY},
+#include "core/ops.def"
+#undef MT_OP
+};
+
+const mti_op_info *mti_op_get(int op) {
+  return op >= 0 && op < MTI_OP_COUNT ? &op_infos[op] : NULL;
+}
+
+uint64_t mti_op_table_hash(int count) {
+  uint64_t h = 1469598103934665603ull;
+  if (count > MTI_OP_COUNT) count = MTI_OP_COUNT;
+  for (int op = 0; op < count; op++) {
+    char rec[96];
+    int len = snprintf(rec, sizeof rec, "%d:%s:%d:%d;", op, op_infos[op].name,
+                       (int)op_infos[op].kind, op_infos[op].arity);
+    for (int i = 0; i < len; i++) h = (h ^ (uint8_t)rec[i]) * 1099511628211ull;
+  }
+  return h;
+}
+
+/* ---- helpers: each sets the error with the op's public name ---- */
+
+typedef struct infer_ctx {
+  char fn[48]; /* "mt_add" */
+} infer_ctx;
+
+static mt_status check_dtype(const infer_ctx *c, const char *arg, int d) {
+  if (!mti_dtype_valid(d))
+    return mti_error(MT_ERR_DTYPE, "%s: %s: %d is not a dtype", c->fn, arg, d);
+  return MT_OK;
+}
+
+static mt_status check_meta(const infer_ctx *c, const char *arg, const mti_meta *m) {
+  mt_status s = check_dtype(c, arg, (int)m->dtype);
+  if (s) return s;
+  return mti_shape_check(c->fn, m->ndim, m->shape, mt_dtype_size(m->dtype));
+}
+
+static void set_out(mti_meta *out, mt_dtype dtype, int ndim, const int64_t *shape) {
+  out->dtype = dtype;
+  out->ndim = ndim;
+  for (int i = 0; i < ndim; i++) out->shape[i] = shape[i];
+}
+
+static mt_dtype float_result(mt_dtype d) { return mti_dtype_is_float(d) ? d : MT_FLOAT32; }
+
+static int is_whole_number(double v) { return isfinite(v) && v == floor(v); }
+
+/* ---- per kind ---- */
+
+static mt_status infer_creation(const infer_ctx *c, mti_op op, const mti_attrs *at,
+                                mti_meta *out) {
+  mt_status s = check_dtype(c, "dtype", at->dtype);
+  if (s) return s;
+  out->dtype = (mt_dtype)at->dtype;
+  if ((s = mti_shape_check(c->fn, out->ndim, out->shape, mt_dtype_size(out->dtype)))) return s;
+  if (op == MTI_OP_RAND || op == MTI_OP_RANDN) {
+    if (!mti_dtype_is_float(out->dtype))
+      return mti_error(MT_ERR_DTYPE, "%s: dtype: %s is not a floating dtype", c->fn,
+                       mt_dtype_name(out->dtype));
+  }
+  if (op == MTI_OP_ARANGE) {
+    if (out->ndim != 1) return mti_error(MT_ERR_SHAPE, "%s: result must be 1-d", c->fn);
+    if (!isfinite(at->s0) || !isfinite(at->s1))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: start and step must be finite", c->fn);
+  }
+  return MT_OK;
+}
+
+static mt_status infer_broadcast(const infer_ctx *c, int n, const mti_meta *in, int *ndim,
+                                 int64_t *shape) {
+  *ndim = in[0].ndim;
+  memcpy(shape, in[0].shape, sizeof(int64_t) * (size_t)in[0].ndim);
+  for (int i = 1; i < n; i++) {
+    mt_status s = mti_shape_broadcast(c->fn, *ndim, shape, in[i].ndim, in[i].shape, ndim, shape);
+    if (s) return s;
+  }
+  return MT_OK;
+}
+
+static mt_status infer_elementwise(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
+                                   const mti_meta *in, const mti_attrs *at, mti_meta *out) {
+  int ndim;
+  int64_t shape[MT_MAX_DIMS];
+  mt_status s = infer_broadcast(c, n, in, &ndim, shape);
+  if (s) return s;
+  mt_dtype a = in[0].dtype, dt = a;
+  switch (kind) {
+  case MTI_KIND_COPY:
+  case MTI_KIND_CAST:
+    if ((s = check_dtype(c, "dtype", at->dtype))) return s;
+    dt = (mt_dtype)at->dtype;
+    break;
+  case MTI_KIND_BINARY:
+    dt = mti_promote(a, in[1].dtype);
+    if (dt == MT_BOOL && (op == MTI_OP_SUB || op == MTI_OP_POW))
+      return mti_error(MT_ERR_DTYPE, "%s: a, b: not supported for two bool tensors", c->fn);
+    if (op == MTI_OP_DIV) dt = float_result(dt);
+    break;
+  case MTI_KIND_COMPARE:
+  case MTI_KIND_LOGICAL: dt = MT_BOOL; break;
+  case MTI_KIND_SCALAR:
+    if (!mti_dtype_is_float(a))
+      dt = !is_whole_number(at->s0) ? MT_FLOAT32 : a == MT_BOOL ? MT_INT64 : a;
+    break;
+  case MTI_KIND_UNARY:
+    if (a == MT_BOOL && op == MTI_OP_NEG)
+      return mti_error(MT_ERR_DTYPE, "%s: a: not supported for bool (use mt_logical_not)", c->fn);
+    break;
+  case MTI_KIND_UNARY_FLOAT: dt = float_result(a); break;
+  case MTI_KIND_WHERE: dt = mti_promote(in[1].dtype, in[2].dtype); break;
+  case MTI_KIND_CLAMP:
+    if (isnan(at->s0) || isnan(at->s1))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: lo, hi: NaN is not a bound", c->fn);
+    break;
+  default: return mti_error(MT_ERR_INTERNAL, "%s: not an elementwise op", c->fn);
+  }
+  set_out(out, dt, ndim, shape);
+  return MT_OK;
+}
+
+static mt_status check_empty_extent(const infer_ctx *c, const mti_meta *a, uint32_t mask) {
+  for (int d = 0; d < a->ndim; d++)
+    if ((mask >> d & 1u) && a->shape[d] == 0)
+      return mti_error(MT_ERR_SHAPE, "%s: dims: dim %d has size 0 and %s has no identity", c->fn,
+                       d, c->fn);
+  return MT_OK;
+}
+
+/* Output of reducing mask of a (keepdim keeps size-1 dims). */
+static void reduced_shape(const mti_meta *a, uint32_t mask, int keepdim, mti_meta *out,
+                          mt_dtype dt) {
+  out->dtype = dt;
+  out->ndim = 0;
+  for (int d = 0; d < a->ndim; d++) {
+    if (!(mask >> d & 1u)) out->shape[out->ndim++] = a->shape[d];
+    else if (keepdim) out->shape[out->ndim++] = 1;
+  }
+}
+
+static mt_status infer_reduce(const infer_ctx *c, mti_op op, const mti_meta *a,
+                              const mti_attrs *at, mti_meta *out) {
+  uint32_t all = a->ndim ? (uint32_t)((1u << a->ndim) - 1u) : 0u;
+  if (at->dims_mask & ~all)
+    return mti_error(MT_ERR_SHAPE, "%s: dims: mask 0x%x names dims a %d-d tensor lacks", c->fn,
+                     at->dims_mask, a->ndim);
+  mt_dtype dt = a->dtype;
+  if (op == MTI_OP_SUM || op == MTI_OP_PROD) dt = mti_dtype_is_float(dt) ? dt : MT_INT64;
+  if (op == MTI_OP_MEAN) dt = float_result(dt);
+  if (op == MTI_OP_AMAX || op == MTI_OP_AMIN) {
+    mt_status s = check_empty_extent(c, a, at->dims_mask);
+    if (s) return s;
+  }
+  reduced_shape(a, at->dims_mask, (at->flags & MTI_FLAG_KEEPDIM) != 0, out, dt);
+  return MT_OK;
+}
+
+/* dim of a, where a 0-d tensor has the one dim 0 (as in PyTorch). */
+static mt_status check_dim(const infer_ctx *c, const char *arg, int dim, int ndim) {
+  if (dim < 0 || dim >= (ndim ? ndim : 1))
+    return mti_error(MT_ERR_SHAPE, "%s: %s: dim %d is out of range for a %d-d tensor", c->fn, arg,
+                     dim, ndim);
+  return MT_OK;
+}
+
+static mt_status infer_argreduce(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                                 mti_meta *out) {
+  mt_status s = check_dim(c, "dim", at->dim, a->ndim);
+  if (s) return s;
+  uint32_t mask = a->ndim ? 1u << at->dim : 0u;
+  if ((s = check_empty_extent(c, a, mask))) return s;
+  reduced_shape(a, mask, (at->flags & MTI_FLAG_KEEPDIM) != 0, out, MT_INT64);
+  return MT_OK;
+}
+
+static mt_status infer_layer_norm(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                  mti_meta *out) {
+  const mti_meta *a = &in[0];
+  if (a->ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: a: needs at least 1 dim", c->fn);
+  if (!(at->s0 >= 0.0) || !isfinite(at->s0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: eps: %g must be finite and >= 0", c->fn,
+                     at->s0);
+  int64_t last = a->shape[a->ndim - 1];
+  static const char *names[3] = {"a", "weight", "bias"};
+  for (int i = 1; i < 3; i++) {
+    uint32_t flag = i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS;
+    if (!(at->flags & flag)) continue;
+    if (in[i].ndim != 1 || in[i].shape[0] != last)
+      return mti_error(MT_ERR_SHAPE, "%s: %s: must be 1-d of size %lld (the last dim of a)",
+                       c->fn, names[i], (long long)last);
+  }
+  set_out(out, float_result(a->dtype), a->ndim, a->shape);
+  return MT_OK;
+}
+
+static mt_status infer_matmul(const infer_ctx *c, const mti_meta *a, const mti_meta *b,
+                              mti_meta *out) {
+  if (a->ndim < 1 || b->ndim < 1)
+    return mti_error(MT_ERR_SHAPE, "%s: %s: 0-d operands are not matrices", c->fn,
+                     a->ndim < 1 ? "a" : "b");
+  int64_t k_a = a->shape[a->ndim - 1];
+  int64_t k_b = b->ndim == 1 ? b->shape[0] : b->shape[b->ndim - 2];
+  if (k_a != k_b) {
+    char sa[160], sb[160];
+    return mti_error(MT_ERR_SHAPE, "%s: a, b: inner dims differ: %s @ %s", c->fn,
+                     mti_shape_str(sa, sizeof sa, a->ndim, a->shape),
+                     mti_shape_str(sb, sizeof sb, b->ndim, b->shape));
+  }
+  int a_batch = a->ndim > 2 ? a->ndim - 2 : 0, b_batch = b->ndim > 2 ? b->ndim - 2 : 0;
+  int ndim;
+  int64_t shape[MT_MAX_DIMS + 2];
+  mt_status s = mti_shape_broadcast(c->fn, a_batch, a->shape, b_batch, b->shape, &ndim, shape);
+  if (s) return s;
+  if (a->ndim >= 2) shape[ndim++] = a->shape[a->ndim - 2];
+  if (b->ndim >= 2) shape[ndim++] = b->shape[b->ndim - 1];
+  set_out(out, mti_promote(a->dtype, b->dtype), ndim, shape);
+  return MT_OK;
+}
+
+static mt_status infer_cat(const infer_ctx *c, int n, const mti_meta *in, const mti_attrs *at,
+                           mti_meta *out) {
+  const mti_meta *first = &in[0];
+  if (first->ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: ts[0]: 0-d tensors cannot be joined", c->fn);
+  mt_status s = check_dim(c, "dim", at->dim, first->ndim);
+  if (s) return s;
+  mt_dtype dt = first->dtype;
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    if (in[i].ndim != first->ndim)
+      return mti_error(MT_ERR_SHAPE, "%s: ts[%d]: has %d dims, ts[0] has %d", c->fn, i,
+                       in[i].ndim, first->ndim);
+    for (int d = 0; d < first->ndim; d++)
+      if (d != at->dim && in[i].shape[d] != first->shape[d])
+        return mti_error(MT_ERR_SHAPE, "%s: ts[%d]: dim %d is %lld, ts[0] has %lld", c->fn, i, d,
+                         (long long)in[i].shape[d], (long long)first->shape[d]);
+    total += in[i].shape[at->dim];
+    if (total < 0) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: joined size overflows", c->fn);
+    dt = mti_promote(dt, in[i].dtype);
+  }
+  set_out(out, dt, first->ndim, first->shape);
+  out->shape[at->dim] = total;
+  return mti_shape_check(c->fn, out->ndim, out->shape, mt_dtype_size(dt));
+}
+
+static mt_status infer_index_select(const infer_ctx *c, const mti_meta *a, const mti_meta *idx,
+                                    const mti_attrs *at, mti_meta *out) {
+  if (a->ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: a: 0-d tensors have no dim to index", c->fn);
+  mt_status s = check_dim(c, "dim", at->dim, a->ndim);
+  if (s) return s;
+  if (idx->dtype != MT_INT32 && idx->dtype != MT_INT64)
+    return mti_error(MT_ERR_DTYPE, "%s: index: dtype %s, expected int32 or int64", c->fn,
+                     mt_dtype_name(idx->dtype));
+  if (idx->ndim > 1)
+    return mti_error(MT_ERR_SHAPE, "%s: index: must be 0-d or 1-d, got %d dims", c->fn, idx->ndim);
+  set_out(out, a->dtype, 0, NULL);
+  for (int d = 0; d < a->ndim; d++) {
+    if (d != at->dim) out->shape[out->ndim++] = a->shape[d];
+    else if (idx->ndim == 1) out->shape[out->ndim++] = idx->shape[0];
+  }
+  return MT_OK;
+}
+
+static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
+                             const mti_meta *in) {
+  if (info->arity >= 0 ? n != info->arity : n < 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: takes %d inputs, got %d", c->fn, info->arity, n);
+  if (n > 0 && !in) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: inputs: NULL", c->fn);
+  return MT_OK;
+}
+
+mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, mti_meta *out) {
+  const mti_op_info *info = mti_op_get((int)op);
+  if (!info) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_op: op: %d is not an op", (int)op);
+  infer_ctx c;
+  snprintf(c.fn, sizeof c.fn, "mt_%s", info->name);
+  mt_status s = check_arity(&c, info, n, in);
+  if (s) return s;
+  for (int i = 0; i < n; i++) {
+    /* Absent layer_norm weight/bias carry no meta. */
+    if (info->kind == MTI_KIND_LAYER_NORM && i > 0 &&
+        !(at->flags & (i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS)))
+      continue;
+    if ((s = check_meta(&c, "input", &in[i]))) return s;
+  }
+  switch (info->kind) {
+  case MTI_KIND_FILL:
+  case MTI_KIND_ARANGE:
+  case MTI_KIND_RANDOM: return infer_creation(&c, op, at, out);
+  case MTI_KIND_REDUCE: return infer_reduce(&c, op, &in[0], at, out);
+  case MTI_KIND_ARGREDUCE: return infer_argreduce(&c, &in[0], at, out);
+  case MTI_KIND_SOFTMAX:
+    if ((s = check_dim(&c, "dim", at->dim, in[0].ndim))) return s;
+    set_out(out, float_result(in[0].dtype), in[0].ndim, in[0].shape);
+    return MT_OK;
+  case MTI_KIND_LAYER_NORM: return infer_layer_norm(&c, in, at, out);
+  case MTI_KIND_MATMUL: return infer_matmul(&c, &in[0], &in[1], out);
+  case MTI_KIND_CAT: return infer_cat(&c, n, in, at, out);
+  case MTI_KIND_INDEX_SELECT: return infer_index_select(&c, &in[0], &in[1], at, out);
+  default: return infer_elementwise(&c, op, info->kind, n, in, at, out);
+  }
+}

@@ -1,0 +1,92 @@
+/*
+ * cpu_backend.c - mti_cpu_run: routes an op to its kernel family.
+ *
+ * Elementwise kinds get their inputs broadcast to out's shape here (stride
+ * 0 along broadcast dims); the other families take their inputs as they are.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "cpu_backend.h"
+#include "cpu_kernels.h"
+
+/* Bytes [*lo, *hi) that a non-empty view touches. */
+static void view_extent(const mti_view *v, uintptr_t *lo, uintptr_t *hi) {
+  int64_t first = 0, last = 0;
+  for (int d = 0; d < v->ndim; d++) {
+    int64_t span = (v->shape[d] - 1) * v->strides[d];
+    if (span < 0)
+      first += span;
+    else
+      last += span;
+  }
+  int64_t size = (int64_t)mt_dtype_size(v->dtype);
+  *lo = (uintptr_t)v->data + (uintptr_t)(first * size);
+  *hi = (uintptr_t)v->data + (uintptr_t)((last + 1) * size);
+}
+
+static int views_overlap(const mti_view *a, const mti_view *b) {
+  if (!mti_shape_numel(a->ndim, a->shape) || !mti_shape_numel(b->ndim, b->shape)) return 0;
+  uintptr_t alo, ahi, blo, bhi;
+  view_extent(a, &alo, &ahi);
+  view_extent(b, &blo, &bhi);
+  return alo < bhi && blo < ahi;
+}
+
+/* COPY whose source shares memory with out (a tensor copied into a view of
+ * itself): the source is first copied to a contiguous buffer, so that no
+ * element is overwritten before it is read. */
+static mt_status copy_staged(const mti_view *src, const mti_view *out) {
+  int64_t numel = mti_shape_numel(src->ndim, src->shape);
+  size_t bytes = (size_t)numel * mt_dtype_size(src->dtype);
+  mti_view tmp = *src;
+  if (!(tmp.data = malloc(bytes))) return mti_error_oom("mt_copy_", bytes);
+  mti_shape_contiguous_strides(tmp.ndim, tmp.shape, tmp.strides);
+  mt_status s = mti_cpu_convert(src, &tmp);
+  if (s == MT_OK) {
+    mti_view wide = mti_view_broadcast_to(&tmp, out->ndim, out->shape);
+    s = mti_cpu_convert(&wide, out);
+  }
+  free(tmp.data);
+  return s;
+}
+
+static mt_status run_elementwise(mti_op op, mti_op_kind kind, const mti_view *in, int n,
+                                 const mti_attrs *at, const mti_view *out) {
+  if (kind == MTI_KIND_COPY && views_overlap(&in[0], out)) return copy_staged(&in[0], out);
+  mti_view wide[3];
+  if (n > 3) return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %d inputs to an elementwise op", n);
+  for (int i = 0; i < n; i++) wide[i] = mti_view_broadcast_to(&in[i], out->ndim, out->shape);
+  return mti_cpu_elementwise(op, wide, n, at, out);
+}
+
+mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
+                      const mti_view *out) {
+  const mti_op_info *info = mti_op_get((int)op);
+  if (!info) return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: op %d: unknown", (int)op);
+  switch (info->kind) {
+  case MTI_KIND_FILL:
+  case MTI_KIND_ARANGE:
+  case MTI_KIND_COPY:
+  case MTI_KIND_BINARY:
+  case MTI_KIND_COMPARE:
+  case MTI_KIND_LOGICAL:
+  case MTI_KIND_SCALAR:
+  case MTI_KIND_UNARY:
+  case MTI_KIND_UNARY_FLOAT:
+  case MTI_KIND_WHERE:
+  case MTI_KIND_CLAMP:
+  case MTI_KIND_CAST: return run_elementwise(op, info->kind, in, n, at, out);
+  case MTI_KIND_RANDOM: return mti_cpu_random(op, at, out);
+  case MTI_KIND_REDUCE: return mti_cpu_reduce(op, in, at, out);
+  case MTI_KIND_ARGREDUCE: return mti_cpu_argreduce(op, in, at, out);
+  case MTI_KIND_SOFTMAX: return mti_cpu_softmax(op, in, at, out);
+  case MTI_KIND_LAYER_NORM: return mti_cpu_layer_norm(in, at, out);
+  case MTI_KIND_MATMUL: return mti_cpu_matmul(&in[0], &in[1], out);
+  case MTI_KIND_CAT: return mti_cpu_cat(in, n, at, out);
+  case MTI_KIND_INDEX_SELECT: return mti_cpu_index_select(&in[0], &in[1], at, out);
+  }
+  return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
+}

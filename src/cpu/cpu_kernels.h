@@ -1,0 +1,46 @@
+/*
+ * cpu_kernels.h - the kernel families behind mti_cpu_run (internal to src/cpu).
+ *
+ * Calling conventions shared by all families:
+ *  - out is allocated, its shape and dtype are what mti_infer decided;
+ *  - for the elementwise family every input is already broadcast to out's
+ *    shape (same ndim and shape, stride 0 where broadcast);
+ *  - views may have any strides; fast paths cover the contiguous case;
+ *  - work above MTI_CPU_PARALLEL_MIN elements is split across OpenMP threads.
+ */
+#ifndef MTI_CPU_KERNELS_H
+#define MTI_CPU_KERNELS_H
+
+#include "cpu_backend.h"
+
+/* Below this many elements (or inner-loop iterations) a kernel runs on one thread. */
+#define MTI_CPU_PARALLEL_MIN 32768
+
+/* FILL ARANGE COPY BINARY COMPARE LOGICAL SCALAR UNARY UNARY_FLOAT WHERE CLAMP CAST */
+mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_attrs *at,
+                              const mti_view *out);
+
+/* REDUCE ARGREDUCE SOFTMAX LAYER_NORM (inputs not broadcast) */
+mt_status mti_cpu_reduce(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_argreduce(mti_op op, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out);
+mt_status mti_cpu_softmax(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_layer_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
+
+/* MATMUL (numpy.matmul; inputs not broadcast, out has the broadcast batch) */
+mt_status mti_cpu_matmul(const mti_view *a, const mti_view *b, const mti_view *out);
+
+/* CAT (n inputs, possibly of other dtypes than out), INDEX_SELECT */
+mt_status mti_cpu_cat(const mti_view *in, int n, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_index_select(const mti_view *a, const mti_view *index, const mti_attrs *at,
+                               const mti_view *out);
+
+/* RANDOM */
+mt_status mti_cpu_random(mti_op op, const mti_attrs *at, const mti_view *out);
+
+/* Strided conversion of src into dst (same shape, any dtypes, any strides;
+ * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
+ * other families. */
+mt_status mti_cpu_convert(const mti_view *src, const mti_view *dst);
+
+#endif

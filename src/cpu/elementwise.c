@@ -1,0 +1,292 @@
+/*
+ * elementwise.c - the driver of the elementwise kinds: fill, arange,
+ * copy/cast, binary, compare, logical, scalar, unary, where, clamp.
+ *
+ * An op runs as a leaf kernel (elementwise_kernels.c) over contiguous arrays
+ * of one compute dtype ct (float16/bfloat16 compute in float32). The driver
+ * coalesces the operands' dims, splits the elements across threads and walks
+ * rows of the innermost dim. An operand that already is a contiguous array
+ * of the dtype the kernel wants is used in place; any other (strided,
+ * broadcast, another dtype) is converted block by block into a per-thread
+ * buffer, and so is the result on its way out.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "cpu_kernels.h"
+#include "elementwise_kernels.h"
+
+/* Elements per staged block: 4 buffers of 8-byte elements stay in L1/L2. */
+#define BLOCK 1024
+#define MAX_OPERANDS 4 /* out + up to 3 inputs */
+
+/* Operand 0 is out, 1..nin the inputs, all of out's shape. */
+typedef struct ew_layout {
+  int nd, nops;
+  int64_t shape[MT_MAX_DIMS];
+  int64_t stride[MAX_OPERANDS][MT_MAX_DIMS];
+} ew_layout;
+
+/* Drops size-1 dims and merges neighbours contiguous in every operand. */
+static void layout_init(ew_layout *l, const mti_view *out, const mti_view *in, int nin) {
+  l->nops = nin + 1;
+  int nd = 0;
+  for (int d = 0; d < out->ndim; d++) {
+    if (out->shape[d] == 1) continue;
+    int merge = nd > 0;
+    for (int k = 0; k < l->nops && merge; k++) {
+      int64_t s = k ? in[k - 1].strides[d] : out->strides[d];
+      merge = l->stride[k][nd - 1] == s * out->shape[d];
+    }
+    if (merge) {
+      l->shape[nd - 1] *= out->shape[d];
+    } else {
+      l->shape[nd] = out->shape[d];
+      nd++;
+    }
+    for (int k = 0; k < l->nops; k++)
+      l->stride[k][nd - 1] = k ? in[k - 1].strides[d] : out->strides[d];
+  }
+  if (nd == 0) { /* one element */
+    l->shape[0] = 1;
+    for (int k = 0; k < l->nops; k++) l->stride[k][0] = 1;
+    nd = 1;
+  }
+  l->nd = nd;
+}
+
+/* What one op needs per chunk. want[k] is the dtype the kernel reads or
+ * writes for operand k; direct[k] says the operand's memory can be passed as
+ * it is (that dtype and unit inner stride). */
+typedef struct ew_job {
+  mti_ew_kernel kernel;
+  mti_ew_scalars sc;
+  ew_layout l;
+  char *base[MAX_OPERANDS];
+  mt_dtype dtype[MAX_OPERANDS], want[MAX_OPERANDS];
+  int64_t size[MAX_OPERANDS];
+  int direct[MAX_OPERANDS], all_direct;
+  char *scratch; /* BLOCK * 8 bytes per operand per thread, when staging */
+} ew_job;
+
+static void convert_1d(const char *src, mt_dtype sd, int64_t ss, char *dst, mt_dtype dd,
+                       int64_t ds, int64_t n) {
+  mti_view s = {.data = (void *)src, .dtype = sd, .ndim = 1, .shape = {n}, .strides = {ss}};
+  mti_view d = {.data = dst, .dtype = dd, .ndim = 1, .shape = {n}, .strides = {ds}};
+  mti_cpu_convert(&s, &d);
+}
+
+/* Runs the kernel on n elements of the inner dim at element offsets off[k]. */
+static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scratch) {
+  const ew_layout *l = &j->l;
+  int last = l->nd - 1;
+  const void *in[MAX_OPERANDS - 1];
+  for (int k = 1; k < l->nops; k++) {
+    const char *p = j->base[k] + off[k] * j->size[k];
+    if (j->direct[k]) {
+      in[k - 1] = p;
+    } else {
+      char *buf = scratch + (size_t)k * BLOCK * 8;
+      convert_1d(p, j->dtype[k], l->stride[k][last], buf, j->want[k], 1, n);
+      in[k - 1] = buf;
+    }
+  }
+  char *o = j->base[0] + off[0] * j->size[0];
+  if (j->direct[0]) {
+    j->kernel(o, in, n, &j->sc);
+  } else {
+    j->kernel(scratch, in, n, &j->sc);
+    convert_1d(scratch, j->want[0], 1, o, j->dtype[0], l->stride[0][last], n);
+  }
+}
+
+/* Elements [begin, end) in row-major order: rows of the last dim, walked
+ * with an odometer over the outer dims, cut into blocks when staging. */
+static void run_range(const ew_job *j, int64_t begin, int64_t end, char *scratch) {
+  const ew_layout *l = &j->l;
+  int last = l->nd - 1;
+  int64_t inner = l->shape[last];
+  int64_t row = begin / inner, col = begin % inner;
+  int64_t idx[MT_MAX_DIMS], off[MAX_OPERANDS];
+  for (int k = 0; k < l->nops; k++) off[k] = col * l->stride[k][last];
+  for (int d = last - 1; d >= 0; d--) {
+    idx[d] = row % l->shape[d];
+    row /= l->shape[d];
+    for (int k = 0; k < l->nops; k++) off[k] += idx[d] * l->stride[k][d];
+  }
+  int64_t most = j->all_direct ? INT64_MAX : BLOCK;
+  for (int64_t pos = begin; pos < end;) {
+    int64_t n = inner - col < end - pos ? inner - col : end - pos;
+    n = n < most ? n : most;
+    run_chunk(j, off, n, scratch);
+    pos += n;
+    col += n;
+    for (int k = 0; k < l->nops; k++) off[k] += n * l->stride[k][last];
+    if (col < inner) continue;
+    for (int k = 0; k < l->nops; k++) off[k] -= inner * l->stride[k][last];
+    col = 0;
+    for (int d = last - 1; d >= 0; d--) { /* next row */
+      for (int k = 0; k < l->nops; k++) off[k] += l->stride[k][d];
+      if (++idx[d] < l->shape[d]) break;
+      for (int k = 0; k < l->nops; k++) off[k] -= l->shape[d] * l->stride[k][d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/* Threads for `work` elements: one below MTI_CPU_PARALLEL_MIN (or inside a
+ * parallel region), and at least half of that per thread above it. */
+static int threads_for(int64_t work) {
+  if (work < MTI_CPU_PARALLEL_MIN || omp_in_parallel()) return 1;
+  int64_t most = work / (MTI_CPU_PARALLEL_MIN / 2);
+  int max = omp_get_max_threads();
+  return most < max ? (int)most : max;
+}
+
+/* Runs a prepared job over out's elements, threaded above the minimum. */
+static mt_status run_job(const char *fn, ew_job *j, const mti_view *out, const mti_view *in,
+                         int nin) {
+  int64_t numel = mti_shape_numel(out->ndim, out->shape);
+  if (numel == 0) return MT_OK;
+  layout_init(&j->l, out, in, nin);
+  int last = j->l.nd - 1;
+  j->all_direct = 1;
+  for (int k = 0; k <= nin; k++) {
+    const mti_view *v = k ? &in[k - 1] : out;
+    j->base[k] = v->data;
+    j->dtype[k] = v->dtype;
+    j->size[k] = (int64_t)mt_dtype_size(v->dtype);
+    j->direct[k] = v->dtype == j->want[k] && j->l.stride[k][last] == 1;
+    j->all_direct &= j->direct[k];
+  }
+  int nt = threads_for(numel);
+  size_t per_thread = (size_t)MAX_OPERANDS * BLOCK * 8;
+  char *scratch = NULL;
+  if (!j->all_direct && !(scratch = malloc(per_thread * (size_t)nt)))
+    return mti_error_oom(fn, per_thread * (size_t)nt);
+  if (nt == 1) {
+    run_range(j, 0, numel, scratch);
+  } else {
+#pragma omp parallel num_threads(nt)
+    {
+      /* Cuts at multiples of 64 elements keep threads off each other's
+       * cache lines in contiguous output. */
+      int64_t parts = omp_get_num_threads(), me = omp_get_thread_num();
+      int64_t begin = numel * me / parts / 64 * 64;
+      int64_t end = me + 1 == parts ? numel : numel * (me + 1) / parts / 64 * 64;
+      run_range(j, begin, end, scratch ? scratch + per_thread * (size_t)me : NULL);
+    }
+  }
+  free(scratch);
+  return MT_OK;
+}
+
+/* ---- scalars ---- */
+
+/* A whole number reduced modulo 2^64: integer add/mul with a scalar wrap
+ * like the tensor arithmetic does. */
+static uint64_t wrap_to_u64(double v) {
+  if (!isfinite(v)) return 0;
+  double r = fmod(v, 18446744073709551616.0); /* exact, |r| < 2^64 */
+  return r < 0 ? 0u - (uint64_t)(-r) : (uint64_t)r;
+}
+
+/* Integer exponent of pow_scalar: huge magnitudes keep their parity (every
+ * double beyond 2^53 is even). */
+static int64_t exponent_of(double v) {
+  if (v >= 0x1p62) return INT64_C(1) << 62;
+  if (v <= -0x1p62) return -(INT64_C(1) << 62);
+  return (int64_t)v;
+}
+
+/* Clamp bound for an integer ct: lo rounds up, hi down, both saturate. */
+static int64_t int_bound(double v, int upper, mt_dtype ct) {
+  v = upper ? floor(v) : ceil(v);
+  if (ct == MT_BOOL) return v <= 0 ? 0 : v >= 1 ? 1 : (int64_t)v;
+  return mti_double_to_int(v, ct);
+}
+
+static void set_scalars(mti_ew_scalars *sc, mti_op op, mt_dtype ct, const mti_attrs *at) {
+  double v[2] = {at->s0, at->s1};
+  for (int k = 0; k < 2; k++) {
+    sc->f[k] = (float)v[k];
+    sc->d[k] = v[k];
+    sc->u[k] = wrap_to_u64(v[k]);
+    sc->i[k] = op == MTI_OP_POW_SCALAR ? exponent_of(v[k])
+               : op == MTI_OP_CLAMP && ct != MT_FLOAT32 && ct != MT_FLOAT64
+                   ? int_bound(v[k], k, ct)
+                   : 0;
+  }
+}
+
+/* ---- kinds ---- */
+
+static mt_status fill(const mti_view *out, double value) {
+  uint64_t one; /* room for one element of any dtype */
+  mti_store_double(&one, out->dtype, value);
+  mti_view src = {.data = &one, .dtype = out->dtype, .ndim = 0};
+  src = mti_view_broadcast_to(&src, out->ndim, out->shape);
+  return mti_cpu_convert(&src, out);
+}
+
+/* out[i] = start + i * step in double, converted block by block. */
+static mt_status arange(const mti_view *out, double start, double step) {
+  int64_t n = out->ndim ? out->shape[0] : 1, stride = out->ndim ? out->strides[0] : 1;
+  int64_t blocks = (n + BLOCK - 1) / BLOCK;
+  size_t size = mt_dtype_size(out->dtype);
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+  for (int64_t b = 0; b < blocks; b++) {
+    double vals[BLOCK];
+    int64_t first = b * BLOCK, len = n - first < BLOCK ? n - first : BLOCK;
+    for (int64_t i = 0; i < len; i++) vals[i] = start + (double)(first + i) * step;
+    convert_1d((const char *)vals, MT_FLOAT64, 1, (char *)out->data + first * stride * (int64_t)size,
+               out->dtype, stride, len);
+  }
+  return MT_OK;
+}
+
+/* The unary ops that leave values of some dtypes unchanged. */
+static int is_identity(mti_op op, mt_dtype ct) {
+  if (mti_dtype_is_float(ct)) return 0;
+  switch (op) {
+  case MTI_OP_FLOOR:
+  case MTI_OP_CEIL:
+  case MTI_OP_ROUND: return 1;
+  case MTI_OP_ABS:
+  case MTI_OP_RELU: return ct == MT_UINT8 || ct == MT_BOOL;
+  case MTI_OP_SIGN: return ct == MT_BOOL;
+  default: return 0;
+  }
+}
+
+mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_attrs *at,
+                              const mti_view *out) {
+  const mti_op_info *info = mti_op_get((int)op);
+  char fn[48];
+  snprintf(fn, sizeof fn, "mt_%s", info ? info->name : "?");
+  mti_op_kind kind = info ? info->kind : MTI_KIND_RANDOM;
+  if (kind == MTI_KIND_FILL) return fill(out, at->s0);
+  if (kind == MTI_KIND_ARANGE) return arange(out, at->s0, at->s1);
+  if (kind == MTI_KIND_COPY || kind == MTI_KIND_CAST) return mti_cpu_convert(&in[0], out);
+
+  ew_job j;
+  memset(&j, 0, sizeof j);
+  mt_dtype ct = mti_compute_dtype(out->dtype);
+  if (kind == MTI_KIND_COMPARE) ct = mti_compute_dtype(mti_promote(in[0].dtype, in[1].dtype));
+  if (kind == MTI_KIND_LOGICAL) ct = MT_BOOL;
+  if (kind == MTI_KIND_UNARY && is_identity(op, ct)) return mti_cpu_convert(&in[0], out);
+  j.kernel = mti_ew_kernel_for(op, ct);
+  if (!j.kernel || n < 1 || n > MAX_OPERANDS - 1)
+    return mti_error(MT_ERR_INTERNAL, "%s: no cpu kernel for %s", fn, mt_dtype_name(ct));
+  set_scalars(&j.sc, op, ct, at);
+  j.want[0] = kind == MTI_KIND_COMPARE || kind == MTI_KIND_LOGICAL ? MT_BOOL : ct;
+  for (int k = 1; k <= n; k++) j.want[k] = ct;
+  if (kind == MTI_KIND_WHERE) j.want[1] = MT_BOOL;
+  return run_job(fn, &j, out, in, n);
+}
