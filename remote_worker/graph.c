@@ -1,0 +1,326 @@
+/*
+ * graph.c - validates and runs the nodes of a Graph, one at a time.
+ *
+ * Every node is checked completely before it runs: op number, arity, that
+ * each id names a whole storage of this session, views inside their
+ * storages, shape and dtype inference (mti_infer, as on the client), the
+ * client's expected output, the memory limit. A node that fails (or whose
+ * input failed) marks its output failed with
+ * "mt_<op> (node N of graph G): reason" and records the session's deferred
+ * error; later nodes still run when their own inputs are fine.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/op_table.h"
+#include "core/shape.h"
+#include "log.h"
+#include "session.h"
+#include "validate.h"
+
+typedef struct node_ctx {
+  mtw_session *s;
+  const Modaltensor__V1__Node *node;
+  const mti_op_info *info; /* NULL for an unknown op */
+  mtw_storage *into;       /* the target of a copy into a view, once found */
+  char prefix[96];         /* "mt_add (node 3 of graph 2)" */
+} node_ctx;
+
+/* The node's new output id, when it may still receive a failed storage. */
+static int output_is_free(const node_ctx *c) {
+  uint64_t id = c->node->output_id;
+  return !c->node->into && id != 0 && !mtw_table_find(&c->s->table, id);
+}
+
+/* Fails the node with "prefix: reason": the deferred error, and a failed
+ * output storage where its id is new. An into target is left as it was:
+ * the copy never started. */
+static void refuse(node_ctx *c, mt_status status, const char *fmt, ...) MTI_PRINTF(3, 4);
+static void refuse(node_ctx *c, mt_status status, const char *fmt, ...) {
+  char msg[MTW_MESSAGE_MAX];
+  int n = snprintf(msg, sizeof msg, "%s: ", c->prefix); /* the prefix is short */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  mtw_session_defer(c->s, status, "%s", msg);
+  if (output_is_free(c)) mtw_storage_create_failed(c->s, c->node->output_id, status, msg);
+}
+
+/* The reason in the thread's error without its leading "mt_<op>: ", which
+ * the prefix already says. */
+static const char *error_reason(const node_ctx *c) {
+  const char *e = mt_last_error();
+  char head[64];
+  int n = snprintf(head, sizeof head, "mt_%s: ", c->info ? c->info->name : "op");
+  if (n > 0 && strncmp(e, head, (size_t)n) == 0) e += n;
+  return e;
+}
+
+/* The node's result is failed the way input `failed` is: same status and
+ * message (the original cause), also as the deferred error. */
+static void inherit_failure(node_ctx *c, const mtw_storage *failed) {
+  char msg[MTW_MESSAGE_MAX];
+  snprintf(msg, sizeof msg, "%s", mtw_storage_failure(failed));
+  mt_status status = failed->fail_status;
+  mtw_session_defer(c->s, status, "%s", msg);
+  if (c->into && c->into != failed) mtw_storage_fail(c->s, c->into, status, msg);
+  else if (output_is_free(c)) mtw_storage_create_failed(c->s, c->node->output_id, status, msg);
+}
+
+static mti_attrs attrs_of(const Modaltensor__V1__Attrs *a) {
+  mti_attrs at;
+  memset(&at, 0, sizeof at);
+  if (a) {
+    at.s0 = a->s0;
+    at.s1 = a->s1;
+    at.seed = a->seed;
+    at.dims_mask = a->dims_mask;
+    at.dim = a->dim;
+    at.dtype = a->dtype;
+    at.flags = a->flags;
+  }
+  return at;
+}
+
+/* A view's storage: present in this session, not failed, whole. Returns
+ * NULL after failing the node (st_failed tells inherit from refuse). */
+static mtw_storage *usable_storage(node_ctx *c, const char *what, uint64_t id) {
+  mtw_storage *st = id ? mtw_table_find(&c->s->table, id) : NULL;
+  if (!st) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "%s: no storage %llu in this session", what,
+           (unsigned long long)id);
+    return NULL;
+  }
+  if (st->fail_status != MT_OK) {
+    inherit_failure(c, st);
+    return NULL;
+  }
+  if (st->received != st->nbytes) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "%s: storage %llu is incomplete (%llu of %llu bytes uploaded)",
+           what, (unsigned long long)id, (unsigned long long)st->received,
+           (unsigned long long)st->nbytes);
+    return NULL;
+  }
+  return st;
+}
+
+/* Checks a wire view of storage st and builds the mti_view the backend
+ * reads; 0 on success (else the node is failed). */
+static int build_view(node_ctx *c, const char *what, const Modaltensor__V1__TensorView *tv,
+                      const mtw_storage *st, mti_view *out) {
+  mtw_view_desc d;
+  size_t es = mt_dtype_size(st->dtype);
+  if (mtw_view_check(what, tv->offset, tv->n_shape, tv->shape, tv->n_strides, tv->strides,
+                     st->numel, es, &d) != MT_OK) {
+    refuse(c, mt_last_status(), "%s", mt_last_error());
+    return -1;
+  }
+  memset(out, 0, sizeof *out);
+  out->data = (char *)st->block->ptr + (size_t)d.offset * es;
+  out->dtype = st->dtype;
+  out->ndim = d.ndim;
+  memcpy(out->shape, d.shape, sizeof d.shape);
+  memcpy(out->strides, d.strides, sizeof d.strides);
+  return 0;
+}
+
+/* The into target of a copy: checked, and its view built; 0 on success. */
+static int into_target(node_ctx *c, mti_view *out) {
+  const Modaltensor__V1__Node *n = c->node;
+  if (c->info->kind != MTI_KIND_COPY) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: only copy writes into an existing view");
+    return -1;
+  }
+  if (n->output_id != 0) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "output_id %llu and into are both set",
+           (unsigned long long)n->output_id);
+    return -1;
+  }
+  mtw_storage *st = usable_storage(c, "into", n->into->id);
+  if (!st || build_view(c, "into", n->into, st, out)) return -1;
+  if (mti_strides_overlap(out->ndim, out->shape, out->strides)) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: elements of the view overlap");
+    return -1;
+  }
+  c->into = st;
+  return 0;
+}
+
+/* Layer norm's weight and bias are optional: absent ones have id 0. */
+static int input_absent(const node_ctx *c, const mti_attrs *at, size_t i) {
+  if (c->info->kind != MTI_KIND_LAYER_NORM || i == 0) return 0;
+  return !(at->flags & (i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS));
+}
+
+/* Fills metas and views of the inputs; 0 on success. */
+static int gather_inputs(node_ctx *c, const mti_attrs *at, mti_meta *metas, mti_view *views) {
+  const Modaltensor__V1__Node *n = c->node;
+  for (size_t i = 0; i < n->n_inputs; i++) {
+    const Modaltensor__V1__TensorView *tv = n->inputs[i];
+    char what[32];
+    snprintf(what, sizeof what, "input %zu", i);
+    memset(&metas[i], 0, sizeof metas[i]);
+    memset(&views[i], 0, sizeof views[i]);
+    if (input_absent(c, at, i)) {
+      if (tv->id == 0) continue;
+      refuse(c, MT_ERR_INVALID_ARGUMENT, "%s: storage %llu given, but the flags say it is absent",
+             what, (unsigned long long)tv->id);
+      return -1;
+    }
+    mtw_storage *st = usable_storage(c, what, tv->id);
+    if (!st || build_view(c, what, tv, st, &views[i])) return -1;
+    metas[i].dtype = views[i].dtype;
+    metas[i].ndim = views[i].ndim;
+    memcpy(metas[i].shape, views[i].shape, sizeof metas[i].shape);
+  }
+  return 0;
+}
+
+static int same_meta(const mti_meta *a, mt_dtype dtype, size_t ndim, const int64_t *shape) {
+  if ((int)a->dtype != (int)dtype || (size_t)a->ndim != ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != shape[d]) return 0;
+  return 1;
+}
+
+/* Infers the output and checks it against what the client recorded (and,
+ * for a copy into a view, against that view); 0 on success. */
+static int infer_output(node_ctx *c, const mti_attrs *at, const mti_meta *metas,
+                        const mti_view *into_view, mti_meta *out) {
+  const Modaltensor__V1__Node *n = c->node;
+  memset(out, 0, sizeof *out);
+  mti_op_kind kind = c->info->kind;
+  if (kind == MTI_KIND_FILL || kind == MTI_KIND_ARANGE || kind == MTI_KIND_RANDOM) {
+    /* creation ops take their shape from the node */
+    if (n->n_out_shape > MT_MAX_DIMS) {
+      refuse(c, MT_ERR_SHAPE, "out_shape: %zu dims, at most %d", n->n_out_shape, MT_MAX_DIMS);
+      return -1;
+    }
+    out->ndim = (int)n->n_out_shape;
+    for (int d = 0; d < out->ndim; d++) out->shape[d] = n->out_shape[d];
+  }
+  if (mti_infer((mti_op)n->op, (int)n->n_inputs, metas, at, out) != MT_OK ||
+      mti_shape_check("output", out->ndim, out->shape, mt_dtype_size(out->dtype)) != MT_OK) {
+    refuse(c, mt_last_status(), "%s", error_reason(c));
+    return -1;
+  }
+  char got[160], want[160];
+  if (!same_meta(out, (mt_dtype)n->out_dtype, n->n_out_shape, n->out_shape)) {
+    int nd = n->n_out_shape > MT_MAX_DIMS ? MT_MAX_DIMS : (int)n->n_out_shape;
+    refuse(c, MT_ERR_INVALID_ARGUMENT,
+           "output: the client expects %s %s, the worker infers %s %s",
+           mt_dtype_name((mt_dtype)n->out_dtype), mti_shape_str(want, sizeof want, nd, n->out_shape),
+           mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
+    return -1;
+  }
+  if (into_view && !same_meta(out, into_view->dtype, (size_t)into_view->ndim, into_view->shape)) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: the view is %s %s, the copy gives %s %s",
+           mt_dtype_name(into_view->dtype),
+           mti_shape_str(want, sizeof want, into_view->ndim, into_view->shape),
+           mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
+    return -1;
+  }
+  return 0;
+}
+
+/* Runs the validated node into a new storage or the into view. */
+static void execute(node_ctx *c, const mti_attrs *at, const mti_view *views,
+                    const mti_meta *out_meta, const mti_view *into_view) {
+  mtw_session *s = c->s;
+  const mtw_backend *b = s->worker->backend;
+  mtw_storage *target = c->into;
+  mti_view out;
+  if (into_view) {
+    out = *into_view;
+  } else {
+    int64_t numel = mti_shape_numel(out_meta->ndim, out_meta->shape);
+    if (mtw_storage_create(s, c->node->output_id, out_meta->dtype, numel, &target) != MT_OK) {
+      refuse(c, mt_last_status(), "%s", mt_last_error());
+      return;
+    }
+    target->received = target->nbytes;
+    memset(&out, 0, sizeof out);
+    out.data = target->block->ptr;
+    out.dtype = out_meta->dtype;
+    out.ndim = out_meta->ndim;
+    memcpy(out.shape, out_meta->shape, sizeof out.shape);
+    mti_shape_contiguous_strides(out.ndim, out.shape, out.strides);
+  }
+  if (b->ops->run(s->stream, (mti_op)c->node->op, views, (int)c->node->n_inputs, at, &out) !=
+      MT_OK) {
+    char msg[MTW_MESSAGE_MAX];
+    mt_status status = mt_last_status();
+    snprintf(msg, sizeof msg, "%s: %s", c->prefix, error_reason(c));
+    mtw_session_defer(s, status, "%s", msg);
+    mtw_storage_fail(s, target, status, msg);
+  }
+}
+
+static void run_node(mtw_session *s, const Modaltensor__V1__Node *n, size_t index) {
+  node_ctx c = {s, n, n->op < MTI_OP_COUNT ? mti_op_get((int)n->op) : NULL, NULL, ""};
+  snprintf(c.prefix, sizeof c.prefix, "mt_%s (node %zu of graph %llu)",
+           c.info ? c.info->name : "op", index, (unsigned long long)s->graphs);
+  mtw_stats_add(&s->worker->stats, &s->stats, MTW_NODES, 1);
+  if (!c.info) {
+    refuse(&c, MT_ERR_INVALID_ARGUMENT, "op %u is not an op of this worker (it knows %d)",
+           n->op, (int)MTI_OP_COUNT);
+    return;
+  }
+  if (n->op >= s->client_op_count) {
+    refuse(&c, MT_ERR_INVALID_ARGUMENT, "op %u is beyond the %u ops the client announced", n->op,
+           s->client_op_count);
+    return;
+  }
+  int arity = c.info->arity;
+  if (arity >= 0 ? n->n_inputs != (size_t)arity
+                 : n->n_inputs < 1 || n->n_inputs > MTW_MAX_NODE_INPUTS) {
+    refuse(&c, MT_ERR_INVALID_ARGUMENT, "takes %s%d inputs, got %zu", arity >= 0 ? "" : "1 to ",
+           arity >= 0 ? arity : MTW_MAX_NODE_INPUTS, n->n_inputs);
+    return;
+  }
+  mti_attrs at = attrs_of(n->attrs);
+  mti_view into_view;
+  if (n->into ? into_target(&c, &into_view) : 0) return;
+  if (!n->into && (n->output_id == 0 || mtw_table_find(&s->table, n->output_id))) {
+    refuse(&c, MT_ERR_INVALID_ARGUMENT, n->output_id ? "output: storage %llu already exists"
+                                                     : "output: %llu is not an id",
+           (unsigned long long)n->output_id);
+    return;
+  }
+
+  enum { SMALL = 4 };
+  mti_meta small_metas[SMALL];
+  mti_view small_views[SMALL];
+  mti_meta *metas = small_metas;
+  mti_view *views = small_views;
+  if (n->n_inputs > SMALL) {
+    metas = malloc(n->n_inputs * sizeof *metas);
+    views = malloc(n->n_inputs * sizeof *views);
+    if (!metas || !views) {
+      free(metas);
+      free(views);
+      refuse(&c, MT_ERR_OUT_OF_MEMORY, "out of memory for %zu inputs", n->n_inputs);
+      return;
+    }
+  }
+  mti_meta out_meta;
+  if (gather_inputs(&c, &at, metas, views) == 0 &&
+      infer_output(&c, &at, metas, n->into ? &into_view : NULL, &out_meta) == 0)
+    execute(&c, &at, views, &out_meta, n->into ? &into_view : NULL);
+  if (metas != small_metas) {
+    free(metas);
+    free(views);
+  }
+}
+
+int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g) {
+  s->graphs++;
+  mtw_stats_add(&s->worker->stats, &s->stats, MTW_GRAPHS, 1);
+  mtw_log(MTW_LOG_DEBUG, "session %llu: graph %llu, %zu nodes",
+          (unsigned long long)s->stats.session_id, (unsigned long long)s->graphs, g->n_nodes);
+  for (size_t i = 0; i < g->n_nodes; i++) run_node(s, g->nodes[i], i);
+  return 0;
+}

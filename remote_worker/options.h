@@ -1,0 +1,38 @@
+/*
+ * options.h - the worker's command line and environment.
+ */
+#ifndef MTW_OPTIONS_H
+#define MTW_OPTIONS_H
+
+#include <stdint.h>
+
+#include "log.h"
+
+/* Environment variables read at startup. The token is better passed here
+ * than with --token, whose value any user can read in `ps`. */
+#define MTW_ENV_TOKEN "MODALTENSOR_WORKER_TOKEN"
+#define MTW_ENV_EXIT_WITH_PARENT "MODALTENSOR_WORKER_EXIT_WITH_PARENT"
+
+#define MTW_DEFAULT_LISTEN "127.0.0.1:50051"
+#define MTW_DEFAULT_IDLE_TIMEOUT_S 3600
+
+typedef struct mtw_options {
+  const char *listen;       /* "host:port" or "unix:PATH" */
+  const char *token;        /* NULL: calls are not authenticated */
+  const char *backend;      /* "cpu", "cuda" or "auto" */
+  uint64_t max_memory;      /* bytes of tensor memory per device; 0: the device's size */
+  int64_t idle_timeout_s;   /* a session silent this long is ended */
+  mtw_log_level log_level;
+  int exit_with_parent;
+} mtw_options;
+
+typedef enum mtw_options_result {
+  MTW_OPTIONS_RUN,   /* start the worker */
+  MTW_OPTIONS_EXIT,  /* --help or --version was printed: exit 0 */
+  MTW_OPTIONS_ERROR  /* a usage error was printed to stderr: exit 2 */
+} mtw_options_result;
+
+/* Fills *out from argv and the environment; argv strings are kept, not copied. */
+mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out);
+
+#endif

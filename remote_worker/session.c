@@ -1,0 +1,376 @@
+/*
+ * session.c - the Session stream: Open, the message loop, Free, Sync, and
+ * the storages' bookkeeping.
+ *
+ * The thread that serves a call owns its session outright: nothing here is
+ * shared except the counters (atomic) and the memory budget (atomic).
+ */
+#include "session.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/op_table.h"
+#include "log.h"
+#include "wire.h"
+
+/* ---------------------------------------------------------- bookkeeping */
+
+void mtw_session_defer(mtw_session *s, mt_status status, const char *fmt, ...) {
+  char msg[MTW_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  mtw_log(MTW_LOG_DEBUG, "session %llu: error %s: %s", (unsigned long long)s->stats.session_id,
+          mt_status_name(status), msg);
+  if (s->deferred_status != MT_OK) return;
+  s->deferred_status = status;
+  memcpy(s->deferred_message, msg, sizeof msg);
+}
+
+static mt_status over_budget(mtw_session *s, uint64_t nbytes) {
+  return mti_error(MT_ERR_OUT_OF_MEMORY,
+                   "out of memory: %llu more bytes do not fit in the worker's limit of %llu "
+                   "(%llu in use)",
+                   (unsigned long long)nbytes, (unsigned long long)s->memory->limit,
+                   (unsigned long long)mtw_memory_used(s->memory));
+}
+
+static mtw_storage *storage_new(mtw_session *s, uint64_t id) {
+  mtw_storage *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  st->id = id;
+  if (mtw_table_insert(&s->table, st)) {
+    free(st);
+    return NULL;
+  }
+  mtw_stats_add(&s->worker->stats, &s->stats, MTW_LIVE_TENSORS, 1);
+  return st;
+}
+
+mt_status mtw_storage_create(mtw_session *s, uint64_t id, mt_dtype dtype, int64_t numel,
+                             mtw_storage **out) {
+  uint64_t nbytes = (uint64_t)numel * mt_dtype_size(dtype); /* checked by the caller */
+  if (nbytes > SIZE_MAX - MTW_STORAGE_OVERHEAD ||
+      !mtw_memory_reserve(s->memory, nbytes + MTW_STORAGE_OVERHEAD))
+    return over_budget(s, nbytes + MTW_STORAGE_OVERHEAD);
+  mtw_block *blk = mtw_block_new(s->worker->backend, s->device, s->stream, (size_t)nbytes);
+  mtw_storage *st = blk ? storage_new(s, id) : NULL;
+  if (!st) {
+    mt_status status = blk ? mti_error_oom("storage", sizeof *st) : mt_last_status();
+    mtw_block_unref(blk);
+    mtw_memory_release(s->memory, nbytes + MTW_STORAGE_OVERHEAD);
+    return status;
+  }
+  st->dtype = dtype;
+  st->numel = numel;
+  st->nbytes = nbytes;
+  st->block = blk;
+  mtw_stats_add(&s->worker->stats, &s->stats, MTW_LIVE_BYTES, nbytes);
+  *out = st;
+  return MT_OK;
+}
+
+void mtw_storage_create_failed(mtw_session *s, uint64_t id, mt_status status,
+                               const char *message) {
+  if (!mtw_memory_reserve(s->memory, MTW_STORAGE_OVERHEAD)) return;
+  char *copy = malloc(strlen(message) + 1);
+  mtw_storage *st = copy ? storage_new(s, id) : NULL;
+  if (!st) {
+    free(copy);
+    mtw_memory_release(s->memory, MTW_STORAGE_OVERHEAD);
+    return;
+  }
+  strcpy(copy, message);
+  st->fail_status = status;
+  st->fail_message = copy;
+}
+
+/* Gives back the storage's memory and its place in the counters. */
+static void release_bytes(mtw_session *s, mtw_storage *st) {
+  if (!st->block) return;
+  mtw_block_unref(st->block);
+  st->block = NULL;
+  mtw_memory_release(s->memory, st->nbytes);
+  mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_BYTES, st->nbytes);
+}
+
+void mtw_storage_fail(mtw_session *s, mtw_storage *st, mt_status status, const char *message) {
+  char *copy = malloc(strlen(message) + 1);
+  release_bytes(s, st);
+  free(st->fail_message);
+  st->fail_message = copy ? strcpy(copy, message) : NULL;
+  st->fail_status = status;
+}
+
+static void storage_release(mtw_storage *st, void *ctx) {
+  mtw_session *s = ctx;
+  release_bytes(s, st);
+  mtw_memory_release(s->memory, MTW_STORAGE_OVERHEAD);
+  mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_TENSORS, 1);
+  free(st->fail_message);
+  free(st);
+}
+
+void mtw_storage_destroy(mtw_session *s, mtw_storage *st) {
+  mtw_table_remove(&s->table, st->id);
+  storage_release(st, s);
+}
+
+/* ------------------------------------------------------------- replies */
+
+static int send_reply(mtw_session *s, const Modaltensor__V1__WorkerMessage *m) {
+  char why[128];
+  snprintf(why, sizeof why, "session %llu: the client stopped reading replies",
+           (unsigned long long)s->stats.session_id);
+  return mtw_call_send(s->call, mtw_pack(&m->base), s->worker->options->idle_timeout_s * 1000,
+                       why);
+}
+
+static int send_opened(mtw_session *s, mt_status status, const char *message) {
+  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
+  st.code = (int32_t)status;
+  st.message = (char *)message;
+  Modaltensor__V1__Opened opened = MODALTENSOR__V1__OPENED__INIT;
+  opened.status = &st;
+  opened.session_id = status == MT_OK ? s->stats.session_id : 0;
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED;
+  m.opened = &opened;
+  return send_reply(s, &m);
+}
+
+/* ---------------------------------------------------------- Free, Sync */
+
+static void session_free(mtw_session *s, const Modaltensor__V1__Free *f) {
+  for (size_t i = 0; i < f->n_ids; i++) {
+    mtw_storage *st = f->ids[i] ? mtw_table_find(&s->table, f->ids[i]) : NULL;
+    if (st) mtw_storage_destroy(s, st);
+    else
+      mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT, "free: no storage %llu in this session",
+                        (unsigned long long)f->ids[i]);
+  }
+}
+
+static int session_sync(mtw_session *s, const Modaltensor__V1__Sync *sync) {
+  const mtw_backend *b = s->worker->backend;
+  if (b->ops->synchronize(s->stream) != MT_OK)
+    mtw_session_defer(s, mt_last_status(), "sync: %s", mt_last_error());
+  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
+  st.code = (int32_t)s->deferred_status;
+  st.message = s->deferred_message;
+  Modaltensor__V1__SyncDone done = MODALTENSOR__V1__SYNC_DONE__INIT;
+  done.request_id = sync->request_id;
+  done.status = &st;
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_SYNC_DONE;
+  m.sync_done = &done;
+  mtw_stats_add(&s->worker->stats, &s->stats, MTW_SYNCS, 1);
+  int rc = send_reply(s, &m);
+  s->deferred_status = MT_OK;
+  s->deferred_message[0] = '\0';
+  return rc;
+}
+
+/* ---------------------------------------------------------- the stream */
+
+/* How a session ended, for the call's final status and the log. */
+typedef struct session_end {
+  grpc_status_code code;
+  char details[MTW_MESSAGE_MAX];
+} session_end;
+
+static void end_with(session_end *e, grpc_status_code code, const char *fmt, ...)
+    MTI_PRINTF(3, 4);
+static void end_with(session_end *e, grpc_status_code code, const char *fmt, ...) {
+  e->code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->details, sizeof e->details, fmt, ap);
+  va_end(ap);
+}
+
+static int64_t idle_ms(const mtw_session *s) { return s->worker->options->idle_timeout_s * 1000; }
+
+/* Receives the next message. NULL when the stream is over or broken; e
+ * says why. */
+static grpc_byte_buffer *next_buffer(mtw_session *s, session_end *e) {
+  char why[160];
+  snprintf(why, sizeof why, "modaltensor-worker: session idle for %lld s: ended, its tensors freed",
+           (long long)s->worker->options->idle_timeout_s);
+  grpc_byte_buffer *bb;
+  switch (mtw_call_recv(s->call, idle_ms(s), why, &bb)) {
+  case MTW_RECV_MESSAGE: break;
+  case MTW_RECV_END: end_with(e, GRPC_STATUS_OK, "%s", ""); return NULL;
+  case MTW_RECV_TIMEOUT: end_with(e, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", why); return NULL;
+  case MTW_RECV_FAILED: end_with(e, GRPC_STATUS_CANCELLED, "cancelled or connection lost"); return NULL;
+  }
+  s->messages++;
+  if (s->stats.session_id) mtw_stats_add(&s->worker->stats, &s->stats, MTW_MESSAGES, 1);
+  return bb;
+}
+
+/* Decodes bb (and destroys it); NULL when it is not a ClientMessage. */
+static Modaltensor__V1__ClientMessage *decode(mtw_session *s, grpc_byte_buffer *bb,
+                                              session_end *e) {
+  size_t len = grpc_byte_buffer_length(bb);
+  Modaltensor__V1__ClientMessage *m = (Modaltensor__V1__ClientMessage *)mtw_unpack(
+      &modaltensor__v1__client_message__descriptor, bb);
+  grpc_byte_buffer_destroy(bb);
+  if (!m)
+    end_with(e, GRPC_STATUS_INVALID_ARGUMENT,
+             "modaltensor-worker: message %llu: %zu bytes that do not decode as a ClientMessage",
+             (unsigned long long)s->messages, len);
+  return m;
+}
+
+static Modaltensor__V1__ClientMessage *next_message(mtw_session *s, session_end *e) {
+  grpc_byte_buffer *bb = next_buffer(s, e);
+  return bb ? decode(s, bb, e) : NULL;
+}
+
+/* Handles the first message, which must be a compatible Open; on success
+ * the session is registered and has its stream. */
+static int session_open(mtw_session *s, session_end *e) {
+  Modaltensor__V1__ClientMessage *m = next_message(s, e);
+  if (!m) {
+    if (e->code == GRPC_STATUS_INVALID_ARGUMENT) send_opened(s, MT_ERR_INVALID_ARGUMENT, e->details);
+    return -1;
+  }
+  int rc = -1;
+  char reason[MTW_MESSAGE_MAX];
+  const Modaltensor__V1__Open *o = m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_OPEN
+                                       ? m->open : NULL;
+  mt_status status = MT_OK;
+  if (!o) {
+    status = MT_ERR_INVALID_ARGUMENT;
+    snprintf(reason, sizeof reason, "modaltensor-worker: the first message of a session must be Open");
+    end_with(e, GRPC_STATUS_INVALID_ARGUMENT, "%s", reason);
+  } else if ((status = mtw_check_compatible(o->protocol_version, o->op_table_hash, o->op_count,
+                                             reason, sizeof reason)) != MT_OK) {
+    end_with(e, GRPC_STATUS_FAILED_PRECONDITION, "%s", reason);
+  } else if (o->device < 0 || o->device >= s->worker->device_count) {
+    status = MT_ERR_DEVICE;
+    snprintf(reason, sizeof reason, "modaltensor-worker: device %d: this worker has %d device(s)",
+             (int)o->device, s->worker->device_count);
+    end_with(e, GRPC_STATUS_FAILED_PRECONDITION, "%s", reason);
+  } else if ((status = s->worker->backend->ops->stream_create(s->worker->backend, o->device,
+                                                              &s->stream)) != MT_OK) {
+    snprintf(reason, sizeof reason, "modaltensor-worker: %s", mt_last_error());
+    end_with(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", reason);
+  }
+  if (status != MT_OK) {
+    send_opened(s, status, reason);
+    mtw_log(MTW_LOG_INFO, "session refused: %s", reason);
+  } else {
+    s->device = o->device;
+    s->client_op_count = o->op_count;
+    s->memory = &s->worker->memory[s->device];
+    mtw_stats_register(&s->worker->stats, &s->stats);
+    mtw_stats_add(&s->worker->stats, &s->stats, MTW_MESSAGES, 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    mtw_table_init(&s->table, (uint64_t)now.tv_nsec * 0x9e3779b97f4a7c15ull ^
+                                  (uint64_t)(uintptr_t)s ^ s->stats.session_id);
+    char client[96];
+    mtw_log(MTW_LOG_INFO, "session %llu opened: device %d, client \"%s\"",
+            (unsigned long long)s->stats.session_id, s->device,
+            mtw_log_sanitize(client, sizeof client, o->client));
+    rc = 0;
+    if (send_opened(s, MT_OK, "")) {
+      end_with(e, GRPC_STATUS_UNAVAILABLE, "sending Opened failed");
+      rc = 1; /* opened, but the stream is already gone */
+    }
+  }
+  mtw_unpacked_free(&m->base);
+  return rc;
+}
+
+/* Handles one decoded message; 0 to go on. */
+static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, session_end *e) {
+  switch (m->kind_case) {
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_UPLOAD: {
+    const Modaltensor__V1__Upload *u = m->upload;
+    mtw_upload_chunk c = {{u->id, u->dtype, u->numel, u->offset, 0, u->data.len}, u->data.data,
+                          NULL};
+    return mtw_session_upload(s, &c);
+  }
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH: return mtw_session_graph(s, m->graph);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE: session_free(s, m->free); return 0;
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD: return mtw_session_download(s, m->download);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC: return session_sync(s, m->sync);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_OPEN:
+    end_with(e, GRPC_STATUS_INVALID_ARGUMENT,
+             "modaltensor-worker: message %llu: a second Open in one session",
+             (unsigned long long)s->messages);
+    return -1;
+  default:
+    end_with(e, GRPC_STATUS_INVALID_ARGUMENT,
+             "modaltensor-worker: message %llu: a ClientMessage of no kind this worker knows",
+             (unsigned long long)s->messages);
+    return -1;
+  }
+}
+
+/* Serves messages until the stream ends or breaks. Large uploads skip the
+ * decoder: their payload goes from gRPC's buffers to the storage in one
+ * copy. */
+static void session_loop(mtw_session *s, session_end *e) {
+  for (;;) {
+    grpc_byte_buffer *bb = next_buffer(s, e);
+    if (!bb) return;
+    mtw_upload_chunk c = {{0}, NULL, bb};
+    int rc;
+    if (mtw_peek_upload(bb, &c.h)) {
+      rc = mtw_session_upload(s, &c);
+      grpc_byte_buffer_destroy(bb);
+    } else {
+      Modaltensor__V1__ClientMessage *m = decode(s, bb, e);
+      if (!m) return;
+      rc = dispatch(s, m, e);
+      mtw_unpacked_free(&m->base);
+    }
+    if (rc) {
+      if (e->code == GRPC_STATUS_OK) end_with(e, GRPC_STATUS_UNAVAILABLE, "sending a reply failed");
+      return;
+    }
+  }
+}
+
+static void session_close(mtw_session *s, const session_end *e) {
+  uint64_t tensors = s->table.count;
+  mtw_table_clear(&s->table, storage_release, s);
+  mtw_table_destroy(&s->table);
+  s->worker->backend->ops->stream_destroy(s->stream);
+  int normal = e->code == GRPC_STATUS_OK || e->code == GRPC_STATUS_CANCELLED;
+  mtw_log(normal ? MTW_LOG_INFO : MTW_LOG_WARN,
+          "session %llu closed (%s): %llu messages, %llu graphs, %llu tensors freed",
+          (unsigned long long)s->stats.session_id,
+          e->code == GRPC_STATUS_OK ? "the client finished" : e->details,
+          (unsigned long long)s->messages, (unsigned long long)s->graphs,
+          (unsigned long long)tensors);
+  mtw_stats_unregister(&s->worker->stats, &s->stats);
+}
+
+void mtw_session_serve(mtw_worker *w, mtw_call *call) {
+  mtw_session *s = calloc(1, sizeof *s);
+  if (!s) {
+    mtw_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "modaltensor-worker: out of memory");
+    return;
+  }
+  s->worker = w;
+  s->call = call;
+  session_end e = {GRPC_STATUS_OK, ""};
+  if (mtw_call_start(call)) {
+    end_with(&e, GRPC_STATUS_UNAVAILABLE, "the call ended before it started");
+  } else {
+    int rc = session_open(s, &e);
+    if (rc == 0) session_loop(s, &e);
+    if (rc >= 0) session_close(s, &e);
+  }
+  mtw_call_finish(call, e.code, e.details[0] ? e.details : NULL);
+  free(s);
+}

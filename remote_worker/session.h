@@ -1,0 +1,85 @@
+/*
+ * session.h - one client's session: its storages, its stream on the
+ * backend, its deferred error. Served by one thread (mtw_session_serve).
+ *
+ * Shared by session.c (the stream, Open, Free, Sync), graph.c (Graph) and
+ * transfer.c (Upload, Download).
+ */
+#ifndef MTW_SESSION_H
+#define MTW_SESSION_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "call.h"
+#include "core/error.h"
+#include "modaltensor.pb-c.h"
+#include "stats.h"
+#include "storage.h"
+#include "wire.h"
+#include "worker.h"
+
+#define MTW_MESSAGE_MAX 1024
+
+/* The most inputs one node may have (cat); more is refused, not allocated. */
+#define MTW_MAX_NODE_INPUTS 4096
+
+typedef struct mtw_session {
+  mtw_worker *worker;
+  mtw_call *call;
+  mtw_session_stats stats; /* stats.session_id is the session's id */
+  int device;
+  uint32_t client_op_count; /* ops the client knows: only these may be used */
+  mtw_stream *stream;
+  mtw_memory *memory; /* the device's budget */
+  mtw_table table;
+  uint64_t graphs;   /* graphs received, for "graph G" in messages */
+  uint64_t messages; /* messages received, for protocol errors */
+  mt_status deferred_status; /* first error since the last Sync */
+  char deferred_message[MTW_MESSAGE_MAX];
+} mtw_session;
+
+/* Serves a Session call from its first message (Open) to its end. */
+void mtw_session_serve(mtw_worker *w, mtw_call *call);
+
+/* Records status and message as the session's deferred error unless one
+ * is already waiting for the next Sync. */
+void mtw_session_defer(mtw_session *s, mt_status status, const char *fmt, ...) MTI_PRINTF(3, 4);
+
+/* A new storage of numel elements of dtype with memory for its values,
+ * added to the table and the counters. The id must be new. On failure sets
+ * the error and returns its status (nothing is added). */
+mt_status mtw_storage_create(mtw_session *s, uint64_t id, mt_dtype dtype, int64_t numel,
+                             mtw_storage **out);
+
+/* Adds a failed storage under id (new, non-zero) so that every use of it
+ * reports message; when even that fails, the id stays unknown. */
+void mtw_storage_create_failed(mtw_session *s, uint64_t id, mt_status status,
+                               const char *message);
+
+/* Turns an existing storage into a failed one, releasing its memory. */
+void mtw_storage_fail(mtw_session *s, mtw_storage *st, mt_status status, const char *message);
+
+/* The failure message of a failed storage. */
+static inline const char *mtw_storage_failure(const mtw_storage *st) {
+  return st->fail_message ? st->fail_message : "failed (its message was lost: out of memory)";
+}
+
+/* Removes the storage from the table, the counters and the budget. */
+void mtw_storage_destroy(mtw_session *s, mtw_storage *st);
+
+/* An Upload chunk: its payload is either contiguous (data) or still in
+ * the gRPC message (bb, from byte data_pos; see mtw_peek_upload). */
+typedef struct mtw_upload_chunk {
+  mtw_upload_header h;
+  const uint8_t *data;
+  grpc_byte_buffer *bb;
+} mtw_upload_chunk;
+
+/* The messages that have an effect on the session. They return 0 to go
+ * on, or -1 when the stream cannot go on (sending failed). */
+int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g);
+int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *u);
+int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * transfer.c - Upload (chunks into a new storage) and Download (a view's
+ * values back as chunks).
+ */
+#include <grpc/slice.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/shape.h"
+#include "log.h"
+#include "session.h"
+#include "validate.h"
+#include "wire.h"
+
+/* ------------------------------------------------------------- Upload */
+
+/* Fails an upload in progress: the storage keeps its id, failed, and
+ * ignores its remaining chunks. */
+static void upload_fail(mtw_session *s, mtw_storage *st, mt_status status, const char *fmt, ...)
+    MTI_PRINTF(4, 5);
+static void upload_fail(mtw_session *s, mtw_storage *st, mt_status status, const char *fmt, ...) {
+  char msg[MTW_MESSAGE_MAX];
+  int n = snprintf(msg, sizeof msg, "upload to storage %llu: ", (unsigned long long)st->id);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  mtw_session_defer(s, status, "%s", msg);
+  mtw_storage_fail(s, st, status, msg);
+}
+
+/* The first chunk: checks dtype and size, then makes the storage (failed,
+ * when the checks or the allocation fail). NULL when there is none. */
+static mtw_storage *upload_begin(mtw_session *s, const mtw_upload_header *u) {
+  char msg[MTW_MESSAGE_MAX];
+  int n = snprintf(msg, sizeof msg, "upload to storage %llu: ", (unsigned long long)u->id);
+  mt_status status = MT_OK;
+  mtw_storage *st = NULL;
+  if (!mti_dtype_valid(u->dtype)) {
+    status = MT_ERR_DTYPE;
+    snprintf(msg + n, sizeof msg - (size_t)n, "dtype %d is not a dtype", (int)u->dtype);
+  } else if (u->numel < 0 || u->numel > INT64_MAX / (int64_t)mt_dtype_size((mt_dtype)u->dtype)) {
+    status = MT_ERR_INVALID_ARGUMENT;
+    snprintf(msg + n, sizeof msg - (size_t)n, "numel %lld is negative or too large for %s",
+             (long long)u->numel, mt_dtype_name((mt_dtype)u->dtype));
+  } else if (mtw_storage_create(s, u->id, (mt_dtype)u->dtype, u->numel, &st) != MT_OK) {
+    status = mt_last_status();
+    snprintf(msg + n, sizeof msg - (size_t)n, "%s", mt_last_error());
+  }
+  if (status != MT_OK) {
+    mtw_session_defer(s, status, "%s", msg);
+    mtw_storage_create_failed(s, u->id, status, msg);
+    st = mtw_table_find(&s->table, u->id);
+  }
+  if (st) st->uploading = 1;
+  return st;
+}
+
+typedef struct upload_sink {
+  mtw_session *s;
+  char *dst;
+} upload_sink;
+
+static int upload_piece(void *ctx, const uint8_t *p, size_t n) {
+  upload_sink *k = ctx;
+  const mtw_backend *b = k->s->worker->backend;
+  if (b->ops->upload(k->s->stream, k->dst, p, n) != MT_OK) return -1;
+  k->dst += n;
+  return 0;
+}
+
+/* Copies the chunk's payload to dst, straight from where it lies. */
+static mt_status copy_payload(mtw_session *s, const mtw_upload_chunk *c, char *dst) {
+  upload_sink k = {s, dst};
+  if (c->data) return upload_piece(&k, c->data, c->h.data_len) ? mt_last_status() : MT_OK;
+  return mtw_bytes_each(c->bb, c->h.data_pos, upload_piece, &k) ? mt_last_status() : MT_OK;
+}
+
+int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *c) {
+  const mtw_upload_header *u = &c->h;
+  if (u->id == 0) {
+    mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT, "upload: 0 is not an id");
+    return 0;
+  }
+  mtw_storage *st = mtw_table_find(&s->table, u->id);
+  if (!st) {
+    if (u->offset != 0) {
+      mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT,
+                        "upload to storage %llu: a chunk at offset %llu, but no chunk at offset 0 "
+                        "made the storage",
+                        (unsigned long long)u->id, (unsigned long long)u->offset);
+      return 0;
+    }
+    st = upload_begin(s, u);
+    if (!st) return 0;
+  } else if (!st->uploading || (st->fail_status == MT_OK && st->received == st->nbytes)) {
+    mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT,
+                      "upload to storage %llu: the id is in use (uploads make new storages)",
+                      (unsigned long long)u->id);
+    return 0;
+  }
+  if (st->fail_status != MT_OK) return 0; /* already reported */
+  size_t len = u->data_len;
+  if (u->offset != st->received) {
+    upload_fail(s, st, MT_ERR_INVALID_ARGUMENT, "a chunk at offset %llu, expected %llu",
+                (unsigned long long)u->offset, (unsigned long long)st->received);
+  } else if ((u->numel != 0 && u->numel != st->numel) ||
+             (u->dtype != 0 && u->dtype != (int32_t)st->dtype)) {
+    upload_fail(s, st, MT_ERR_INVALID_ARGUMENT,
+                "a chunk says dtype %d and numel %lld, the first said %d and %lld", (int)u->dtype,
+                (long long)u->numel, (int)st->dtype, (long long)st->numel);
+  } else if (len > st->nbytes - st->received) {
+    upload_fail(s, st, MT_ERR_INVALID_ARGUMENT,
+                "a chunk of %zu bytes at offset %llu passes the end (%llu bytes)", len,
+                (unsigned long long)u->offset, (unsigned long long)st->nbytes);
+  } else if (len) {
+    if (copy_payload(s, c, (char *)st->block->ptr + st->received) != MT_OK) {
+      upload_fail(s, st, mt_last_status(), "%s", mt_last_error());
+      return 0;
+    }
+    st->received += len;
+    mtw_stats_add(&s->worker->stats, &s->stats, MTW_BYTES_IN, len);
+  }
+  return 0;
+}
+
+/* ----------------------------------------------------------- Download */
+
+static int send_message(mtw_session *s, grpc_byte_buffer *bb) {
+  char why[128];
+  snprintf(why, sizeof why, "session %llu: the client stopped reading downloads",
+           (unsigned long long)s->stats.session_id);
+  return mtw_call_send(s->call, bb, s->worker->options->idle_timeout_s * 1000, why);
+}
+
+/* The one chunk of a download that failed. */
+static int send_failure(mtw_session *s, uint64_t request_id, mt_status status, const char *msg) {
+  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
+  st.code = (int32_t)status;
+  st.message = (char *)msg;
+  Modaltensor__V1__DownloadChunk chunk = MODALTENSOR__V1__DOWNLOAD_CHUNK__INIT;
+  chunk.request_id = request_id;
+  chunk.status = &st;
+  chunk.last = 1;
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_CHUNK;
+  m.chunk = &chunk;
+  mtw_log(MTW_LOG_DEBUG, "session %llu: download %llu failed: %s",
+          (unsigned long long)s->stats.session_id, (unsigned long long)request_id, msg);
+  return send_message(s, mtw_pack(&m.base));
+}
+
+static void block_unref_cb(void *blk) { mtw_block_unref(blk); }
+
+/* Bytes [begin, begin + n) of blk as a slice: the block's own memory when
+ * the host can read it (a reference keeps it alive while gRPC sends), else
+ * a staging copy. */
+static int chunk_slice(mtw_session *s, mtw_block *blk, size_t begin, size_t n, grpc_slice *out) {
+  const mtw_backend *b = s->worker->backend;
+  const char *host = b->ops->host_address(s->worker->backend, blk->ptr);
+  if (host) {
+    mtw_block_ref(blk);
+    *out = grpc_slice_new_with_user_data((void *)(host + begin), n, block_unref_cb, blk);
+    return 0;
+  }
+  char *staging = malloc(n ? n : 1);
+  if (!staging || b->ops->download(s->stream, staging, (char *)blk->ptr + begin, n) != MT_OK) {
+    free(staging);
+    return -1;
+  }
+  *out = grpc_slice_new(staging, n, free);
+  return 0;
+}
+
+/* Sends bytes [begin, begin + nbytes) of blk as chunks of at most
+ * MTI_CHUNK_BYTES; 0 on success, -1 when the stream broke, 1 when staging
+ * failed before anything was sent (the caller reports it). */
+static int send_chunks(mtw_session *s, uint64_t request_id, mtw_block *blk, size_t begin,
+                       size_t nbytes) {
+  size_t done = 0;
+  do {
+    size_t n = nbytes - done < MTI_CHUNK_BYTES ? nbytes - done : MTI_CHUNK_BYTES;
+    grpc_slice data;
+    if (chunk_slice(s, blk, begin + done, n, &data)) return done ? -1 : 1;
+    int last = done + n == nbytes;
+    /* counted before the send completes: the client may ask for the
+     * counters as soon as it has the bytes */
+    mtw_stats_add(&s->worker->stats, &s->stats, MTW_BYTES_OUT, n);
+    if (send_message(s, mtw_chunk_message(request_id, done, last, data))) return -1;
+    done += n;
+  } while (done < nbytes);
+  return 0;
+}
+
+/* A row-major copy of a strided view in a new block. The caller has
+ * reserved its bytes in the budget. NULL with the error set. */
+static mtw_block *gather(mtw_session *s, const mti_view *src, size_t nbytes) {
+  const mtw_backend *b = s->worker->backend;
+  mtw_block *blk = mtw_block_new(s->worker->backend, s->device, s->stream, nbytes);
+  if (!blk) return NULL;
+  mti_view dst = *src;
+  dst.data = blk->ptr;
+  mti_shape_contiguous_strides(dst.ndim, dst.shape, dst.strides);
+  mti_attrs at;
+  memset(&at, 0, sizeof at);
+  at.dtype = (int32_t)src->dtype;
+  if (b->ops->run(s->stream, MTI_OP_COPY, src, 1, &at, &dst) != MT_OK) {
+    mtw_block_unref(blk);
+    return NULL;
+  }
+  return blk;
+}
+
+int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d) {
+  uint64_t rid = d->request_id;
+  const Modaltensor__V1__TensorView *tv = d->view;
+  char msg[MTW_MESSAGE_MAX];
+  if (!tv) return send_failure(s, rid, MT_ERR_INVALID_ARGUMENT, "download: no view given");
+  mtw_storage *st = tv->id ? mtw_table_find(&s->table, tv->id) : NULL;
+  if (!st) {
+    snprintf(msg, sizeof msg, "download: no storage %llu in this session",
+             (unsigned long long)tv->id);
+    return send_failure(s, rid, MT_ERR_INVALID_ARGUMENT, msg);
+  }
+  if (st->fail_status != MT_OK) return send_failure(s, rid, st->fail_status, mtw_storage_failure(st));
+  if (st->received != st->nbytes) {
+    snprintf(msg, sizeof msg, "download: storage %llu is incomplete (%llu of %llu bytes uploaded)",
+             (unsigned long long)tv->id, (unsigned long long)st->received,
+             (unsigned long long)st->nbytes);
+    return send_failure(s, rid, MT_ERR_INVALID_ARGUMENT, msg);
+  }
+  size_t es = mt_dtype_size(st->dtype);
+  mtw_view_desc v;
+  if (mtw_view_check("download: view", tv->offset, tv->n_shape, tv->shape, tv->n_strides,
+                     tv->strides, st->numel, es, &v) != MT_OK)
+    return send_failure(s, rid, mt_last_status(), mt_last_error());
+  size_t nbytes = (size_t)v.numel * es;
+  if (nbytes == 0) return send_message(s, mtw_chunk_message(rid, 0, 1, grpc_empty_slice()));
+
+  mtw_block *src = st->block;
+  size_t begin = (size_t)v.offset * es, staged = 0;
+  if (!mti_shape_is_contiguous(v.ndim, v.shape, v.strides)) {
+    /* strided: a row-major copy first, charged to the budget meanwhile */
+    mti_view view = {(char *)st->block->ptr + begin, st->dtype, v.ndim, {0}, {0}};
+    memcpy(view.shape, v.shape, sizeof v.shape);
+    memcpy(view.strides, v.strides, sizeof v.strides);
+    if (!mtw_memory_reserve(s->memory, nbytes)) {
+      snprintf(msg, sizeof msg, "download: out of memory: a row-major copy of %zu bytes does not "
+               "fit in the worker's limit", nbytes);
+      return send_failure(s, rid, MT_ERR_OUT_OF_MEMORY, msg);
+    }
+    staged = nbytes;
+    src = gather(s, &view, nbytes);
+    if (!src) {
+      mtw_memory_release(s->memory, staged);
+      snprintf(msg, sizeof msg, "download: %s", mt_last_error());
+      return send_failure(s, rid, mt_last_status(), msg);
+    }
+    begin = 0;
+  } else {
+    mtw_block_ref(src);
+  }
+  int rc = send_chunks(s, rid, src, begin, nbytes);
+  mtw_block_unref(src);
+  mtw_memory_release(s->memory, staged);
+  if (rc == 1)
+    return send_failure(s, rid, MT_ERR_OUT_OF_MEMORY, "download: out of memory staging a chunk");
+  return rc;
+}

@@ -1,0 +1,876 @@
+/*
+ * client.c - the modal device on the client side: workers, sessions, the
+ * pending graph, uploads and downloads (implements remote.h).
+ *
+ * Locking: registry.lock guards connecting and shutting down; each session
+ * has its own lock for its stream and pending work. A thread that holds a
+ * session lock may take its worker's lock (to respawn a local worker), never
+ * the registry lock.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/protocol.h"
+#include "remote/remote.h"
+#include "remote/spawn.h"
+#include "remote/transport.h"
+
+/* A pending graph is sent once it holds this many nodes (sync points send
+ * it earlier); each Graph message carries at most MSG_NODES of them. */
+#define FLUSH_NODES 4096
+#define MSG_NODES 1024
+#define FLUSH_FREES 4096
+#define INLINE_INPUTS 3
+
+/* ------------------------------------------------------------ state */
+
+typedef struct rec_view {
+  uint64_t id; /* 0: absent */
+  int64_t offset;
+  int ndim;
+  int64_t shape[MT_MAX_DIMS];
+  int64_t strides[MT_MAX_DIMS];
+} rec_view;
+
+typedef struct rec_node {
+  mti_op op;
+  mti_attrs at;
+  int n;
+  rec_view inline_in[INLINE_INPUTS];
+  rec_view *heap_in; /* long cat lists; NULL when inline_in holds the inputs */
+  uint64_t out_id;
+  mti_meta meta;
+  int has_into;
+  rec_view into;
+} rec_node;
+
+typedef struct worker {
+  pthread_mutex_t lock;
+  char *target;
+  mti_channel *ch;
+  int local; /* started by this library */
+  mti_local_worker proc;
+  int ndevices;
+  mt_device_properties *props;
+} worker;
+
+typedef struct session {
+  pthread_mutex_t lock;
+  worker *w;
+  int device; /* index on w */
+  mti_stream *stream;
+  uint64_t generation; /* buffers of older generations are lost */
+  uint64_t next_id;
+  uint64_t next_request;
+  uint64_t graphs_sent;
+  char lost[320]; /* why the previous session ended */
+  rec_node *nodes;
+  size_t n_nodes, cap_nodes;
+  uint64_t *frees;
+  size_t n_frees, cap_frees;
+} session;
+
+struct mti_remote_buffer {
+  session *s;
+  uint64_t generation;
+  uint64_t id;
+  mt_dtype dtype;
+  int64_t numel;
+  int device;
+};
+
+static struct {
+  pthread_mutex_t lock;
+  atomic_int ready;
+  worker *workers;
+  int nworkers;
+  session *sessions;
+  int ndevices;
+  int64_t timeout_ms, connect_timeout_ms;
+  int eager;
+  int atexit_registered;
+} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* ------------------------------------------------------------ config */
+
+static int64_t env_seconds_ms(const char *name, double fallback) {
+  const char *v = getenv(name);
+  char *end;
+  double s = v && *v ? strtod(v, &end) : fallback;
+  if (!v || !*v || *end || !(s > 0) || s > 1e7) s = fallback;
+  return (int64_t)(s * 1000.0);
+}
+
+static void read_config(void) {
+  reg.timeout_ms = env_seconds_ms("MODALTENSOR_TIMEOUT", 60);
+  reg.connect_timeout_ms = env_seconds_ms("MODALTENSOR_CONNECT_TIMEOUT", 10);
+  const char *eager = getenv("MODALTENSOR_EAGER");
+  reg.eager = eager && *eager && strcmp(eager, "0") != 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static mt_status remote_status(const Modaltensor__V1__Status *st) {
+  return st ? (mt_status)st->code : MT_OK;
+}
+
+/* Handshake with w: checks compatibility and learns its devices. */
+static mt_status hello(const char *fn, worker *w) {
+  Modaltensor__V1__HelloRequest req = MODALTENSOR__V1__HELLO_REQUEST__INIT;
+  req.protocol_version = MTI_PROTOCOL_VERSION;
+  req.op_count = MTI_OP_COUNT;
+  req.op_table_hash = mti_op_table_hash(MTI_OP_COUNT);
+  ProtobufCMessage *raw;
+  mt_status s = mti_channel_unary(fn, w->ch, MTI_METHOD_HELLO, &req.base,
+                                  &modaltensor__v1__hello_reply__descriptor,
+                                  reg.connect_timeout_ms, &raw);
+  if (s) return s;
+  Modaltensor__V1__HelloReply *rep = (Modaltensor__V1__HelloReply *)raw;
+  if ((s = remote_status(rep->status))) {
+    mti_error(s, "%s: worker %s refused this client: %s", fn, w->target, rep->status->message);
+  } else if (rep->n_devices == 0) {
+    s = mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s has no devices", fn, w->target);
+  } else if (!(w->props = calloc(rep->n_devices, sizeof *w->props))) {
+    s = mti_error_oom(fn, rep->n_devices * sizeof *w->props);
+  } else {
+    w->ndevices = (int)rep->n_devices;
+    for (size_t i = 0; i < rep->n_devices; i++) {
+      const Modaltensor__V1__DeviceInfo *d = rep->devices[i];
+      mt_device_properties *p = &w->props[i];
+      snprintf(p->name, sizeof p->name, "%s", d->name ? d->name : "");
+      p->total_memory = d->total_memory;
+      p->free_memory = d->free_memory;
+      p->major = d->major;
+      p->minor = d->minor;
+      p->multiprocessors = d->multiprocessors;
+    }
+  }
+  protobuf_c_message_free_unpacked(raw, NULL);
+  return s;
+}
+
+/* Starts the local worker (if w is local) and connects to it. */
+static mt_status worker_connect(const char *fn, worker *w, const char *token) {
+  if (w->local) {
+    mt_status s = mti_local_worker_start(fn, &w->proc);
+    if (s) return s;
+    free(w->target);
+    if (!(w->target = strdup(w->proc.target))) return mti_error_oom(fn, sizeof w->proc.target);
+  }
+  mt_status s = mti_channel_create(fn, w->target, token, &w->ch);
+  if (!s) s = hello(fn, w);
+  if (s && w->local) {
+    char why[96];
+    if (!mti_local_worker_alive(&w->proc, why, sizeof why))
+      s = mti_error(MT_ERR_UNAVAILABLE, "%s: the local worker %s (its messages went to stderr)",
+                    fn, why);
+  }
+  return s;
+}
+
+static void worker_disconnect(worker *w) {
+  mti_channel_destroy(w->ch);
+  w->ch = NULL;
+  free(w->props);
+  w->props = NULL;
+  w->ndevices = 0;
+  if (w->local) mti_local_worker_stop(&w->proc);
+}
+
+/* Restarts a local worker that died, so that new work can go on. Called
+ * with the session lock held; takes the worker's lock. */
+static mt_status worker_revive(const char *fn, worker *w) {
+  char why[96];
+  mt_status s = MT_OK;
+  pthread_mutex_lock(&w->lock);
+  if (w->local && !mti_local_worker_alive(&w->proc, why, sizeof why)) {
+    int ndevices = w->ndevices;
+    worker_disconnect(w);
+    s = worker_connect(fn, w, NULL);
+    if (!s && w->ndevices != ndevices)
+      s = mti_error(MT_ERR_UNAVAILABLE, "%s: the restarted local worker has %d devices, not %d",
+                    fn, w->ndevices, ndevices);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return s;
+}
+
+static void stop_local_worker_at_exit(void) {
+  for (int i = 0; i < reg.nworkers; i++)
+    if (reg.workers[i].local) mti_local_worker_stop(&reg.workers[i].proc);
+}
+
+/* Splits MODALTENSOR_WORKER into workers (one local worker when unset). */
+static mt_status make_workers(const char *fn) {
+  const char *list = getenv("MODALTENSOR_WORKER");
+  int n = 1;
+  for (const char *p = list; p && *p; p++) n += *p == ',';
+  reg.workers = calloc((size_t)n, sizeof *reg.workers);
+  if (!reg.workers) return mti_error_oom(fn, (size_t)n * sizeof *reg.workers);
+  reg.nworkers = 0;
+  if (!list || !*list) {
+    reg.workers[0].local = 1;
+    reg.nworkers = 1;
+  }
+  for (const char *p = list; p && *p;) {
+    size_t len = strcspn(p, ",");
+    while (len && p[len - 1] == ' ') len--;
+    if (len) reg.workers[reg.nworkers++].target = strndup(p, len);
+    p += strcspn(p, ",");
+    while (*p == ',' || *p == ' ') p++;
+  }
+  for (int i = 0; i < reg.nworkers; i++) pthread_mutex_init(&reg.workers[i].lock, NULL);
+  if (reg.nworkers == 0)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: MODALTENSOR_WORKER: no address in \"%s\"", fn,
+                     list);
+  return MT_OK;
+}
+
+static void free_registry(void) {
+  for (int i = 0; i < reg.nworkers; i++) {
+    worker_disconnect(&reg.workers[i]);
+    free(reg.workers[i].target);
+    pthread_mutex_destroy(&reg.workers[i].lock);
+  }
+  free(reg.workers);
+  free(reg.sessions);
+  reg.workers = NULL;
+  reg.sessions = NULL;
+  reg.nworkers = reg.ndevices = 0;
+}
+
+static mt_status make_sessions(const char *fn) {
+  for (int i = 0; i < reg.nworkers; i++) reg.ndevices += reg.workers[i].ndevices;
+  reg.sessions = calloc((size_t)reg.ndevices, sizeof *reg.sessions);
+  if (!reg.sessions) return mti_error_oom(fn, (size_t)reg.ndevices * sizeof *reg.sessions);
+  int k = 0;
+  for (int i = 0; i < reg.nworkers; i++)
+    for (int d = 0; d < reg.workers[i].ndevices; d++, k++) {
+      session *s = &reg.sessions[k];
+      pthread_mutex_init(&s->lock, NULL);
+      s->w = &reg.workers[i];
+      s->device = d;
+      s->generation = 1;
+    }
+  return MT_OK;
+}
+
+/* Connects to every configured worker once; later calls are one load. A
+ * failed attempt leaves nothing behind, so the next call tries again. */
+static mt_status ensure_connected(const char *fn) {
+  if (atomic_load_explicit(&reg.ready, memory_order_acquire)) return MT_OK;
+  pthread_mutex_lock(&reg.lock);
+  mt_status s = MT_OK;
+  if (!atomic_load(&reg.ready)) {
+    read_config();
+    const char *token = getenv("MODALTENSOR_TOKEN");
+    s = make_workers(fn);
+    for (int i = 0; !s && i < reg.nworkers; i++) s = worker_connect(fn, &reg.workers[i], token);
+    if (!s) s = make_sessions(fn);
+    if (s) {
+      free_registry();
+    } else {
+      if (!reg.atexit_registered) reg.atexit_registered = !atexit(stop_local_worker_at_exit);
+      atomic_store_explicit(&reg.ready, 1, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&reg.lock);
+  return s;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+/* Inputs of r. Not a stored pointer: the node array moves when it grows. */
+static rec_view *node_inputs(rec_node *r) { return r->heap_in ? r->heap_in : r->inline_in; }
+
+static void drop_pending(session *s) {
+  for (size_t i = 0; i < s->n_nodes; i++) free(s->nodes[i].heap_in);
+  s->n_nodes = 0;
+  s->n_frees = 0;
+}
+
+/* Ends the session after a transport failure: every buffer made in it is
+ * lost, pending work is dropped. Keeps the thread's error. */
+static void session_lost(session *s) {
+  snprintf(s->lost, sizeof s->lost, "%s", mt_last_error());
+  mti_stream_close(s->stream);
+  s->stream = NULL;
+  s->generation++;
+  drop_pending(s);
+}
+
+static mt_status send_msg(const char *fn, session *s, Modaltensor__V1__ClientMessage *m) {
+  mt_status st = mti_stream_send(fn, s->stream, &m->base, reg.timeout_ms);
+  if (st) session_lost(s);
+  return st;
+}
+
+static mt_status recv_msg(const char *fn, session *s, Modaltensor__V1__WorkerMessage **out) {
+  mt_status st = mti_stream_recv(fn, s->stream, reg.timeout_ms, out);
+  if (st) session_lost(s);
+  return st;
+}
+
+/* Opens the session's stream if it is not open (reviving a dead local
+ * worker first). */
+static mt_status session_open(const char *fn, session *s) {
+  if (s->stream) return MT_OK;
+  mt_status st = worker_revive(fn, s->w);
+  if (st || (st = mti_stream_open(fn, s->w->ch, reg.connect_timeout_ms, &s->stream))) return st;
+  Modaltensor__V1__Open open = MODALTENSOR__V1__OPEN__INIT;
+  char client[64];
+  snprintf(client, sizeof client, "libmodaltensor %s pid %d", mt_version(), (int)getpid());
+  open.protocol_version = MTI_PROTOCOL_VERSION;
+  open.op_count = MTI_OP_COUNT;
+  open.op_table_hash = mti_op_table_hash(MTI_OP_COUNT);
+  open.device = s->device;
+  open.client = client;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_OPEN;
+  m.open = &open;
+  Modaltensor__V1__WorkerMessage *reply;
+  if ((st = send_msg(fn, s, &m)) || (st = recv_msg(fn, s, &reply))) return st;
+  if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED)
+    st = mti_error(MT_ERR_REMOTE, "%s: worker %s answered Open with another message", fn,
+                   s->w->target);
+  else if ((st = remote_status(reply->opened->status)))
+    mti_error(st, "%s: worker %s refused the session: %s", fn, s->w->target,
+              reply->opened->status->message);
+  protobuf_c_message_free_unpacked(&reply->base, NULL);
+  if (st) session_lost(s);
+  return st;
+}
+
+static session *session_of(int device) { return &reg.sessions[device]; }
+
+/* Locks device's session, connecting first when needed. */
+static session *session_lock(const char *fn, int device) {
+  if (ensure_connected(fn)) return NULL;
+  if (device < 0 || device >= reg.ndevices) {
+    mti_error(MT_ERR_DEVICE, "%s: device: modal:%d does not exist (%d modal devices)", fn, device,
+              reg.ndevices);
+    return NULL;
+  }
+  session *s = session_of(device);
+  pthread_mutex_lock(&s->lock);
+  return s;
+}
+
+/* ------------------------------------------------------------ flushing */
+
+static void fill_view(Modaltensor__V1__TensorView *tv, rec_view *v) {
+  modaltensor__v1__tensor_view__init(tv);
+  tv->id = v->id;
+  tv->offset = v->offset;
+  tv->n_shape = tv->n_strides = (size_t)v->ndim;
+  tv->shape = v->shape;
+  tv->strides = v->strides;
+}
+
+static void fill_attrs(Modaltensor__V1__Attrs *a, const mti_attrs *at) {
+  modaltensor__v1__attrs__init(a);
+  a->s0 = at->s0;
+  a->s1 = at->s1;
+  a->seed = at->seed;
+  a->dims_mask = at->dims_mask;
+  a->dim = at->dim;
+  a->dtype = at->dtype;
+  a->flags = at->flags;
+}
+
+/* Sends nodes [first, first + count) as one Graph message. The protobuf
+ * structs point into the recorded nodes: nothing is copied but the packing. */
+static mt_status send_graph(const char *fn, session *s, size_t first, size_t count) {
+  size_t nviews = 0;
+  for (size_t i = first; i < first + count; i++) nviews += (size_t)s->nodes[i].n + 1;
+  Modaltensor__V1__Node *nodes = malloc(count * sizeof *nodes);
+  Modaltensor__V1__Node **node_ptrs = malloc(count * sizeof *node_ptrs);
+  Modaltensor__V1__Attrs *attrs = malloc(count * sizeof *attrs);
+  Modaltensor__V1__TensorView *views = malloc(nviews * sizeof *views);
+  Modaltensor__V1__TensorView **view_ptrs = malloc(nviews * sizeof *view_ptrs);
+  mt_status st = MT_OK;
+  if (!nodes || !node_ptrs || !attrs || !views || !view_ptrs) {
+    st = mti_error_oom(fn, count * (sizeof *nodes + sizeof *attrs) + nviews * sizeof *views);
+    goto done;
+  }
+  size_t v = 0;
+  for (size_t k = 0; k < count; k++) {
+    rec_node *r = &s->nodes[first + k];
+    Modaltensor__V1__Node *n = &nodes[k];
+    modaltensor__v1__node__init(n);
+    n->op = (uint32_t)r->op;
+    n->n_inputs = (size_t)r->n;
+    n->inputs = &view_ptrs[v];
+    for (int i = 0; i < r->n; i++, v++) {
+      fill_view(&views[v], &node_inputs(r)[i]);
+      view_ptrs[v] = &views[v];
+    }
+    fill_attrs(&attrs[k], &r->at);
+    n->attrs = &attrs[k];
+    n->output_id = r->out_id;
+    n->out_dtype = (int32_t)r->meta.dtype;
+    n->n_out_shape = (size_t)r->meta.ndim;
+    n->out_shape = r->meta.shape;
+    if (r->has_into) {
+      fill_view(&views[v], &r->into);
+      n->into = &views[v++];
+    }
+    node_ptrs[k] = n;
+  }
+  Modaltensor__V1__Graph graph = MODALTENSOR__V1__GRAPH__INIT;
+  graph.n_nodes = count;
+  graph.nodes = node_ptrs;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH;
+  m.graph = &graph;
+  st = send_msg(fn, s, &m);
+  if (!st) s->graphs_sent++;
+done:
+  free(nodes);
+  free(node_ptrs);
+  free(attrs);
+  free(views);
+  free(view_ptrs);
+  return st;
+}
+
+/* Sends the pending graph, then the queued frees. */
+static mt_status flush(const char *fn, session *s) {
+  mt_status st = MT_OK;
+  for (size_t first = 0; !st && first < s->n_nodes; first += MSG_NODES) {
+    size_t count = s->n_nodes - first < MSG_NODES ? s->n_nodes - first : MSG_NODES;
+    st = send_graph(fn, s, first, count);
+  }
+  if (st) return st; /* session_lost dropped the rest */
+  drop_pending(s);
+  return MT_OK;
+}
+
+static mt_status flush_frees(const char *fn, session *s, uint64_t *ids, size_t n) {
+  Modaltensor__V1__Free fr = MODALTENSOR__V1__FREE__INIT;
+  fr.n_ids = n;
+  fr.ids = ids;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE;
+  m.free = &fr;
+  return send_msg(fn, s, &m);
+}
+
+/* Sends everything pending: nodes first, then frees (a free may name an
+ * input of a pending node). */
+static mt_status send_pending(const char *fn, session *s) {
+  if (!s->stream) return MT_OK;
+  size_t nfrees = s->n_frees;
+  uint64_t *frees = NULL;
+  if (nfrees) { /* flush() clears n_frees; keep the list until it is sent */
+    frees = s->frees;
+    s->frees = NULL;
+    s->cap_frees = 0;
+  }
+  mt_status st = flush(fn, s);
+  if (!st && nfrees) st = flush_frees(fn, s, frees, nfrees);
+  free(frees);
+  return st;
+}
+
+/* Waits for the SyncDone of request id; returns its status (deferred error). */
+static mt_status wait_sync(const char *fn, session *s, uint64_t id) {
+  for (;;) {
+    Modaltensor__V1__WorkerMessage *reply;
+    mt_status st = recv_msg(fn, s, &reply);
+    if (st) return st;
+    int done = reply->kind_case == MODALTENSOR__V1__WORKER_MESSAGE__KIND_SYNC_DONE &&
+               reply->sync_done->request_id == id;
+    if (done && (st = remote_status(reply->sync_done->status)))
+      mti_error(st, "%s: an earlier op failed on the worker (reported at this sync): %s", fn,
+                reply->sync_done->status->message);
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    if (done) return st;
+  }
+}
+
+static mt_status send_sync(const char *fn, session *s, uint64_t *id) {
+  Modaltensor__V1__Sync sync = MODALTENSOR__V1__SYNC__INIT;
+  sync.request_id = *id = ++s->next_request;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC;
+  m.sync = &sync;
+  return send_msg(fn, s, &m);
+}
+
+static mt_status sync_locked(const char *fn, session *s) {
+  uint64_t id;
+  mt_status st = send_pending(fn, s);
+  if (!st && s->stream && !(st = send_sync(fn, s, &id))) st = wait_sync(fn, s, id);
+  return st;
+}
+
+/* ------------------------------------------------------------ public */
+
+int mti_remote_device_count(void) {
+  return ensure_connected("mt_modal_device_count") ? 0 : reg.ndevices;
+}
+
+mt_status mti_remote_check_device(const char *fn, int index) {
+  mt_status st = ensure_connected(fn);
+  if (st) return st;
+  if (index < 0 || index >= reg.ndevices)
+    return mti_error(MT_ERR_DEVICE, "%s: device: modal:%d does not exist (%d modal devices)", fn,
+                     index, reg.ndevices);
+  return MT_OK;
+}
+
+mt_status mti_remote_device_properties(const char *fn, int index, mt_device_properties *out) {
+  mt_status st = mti_remote_check_device(fn, index);
+  if (st) return st;
+  session *s = session_of(index);
+  pthread_mutex_lock(&s->w->lock);
+  *out = s->w->props[s->device];
+  pthread_mutex_unlock(&s->w->lock);
+  return MT_OK;
+}
+
+mt_status mti_remote_synchronize(const char *fn, int index) {
+  session *s = session_lock(fn, index);
+  if (!s) return mt_last_status();
+  mt_status st = sync_locked(fn, s);
+  pthread_mutex_unlock(&s->lock);
+  return st;
+}
+
+/* Registries from before an mt_shutdown: buffers that outlive it still
+ * point at their sessions, so those stay allocated (and reachable). */
+typedef struct retired_registry {
+  worker *workers;
+  session *sessions;
+  struct retired_registry *next;
+} retired_registry;
+static retired_registry *retired;
+
+void mti_remote_shutdown(void) {
+  pthread_mutex_lock(&reg.lock);
+  if (atomic_load(&reg.ready)) {
+    for (int i = 0; i < reg.ndevices; i++) {
+      session *s = &reg.sessions[i];
+      pthread_mutex_lock(&s->lock);
+      snprintf(s->lost, sizeof s->lost, "mt_shutdown closed it");
+      mti_stream_close(s->stream); /* the worker frees the session's memory */
+      s->stream = NULL;
+      s->generation++;
+      drop_pending(s);
+      pthread_mutex_unlock(&s->lock);
+    }
+    for (int i = 0; i < reg.nworkers; i++) {
+      pthread_mutex_lock(&reg.workers[i].lock);
+      worker_disconnect(&reg.workers[i]);
+      pthread_mutex_unlock(&reg.workers[i].lock);
+    }
+    retired_registry *r = malloc(sizeof *r);
+    if (r) { /* without it the arrays are simply never freed: same effect */
+      r->workers = reg.workers;
+      r->sessions = reg.sessions;
+      r->next = retired;
+      retired = r;
+    }
+    reg.workers = NULL;
+    reg.sessions = NULL;
+    reg.nworkers = reg.ndevices = 0;
+    atomic_store(&reg.ready, 0);
+  }
+  pthread_mutex_unlock(&reg.lock);
+}
+
+mt_dtype mti_remote_buffer_dtype(const mti_remote_buffer *b) { return b->dtype; }
+int64_t mti_remote_buffer_numel(const mti_remote_buffer *b) { return b->numel; }
+int mti_remote_buffer_device(const mti_remote_buffer *b) { return b->device; }
+
+static mti_remote_buffer *new_buffer(const char *fn, session *s, int device, mt_dtype dtype,
+                                     int64_t numel) {
+  mti_remote_buffer *b = malloc(sizeof *b);
+  if (!b) {
+    mti_error_oom(fn, sizeof *b);
+    return NULL;
+  }
+  b->s = s;
+  b->generation = s->generation;
+  b->id = ++s->next_id;
+  b->dtype = dtype;
+  b->numel = numel;
+  b->device = device;
+  return b;
+}
+
+/* MT_OK when b belongs to s's current session. */
+static mt_status check_alive(const char *fn, const session *s, const mti_remote_buffer *b) {
+  if (b->generation == s->generation && s->stream) return MT_OK;
+  return mti_error(MT_ERR_UNAVAILABLE,
+                   "%s: the tensor was lost when its session with worker %s ended (%s)", fn,
+                   s->w->target ? s->w->target : "?", s->lost[0] ? s->lost : "shut down");
+}
+
+void mti_remote_release(mti_remote_buffer *b) {
+  if (!b) return;
+  session *s = b->s;
+  pthread_mutex_lock(&s->lock);
+  if (b->generation == s->generation && s->stream) {
+    if (s->n_frees == s->cap_frees) {
+      size_t cap = s->cap_frees ? 2 * s->cap_frees : 256;
+      uint64_t *f = realloc(s->frees, cap * sizeof *f);
+      if (f) s->frees = f, s->cap_frees = cap;
+    }
+    /* Without memory for the queue the id stays allocated on the worker
+     * until the session ends: a leak there, never a crash here. */
+    if (s->n_frees < s->cap_frees) s->frees[s->n_frees++] = b->id;
+    if (s->n_frees >= FLUSH_FREES) send_pending("mt_tensor_free", s);
+  }
+  pthread_mutex_unlock(&s->lock);
+  free(b);
+}
+
+static void set_rec_view(rec_view *r, const mti_remote_view *v) {
+  r->id = v->buf ? v->buf->id : 0;
+  r->offset = v->offset;
+  r->ndim = v->ndim;
+  memcpy(r->shape, v->shape, sizeof(int64_t) * (size_t)v->ndim);
+  memcpy(r->strides, v->strides, sizeof(int64_t) * (size_t)v->ndim);
+}
+
+/* Appends a node; on success returns it with its inputs set. */
+static rec_node *append_node(const char *fn, session *s, mti_op op, int n,
+                             const mti_remote_view *in, const mti_attrs *at) {
+  if (s->n_nodes == s->cap_nodes) {
+    size_t cap = s->cap_nodes ? 2 * s->cap_nodes : 256;
+    rec_node *nodes = realloc(s->nodes, cap * sizeof *nodes);
+    if (!nodes) {
+      mti_error_oom(fn, cap * sizeof *nodes);
+      return NULL;
+    }
+    s->nodes = nodes;
+    s->cap_nodes = cap;
+  }
+  rec_node *r = &s->nodes[s->n_nodes];
+  r->heap_in = NULL;
+  if (n > INLINE_INPUTS && !(r->heap_in = malloc((size_t)n * sizeof *r->heap_in))) {
+    mti_error_oom(fn, (size_t)n * sizeof *r->heap_in);
+    return NULL;
+  }
+  r->op = op;
+  r->at = *at;
+  r->n = n;
+  r->has_into = 0;
+  for (int i = 0; i < n; i++) set_rec_view(&node_inputs(r)[i], &in[i]);
+  s->n_nodes++;
+  return r;
+}
+
+/* After recording: sends (and in eager mode waits) when it is time. */
+static mt_status after_record(const char *fn, session *s) {
+  if (reg.eager) return sync_locked(fn, s);
+  if (s->n_nodes >= FLUSH_NODES) return send_pending(fn, s);
+  return MT_OK;
+}
+
+/* Locks the session of device and checks every input belongs to it. */
+static session *lock_for_inputs(const char *fn, int device, int n, const mti_remote_view *in) {
+  session *s = session_lock(fn, device);
+  if (!s) return NULL;
+  for (int i = 0; i < n; i++) {
+    if (!in[i].buf) continue;
+    if (in[i].buf->s != s) {
+      mti_error(MT_ERR_DEVICE, "%s: input %d is on modal:%d, the op runs on modal:%d", fn, i,
+                in[i].buf->device, device);
+      pthread_mutex_unlock(&s->lock);
+      return NULL;
+    }
+    if (check_alive(fn, s, in[i].buf)) {
+      pthread_mutex_unlock(&s->lock);
+      return NULL;
+    }
+  }
+  if (session_open(fn, s)) {
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+  }
+  return s;
+}
+
+mti_remote_buffer *mti_remote_record(const char *fn, int device, mti_op op, int n,
+                                     const mti_remote_view *in, const mti_attrs *at,
+                                     const mti_meta *meta) {
+  session *s = lock_for_inputs(fn, device, n, in);
+  if (!s) return NULL;
+  mti_remote_buffer *b = new_buffer(fn, s, device, meta->dtype,
+                                    mti_shape_numel(meta->ndim, meta->shape));
+  rec_node *r = b ? append_node(fn, s, op, n, in, at) : NULL;
+  if (r) {
+    r->out_id = b->id;
+    r->meta = *meta;
+    if (after_record(fn, s)) r = NULL;
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (!r) {
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+mt_status mti_remote_record_into(const char *fn, const mti_remote_view *src,
+                                 const mti_attrs *at, const mti_remote_view *dst) {
+  mti_remote_view both[2] = {*src, *dst};
+  session *s = lock_for_inputs(fn, dst->buf->device, 2, both);
+  if (!s) return mt_last_status();
+  mt_status st = MT_OK;
+  rec_node *r = append_node(fn, s, MTI_OP_COPY, 1, src, at);
+  if (!r) {
+    st = mt_last_status();
+  } else {
+    r->out_id = 0;
+    r->meta.dtype = dst->buf->dtype;
+    r->meta.ndim = dst->ndim;
+    memcpy(r->meta.shape, dst->shape, sizeof(int64_t) * (size_t)dst->ndim);
+    r->has_into = 1;
+    set_rec_view(&r->into, dst);
+    st = after_record(fn, s);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return st;
+}
+
+/* Sends one Upload chunk of b. */
+static mt_status send_chunk(const char *fn, session *s, const mti_remote_buffer *b,
+                            uint64_t offset, const void *data, size_t len) {
+  Modaltensor__V1__Upload up = MODALTENSOR__V1__UPLOAD__INIT;
+  up.id = b->id;
+  up.dtype = (int32_t)b->dtype;
+  up.numel = b->numel;
+  up.offset = offset;
+  up.data.len = len;
+  up.data.data = (uint8_t *)data;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_UPLOAD;
+  m.upload = &up;
+  return send_msg(fn, s, &m);
+}
+
+/* Streams src's values, row-major, in chunks: contiguous sources go
+ * straight from their memory, others through one staging chunk. */
+static mt_status upload_values(const char *fn, session *s, const mti_remote_buffer *b,
+                               const mti_view *src) {
+  size_t esize = mt_dtype_size(src->dtype), total = (size_t)b->numel * esize;
+  int contiguous = mti_shape_is_contiguous(src->ndim, src->shape, src->strides);
+  if (total == 0) return send_chunk(fn, s, b, 0, NULL, 0);
+  if (contiguous) {
+    mt_status st = MT_OK;
+    for (size_t off = 0; !st && off < total; off += MTI_CHUNK_BYTES) {
+      size_t len = total - off < MTI_CHUNK_BYTES ? total - off : MTI_CHUNK_BYTES;
+      st = send_chunk(fn, s, b, off, (const char *)src->data + off, len);
+    }
+    return st;
+  }
+  /* Strided: walk the elements in row-major order into a staging chunk. */
+  size_t per_chunk = MTI_CHUNK_BYTES / esize;
+  char *stage = malloc(per_chunk * esize);
+  if (!stage) return mti_error_oom(fn, per_chunk * esize);
+  int64_t idx[MT_MAX_DIMS] = {0};
+  mt_status st = MT_OK;
+  size_t filled = 0, sent = 0;
+  for (int64_t e = 0; !st && e < b->numel; e++) {
+    int64_t off = 0;
+    for (int d = 0; d < src->ndim; d++) off += idx[d] * src->strides[d];
+    memcpy(stage + filled * esize, (const char *)src->data + off * (int64_t)esize, esize);
+    if (++filled == per_chunk || e + 1 == b->numel) {
+      st = send_chunk(fn, s, b, sent, stage, filled * esize);
+      sent += filled * esize;
+      filled = 0;
+    }
+    for (int d = src->ndim - 1; d >= 0 && ++idx[d] == src->shape[d]; d--) idx[d] = 0;
+  }
+  free(stage);
+  return st;
+}
+
+mti_remote_buffer *mti_remote_upload(const char *fn, int device, const mti_view *src) {
+  session *s = lock_for_inputs(fn, device, 0, NULL);
+  if (!s) return NULL;
+  mti_remote_buffer *b =
+      new_buffer(fn, s, device, src->dtype, mti_shape_numel(src->ndim, src->shape));
+  /* Pending nodes go first so that the worker sees ops in program order. */
+  mt_status st = b ? send_pending(fn, s) : mt_last_status();
+  if (!st) st = upload_values(fn, s, b, src);
+  if (!st && reg.eager) st = sync_locked(fn, s);
+  pthread_mutex_unlock(&s->lock);
+  if (st) {
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+static mt_status send_download(const char *fn, session *s, const mti_remote_view *view,
+                               uint64_t *id) {
+  rec_view rv;
+  set_rec_view(&rv, view);
+  Modaltensor__V1__TensorView tv;
+  fill_view(&tv, &rv);
+  Modaltensor__V1__Download dl = MODALTENSOR__V1__DOWNLOAD__INIT;
+  dl.request_id = *id = ++s->next_request;
+  dl.view = &tv;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD;
+  m.download = &dl;
+  return send_msg(fn, s, &m);
+}
+
+/* Receives the chunks of download id into dst. A failed view keeps the
+ * worker's status and message. */
+static mt_status recv_download(const char *fn, session *s, uint64_t id, void *dst,
+                               size_t nbytes) {
+  for (;;) {
+    Modaltensor__V1__WorkerMessage *reply;
+    mt_status st = recv_msg(fn, s, &reply);
+    if (st) return st;
+    int last = 1;
+    if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_CHUNK ||
+        reply->chunk->request_id != id) {
+      st = mti_error(MT_ERR_REMOTE, "%s: worker %s sent an unexpected message", fn, s->w->target);
+    } else {
+      const Modaltensor__V1__DownloadChunk *c = reply->chunk;
+      last = c->last;
+      if ((st = remote_status(c->status)))
+        mti_error(st, "%s: %s", fn, c->status->message);
+      else if (c->offset > nbytes || c->data.len > nbytes - c->offset)
+        st = mti_error(MT_ERR_REMOTE, "%s: worker %s sent bytes past the end", fn, s->w->target);
+      else if (c->data.len)
+        memcpy((char *)dst + c->offset, c->data.data, c->data.len);
+    }
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    if (st && !last) session_lost(s); /* the rest of the answer cannot be matched any more */
+    if (st || last) return st;
+  }
+}
+
+mt_status mti_remote_download(const char *fn, const mti_remote_view *view, void *dst,
+                              size_t nbytes) {
+  session *s = lock_for_inputs(fn, view->buf->device, 1, view);
+  if (!s) return mt_last_status();
+  uint64_t dl_id, sync_id;
+  mt_status st = send_pending(fn, s);
+  if (!st) st = send_download(fn, s, view, &dl_id);
+  if (!st) st = send_sync(fn, s, &sync_id);
+  if (!st) {
+    mt_status view_st = recv_download(fn, s, dl_id, dst, nbytes);
+    char view_msg[512];
+    snprintf(view_msg, sizeof view_msg, "%s", mt_last_error());
+    st = s->stream ? wait_sync(fn, s, sync_id) : view_st;
+    if (view_st) st = mti_error(view_st, "%s", view_msg); /* the view's own failure first */
+  }
+  pthread_mutex_unlock(&s->lock);
+  return st;
+}
