@@ -1,0 +1,54 @@
+"""modaltensor: NumPy- and PyTorch-flavoured tensors on the cpu and on the
+modal device, over libmodaltensor's C API (ctypes; no compile step).
+
+    import modaltensor as mt
+    x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], device="modal")
+    y = (x @ x.T).relu().sum(dim=1)
+    print(y.cpu().numpy())
+
+See docs/python.md for the whole story.
+"""
+
+from . import _lib, modal
+from .device import Device, as_device as device
+from .dtypes import (DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
+                     int64, uint8)
+from .errors import (DeviceError, DTypeError, InternalError, InvalidArgumentError,
+                     ModalTensorError, ModalTimeoutError, OutOfMemoryError, RemoteError,
+                     ShapeError, Status, UnauthenticatedError, UnavailableError,
+                     UnsupportedError)
+from .tensor import (FUNCTION_TABLE, Tensor, arange, as_tensor, cat, concatenate, empty,
+                     empty_like, from_dlpack, from_numpy, full, full_like, is_tensor, layer_norm,
+                     manual_seed, ones, ones_like, rand, randn, stack, tensor, where, zeros,
+                     zeros_like)
+
+__version__ = "0.1.0"
+
+globals().update(FUNCTION_TABLE)
+
+# PyTorch's dtype spellings (mt.bool shadows the builtin only as an attribute).
+bool = bool_  # noqa: A001
+half = float16
+double = float64
+long = int64
+short = int16
+
+library_path = _lib.path
+
+
+def library_version():
+    """Version of the libmodaltensor actually loaded ("MAJOR.MINOR.PATCH")."""
+    return _lib.lib.mt_version().decode()
+
+
+__all__ = [
+    "Device", "DType", "Tensor", "modal", "device", "library_path", "library_version",
+    "bool_", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+    "float64", "half", "double", "long", "short",
+    "ModalTensorError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError",
+    "OutOfMemoryError", "UnsupportedError", "RemoteError", "UnavailableError",
+    "ModalTimeoutError", "UnauthenticatedError", "InternalError", "Status",
+    "tensor", "as_tensor", "from_numpy", "from_dlpack", "is_tensor", "empty", "zeros", "ones",
+    "full", "arange", "rand", "randn", "manual_seed", "empty_like", "zeros_like", "ones_like",
+    "full_like", "where", "layer_norm", "cat", "concatenate", "stack",
+] + sorted(FUNCTION_TABLE)

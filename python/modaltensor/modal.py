@@ -1,0 +1,101 @@
+"""The modal device: tensors kept by a worker (a GPU server), or in-process
+while remote execution is disabled. Mirrors torch.cuda's helpers."""
+
+import contextlib
+import ctypes
+
+from ._lib import MtDeviceProperties, lib
+from .device import Device, as_device
+from .errors import DeviceError, check
+
+
+def is_available():
+    """True when a worker answers for the modal device (the library starts a
+    local worker when none is configured), or when modal tensors run
+    in-process (remote execution disabled)."""
+    return bool(lib.mt_modal_is_available())
+
+
+def device_count():
+    """Number of modal devices across all configured workers; 0 when none."""
+    return lib.mt_modal_device_count()
+
+
+class DeviceProperties:
+    """What mt_modal_get_device_properties reports for one modal device."""
+    __slots__ = ("name", "total_memory", "free_memory", "major", "minor",
+                 "multi_processor_count")
+
+    def __init__(self, props):
+        self.name = props.name.decode(errors="replace")
+        self.total_memory = props.total_memory
+        self.free_memory = props.free_memory
+        self.major = props.major
+        self.minor = props.minor
+        self.multi_processor_count = props.multiprocessors
+
+    def __repr__(self):
+        return (f"DeviceProperties(name={self.name!r}, major={self.major}, minor={self.minor}, "
+                f"total_memory={self.total_memory // (1 << 20)}MB, "
+                f"multi_processor_count={self.multi_processor_count})")
+
+
+def _index_of(device):
+    if isinstance(device, int):
+        return device
+    device = as_device(device)
+    if device.type != "modal":
+        raise DeviceError(f"modaltensor.modal: {device} is not a modal device")
+    return device.index
+
+
+def get_device_properties(device=0):
+    """Properties of modal device `device` (an index, "modal:N" or a Device)."""
+    props = MtDeviceProperties()
+    index = _index_of(device)
+    check(lib.mt_modal_get_device_properties(index, ctypes.byref(props)),
+          "mt_modal_get_device_properties")
+    return DeviceProperties(props)
+
+
+def synchronize(device=None):
+    """Waits until the work queued for a modal device (every modal device
+    when None) has run, and raises the first deferred error of that work."""
+    if device is None:
+        devices = [Device("modal", i) for i in range(device_count())]
+    else:
+        devices = [Device("modal", device) if isinstance(device, int) else as_device(device)]
+    for d in devices:
+        check(lib.mt_synchronize(d.c), "mt_synchronize")
+
+
+def enable_remote_execution():
+    """Modal tensors made from now on run in a worker (the default)."""
+    lib.mt_set_remote_execution(1)
+
+
+def disable_remote_execution():
+    """Modal tensors made from now on run in-process, on the host (for
+    development and tests without a worker)."""
+    lib.mt_set_remote_execution(0)
+
+
+def is_remote_execution_enabled():
+    return bool(lib.mt_remote_execution_enabled())
+
+
+@contextlib.contextmanager
+def remote_execution(enabled):
+    """Runs a block with remote execution switched on or off, restoring the
+    previous setting afterwards."""
+    previous = is_remote_execution_enabled()
+    lib.mt_set_remote_execution(int(bool(enabled)))
+    try:
+        yield
+    finally:
+        lib.mt_set_remote_execution(int(previous))
+
+
+def shutdown():
+    """Closes remote sessions and stops a worker the library started."""
+    lib.mt_shutdown()

@@ -1,0 +1,38 @@
+"""The examples of examples/python run to completion (as subprocesses, with
+this interpreter and this library)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import modaltensor as mt
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+EXAMPLES = os.path.join(ROOT, "examples", "python")
+
+# Modal tensors run where the suite runs them (see conftest.py).
+IN_PROCESS = [] if os.environ.get("MODALTENSOR_TEST_MODAL") == "worker" else ["--in-process"]
+CASES = {
+    "tour.py": (IN_PROCESS, ["== the modal device", "ShapeError | mt_add: "]),
+    "mlp_modal.py": (["--steps", "400"] + IN_PROCESS, ["training accuracy"]),
+    "numpy_interop.py": (IN_PROCESS, ["from_numpy shares memory: True",
+                                      "modal softmax(a @ b) matches NumPy: True"]),
+    "cffi_abi.py": ([], ["softmax(a @ a.T)[0] =", "expected failure: mt_add: "]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_example_runs(name):
+    if name == "cffi_abi.py":
+        pytest.importorskip("cffi")
+    args, expected = CASES[name]
+    env = dict(os.environ, MODALTENSOR_LIBRARY=mt.library_path, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)] + args, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for text in expected:
+        assert text in run.stdout, run.stdout
