@@ -1,0 +1,337 @@
+/*
+ * bench_cpu.c - times a fixed suite of ops on the cpu device through the
+ * public API, one JSON object per line on stdout.
+ *
+ * bench/bench_numpy.py runs the same cases with NumPy by the same method, and
+ * bench/compare.py joins the two outputs (scripts/bench.sh does all three).
+ *
+ * Method: inputs are made once per case, outside the timed region. Each case
+ * runs `warmup` times untimed, then is timed rep by rep until the time budget
+ * is spent (at least MIN_REPS reps, at most MAX_REPS) or exactly --reps times.
+ * A rep times the op together with freeing its result: allocating and
+ * releasing the output is part of an op's cost, as it is in NumPy. The
+ * reported figure is the median of the reps.
+ *
+ * Usage: mt_bench [--filter SUBSTR] [--reps N] [--warmup N] [--seconds S]
+ *                 [--quick] [--list]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <modaltensor.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+  MIN_REPS = 5,     /* adaptive mode: enough reps for a meaningful median */
+  MAX_REPS = 1000,  /* adaptive mode: bound on reps of very fast cases */
+  INPUT_SEED = 1234 /* same inputs on every run */
+};
+
+typedef struct bench_options {
+  const char *filter; /* run only cases whose name contains it; NULL: all */
+  int reps;           /* exact number of timed reps; 0: adaptive */
+  int warmup;         /* untimed runs before timing */
+  double seconds;     /* adaptive mode: time budget per case */
+  int quick;          /* scaled-down sizes, for smoke tests */
+  int list;           /* print the case names and exit */
+} bench_options;
+
+/* Problem sizes: full size for measurements, small ones for --quick. */
+typedef struct bench_sizes {
+  int64_t flat;     /* elements of the 1-D cases (10M) */
+  int64_t square;   /* side of the square 2-D cases (4096) */
+  int64_t mm_small; /* matmul n for the smaller GEMM (1024) */
+  int64_t mm_large; /* matmul n for the larger GEMM (2048) */
+} bench_sizes;
+
+typedef mt_tensor *(*bench_fn)(mt_tensor *const in[2]);
+
+/* One case: input shapes (b is absent when ndim_b < 0), the op, and what
+ * its result must look like (checked once, on the first warm-up result, so
+ * that a broken op is never reported as a fast one). */
+typedef struct bench_case {
+  const char *name;
+  int ndim_a;
+  int64_t shape_a[2];
+  int ndim_b;
+  int64_t shape_b[2];
+  bench_fn run;
+  mt_dtype out_dtype;
+  int64_t out_numel;
+} bench_case;
+
+/* ------------------------------------------------------------ the ops */
+
+static mt_tensor *run_add(mt_tensor *const in[2]) { return mt_add(in[0], in[1]); }
+static mt_tensor *run_mul(mt_tensor *const in[2]) { return mt_mul(in[0], in[1]); }
+static mt_tensor *run_exp(mt_tensor *const in[2]) { return mt_exp(in[0]); }
+static mt_tensor *run_sum_all(mt_tensor *const in[2]) { return mt_sum(in[0], 0, NULL, 0); }
+static mt_tensor *run_softmax(mt_tensor *const in[2]) { return mt_softmax(in[0], -1); }
+static mt_tensor *run_matmul(mt_tensor *const in[2]) { return mt_matmul(in[0], in[1]); }
+static mt_tensor *run_cast_f16(mt_tensor *const in[2]) { return mt_cast(in[0], MT_FLOAT16); }
+static mt_tensor *run_argmax(mt_tensor *const in[2]) { return mt_argmax(in[0], 1, 0); }
+
+static mt_tensor *run_sum_dim1(mt_tensor *const in[2]) {
+  const int dims[1] = {1};
+  return mt_sum(in[0], 1, dims, 0);
+}
+
+static mt_tensor *run_layer_norm(mt_tensor *const in[2]) {
+  return mt_layer_norm(in[0], NULL, NULL, 1e-5);
+}
+
+/* The transposed view is free; the cost measured is the strided copy. */
+static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
+  mt_tensor *view = mt_transpose(in[0], 0, 1);
+  if (!view) return NULL;
+  mt_tensor *copy = mt_contiguous(view);
+  mt_tensor_free(view);
+  return copy;
+}
+
+/* ------------------------------------------------------------ the suite */
+
+enum { CASE_COUNT = 12 };
+
+static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
+  const int64_t n = s->flat, sq = s->square, m1 = s->mm_small, m2 = s->mm_large;
+  const bench_case table[CASE_COUNT] = {
+      {"add_f32_10M", 1, {n}, 1, {n}, run_add, MT_FLOAT32, n},
+      {"mul_bcast_4096x4096_by_4096", 2, {sq, sq}, 1, {sq}, run_mul, MT_FLOAT32, sq * sq},
+      {"exp_f32_10M", 1, {n}, -1, {0}, run_exp, MT_FLOAT32, n},
+      {"sum_all_f32_10M", 1, {n}, -1, {0}, run_sum_all, MT_FLOAT32, 1},
+      {"sum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_sum_dim1, MT_FLOAT32, sq},
+      {"softmax_lastdim_4096x4096", 2, {sq, sq}, -1, {0}, run_softmax, MT_FLOAT32, sq * sq},
+      {"layer_norm_4096x4096", 2, {sq, sq}, -1, {0}, run_layer_norm, MT_FLOAT32, sq * sq},
+      {"matmul_f32_1024", 2, {m1, m1}, 2, {m1, m1}, run_matmul, MT_FLOAT32, m1 * m1},
+      {"matmul_f32_2048", 2, {m2, m2}, 2, {m2, m2}, run_matmul, MT_FLOAT32, m2 * m2},
+      {"transpose_contiguous_4096x4096", 2, {sq, sq}, -1, {0}, run_transpose_contiguous,
+       MT_FLOAT32, sq * sq},
+      {"cast_f32_to_f16_10M", 1, {n}, -1, {0}, run_cast_f16, MT_FLOAT16, n},
+      {"argmax_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_argmax, MT_INT64, sq},
+  };
+  memcpy(cases, table, sizeof table);
+}
+
+/* ------------------------------------------------------------ timing */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int compare_doubles(const void *pa, const void *pb) {
+  const double a = *(const double *)pa, b = *(const double *)pb;
+  return (a > b) - (a < b);
+}
+
+static double median_of(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, compare_doubles);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape) {
+  size_t used = (size_t)snprintf(buf, cap, "[");
+  for (int d = 0; d < ndim && used < cap; d++)
+    used += (size_t)snprintf(buf + used, cap - used, d ? ",%lld" : "%lld", (long long)shape[d]);
+  if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
+static int report_api_failure(const bench_case *c, const char *what) {
+  fprintf(stderr, "mt_bench: %s: %s failed: %s (%s)\n", c->name, what, mt_last_error(),
+          mt_status_name(mt_last_status()));
+  return -1;
+}
+
+/* Runs the op once untimed; the first result is checked against the case. */
+static int warm_up(const bench_case *c, mt_tensor *const in[2], int check) {
+  mt_tensor *out = c->run(in);
+  if (!out) return report_api_failure(c, "op");
+  int ok = 1;
+  if (check) {
+    ok = mt_tensor_dtype(out) == c->out_dtype && mt_numel(out) == c->out_numel &&
+         mt_is_contiguous(out);
+    if (!ok)
+      fprintf(stderr, "mt_bench: %s: result is %s with %lld elements, expected %s with %lld\n",
+              c->name, mt_dtype_name(mt_tensor_dtype(out)), (long long)mt_numel(out),
+              mt_dtype_name(c->out_dtype), (long long)c->out_numel);
+  }
+  mt_tensor_free(out);
+  return ok ? 0 : -1;
+}
+
+/* Times reps of the op (call + free of its result); fills the median and
+ * the minimum in milliseconds and the number of reps. */
+static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_options *o,
+                     double *median_ms, double *min_ms, int *reps_done) {
+  const int cap = o->reps > 0 ? o->reps : MAX_REPS;
+  double *samples = malloc((size_t)cap * sizeof *samples);
+  if (!samples) {
+    fprintf(stderr, "mt_bench: %s: out of memory for %d samples\n", c->name, cap);
+    return -1;
+  }
+  int n = 0;
+  const double start = now_seconds();
+  while (n < cap) {
+    const double t0 = now_seconds();
+    mt_tensor *out = c->run(in);
+    mt_tensor_free(out);
+    const double t1 = now_seconds();
+    if (!out) {
+      free(samples);
+      return report_api_failure(c, "op");
+    }
+    samples[n++] = (t1 - t0) * 1e3;
+    if (o->reps == 0 && n >= MIN_REPS && t1 - start >= o->seconds) break;
+  }
+  *reps_done = n;
+  *median_ms = median_of(samples, n);
+  *min_ms = samples[0]; /* sorted by median_of */
+  free(samples);
+  return 0;
+}
+
+static mt_tensor *make_input(int ndim, const int64_t *shape, uint64_t seed) {
+  const mt_device cpu = {MT_DEVICE_CPU, 0};
+  return mt_randn(ndim, shape, MT_FLOAT32, cpu, seed);
+}
+
+/* Makes the inputs, warms up, times, prints one JSON line. */
+static int run_case(const bench_case *c, const bench_options *o) {
+  mt_tensor *in[2] = {NULL, NULL};
+  int rc = -1;
+  in[0] = make_input(c->ndim_a, c->shape_a, INPUT_SEED);
+  if (!in[0]) {
+    report_api_failure(c, "mt_randn (input a)");
+    goto done;
+  }
+  if (c->ndim_b >= 0) {
+    in[1] = make_input(c->ndim_b, c->shape_b, INPUT_SEED + 1);
+    if (!in[1]) {
+      report_api_failure(c, "mt_randn (input b)");
+      goto done;
+    }
+  }
+  for (int i = 0; i < o->warmup || i == 0; i++)
+    if (warm_up(c, in, i == 0) != 0) goto done;
+
+  double median_ms, min_ms;
+  int reps;
+  if (time_case(c, in, o, &median_ms, &min_ms, &reps) != 0) goto done;
+
+  char shape[96], shape_b[64] = "";
+  shape_text(shape, sizeof shape, c->ndim_a, c->shape_a);
+  if (c->ndim_b >= 0) {
+    shape_text(shape_b, sizeof shape_b, c->ndim_b, c->shape_b);
+    strncat(shape, "x", sizeof shape - strlen(shape) - 1);
+    strncat(shape, shape_b, sizeof shape - strlen(shape) - 1);
+  }
+  printf("{\"case\": \"%s\", \"shape\": \"%s\", \"median_ms\": %.6f, \"min_ms\": %.6f, "
+         "\"reps\": %d}\n",
+         c->name, shape, median_ms, min_ms, reps);
+  fflush(stdout);
+  rc = 0;
+done:
+  mt_tensor_free(in[0]);
+  mt_tensor_free(in[1]);
+  return rc;
+}
+
+/* ------------------------------------------------------------ command line */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: mt_bench [--filter SUBSTR] [--reps N] [--warmup N] [--seconds S] [--quick] "
+          "[--list]\n"
+          "  --filter SUBSTR  run only the cases whose name contains SUBSTR\n"
+          "  --reps N         exactly N timed reps per case (default: adaptive, at least %d,\n"
+          "                   until --seconds have passed, at most %d)\n"
+          "  --warmup N       untimed runs before timing (default 2; the first always runs)\n"
+          "  --seconds S      adaptive time budget per case (default 0.5)\n"
+          "  --quick          scaled-down sizes, for smoke tests\n"
+          "  --list           print the case names and exit\n",
+          MIN_REPS, MAX_REPS);
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  const long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, bench_options *o) {
+  *o = (bench_options){NULL, 0, 2, 0.5, 0, 0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+    long v;
+    if (!strcmp(a, "--quick")) {
+      o->quick = 1;
+    } else if (!strcmp(a, "--list")) {
+      o->list = 1;
+    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      exit(0);
+    } else if (val && !strcmp(a, "--filter")) {
+      o->filter = val;
+      i++;
+    } else if (val && !strcmp(a, "--reps") && parse_long(val, 1, 1000000, &v) == 0) {
+      o->reps = (int)v;
+      i++;
+    } else if (val && !strcmp(a, "--warmup") && parse_long(val, 0, 1000, &v) == 0) {
+      o->warmup = (int)v;
+      i++;
+    } else if (val && !strcmp(a, "--seconds")) {
+      char *end;
+      o->seconds = strtod(val, &end);
+      if (end == val || *end || !(o->seconds >= 0.0 && o->seconds <= 3600.0)) {
+        fprintf(stderr, "mt_bench: --seconds: expected 0..3600, got '%s'\n", val);
+        return -1;
+      }
+      i++;
+    } else {
+      fprintf(stderr, "mt_bench: bad argument '%s%s%s'\n", a, val ? " " : "", val ? val : "");
+      usage(stderr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  bench_options opt;
+  if (parse_args(argc, argv, &opt) != 0) return 2;
+
+  const bench_sizes full = {10 * 1000 * 1000, 4096, 1024, 2048};
+  const bench_sizes quick = {100 * 1000, 256, 128, 256};
+  bench_case cases[CASE_COUNT];
+  make_cases(opt.quick ? &quick : &full, cases);
+
+  if (opt.list) {
+    for (int i = 0; i < CASE_COUNT; i++) printf("%s\n", cases[i].name);
+    return 0;
+  }
+
+  int selected[CASE_COUNT], nselected = 0;
+  for (int i = 0; i < CASE_COUNT; i++)
+    if (!opt.filter || strstr(cases[i].name, opt.filter)) selected[nselected++] = i;
+  if (nselected == 0) {
+    fprintf(stderr, "mt_bench: no case matches --filter '%s' (see --list)\n", opt.filter);
+    return 2;
+  }
+
+  printf("{\"meta\": {\"impl\": \"modaltensor\", \"version\": \"%s\", \"quick\": %s}}\n",
+         mt_version(), opt.quick ? "true" : "false");
+  int failures = 0;
+  for (int i = 0; i < nselected; i++)
+    if (run_case(&cases[selected[i]], &opt) != 0) failures++;
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""The mt_bench suite with NumPy, by the same method, one JSON object per line.
+
+Same cases, names, dtypes and shapes as bench/bench_cpu.c; same timing: inputs
+made once per case outside the timed region, `warmup` untimed runs, then reps
+timed one by one (the op and the release of its result) until the time budget
+is spent (at least MIN_REPS, at most MAX_REPS) or exactly --reps times; the
+median is reported. The first line describes NumPy and the BLAS it runs on.
+
+Usage: bench_numpy.py [--filter SUBSTR] [--reps N] [--warmup N] [--seconds S]
+                      [--quick] [--list]
+"""
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+MIN_REPS = 5
+MAX_REPS = 1000
+INPUT_SEED = 1234
+
+
+def softmax_lastdim(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def layer_norm(x):
+    m = x.mean(-1, keepdims=True)
+    v = x.var(-1, keepdims=True)
+    return (x - m) / np.sqrt(v + 1e-5)
+
+
+def make_cases(n, sq, m1, m2):
+    """(name, input shapes, op): the order and names of bench_cpu.c."""
+    return [
+        ("add_f32_10M", [(n,), (n,)], lambda a, b: a + b),
+        ("mul_bcast_4096x4096_by_4096", [(sq, sq), (sq,)], lambda a, b: a * b),
+        ("exp_f32_10M", [(n,)], np.exp),
+        ("sum_all_f32_10M", [(n,)], lambda a: a.sum()),
+        ("sum_dim1_4096x4096", [(sq, sq)], lambda a: a.sum(axis=1)),
+        ("softmax_lastdim_4096x4096", [(sq, sq)], softmax_lastdim),
+        ("layer_norm_4096x4096", [(sq, sq)], layer_norm),
+        ("matmul_f32_1024", [(m1, m1), (m1, m1)], lambda a, b: a @ b),
+        ("matmul_f32_2048", [(m2, m2), (m2, m2)], lambda a, b: a @ b),
+        ("transpose_contiguous_4096x4096", [(sq, sq)], lambda a: np.ascontiguousarray(a.T)),
+        ("cast_f32_to_f16_10M", [(n,)], lambda a: a.astype(np.float16)),
+        ("argmax_dim1_4096x4096", [(sq, sq)], lambda a: a.argmax(axis=1)),
+    ]
+
+
+def loaded_blas_libraries():
+    """Paths of the BLAS/LAPACK libraries mapped into this process."""
+    paths = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if path.startswith("/") and ("blas" in path or "lapack" in path or "mkl" in path):
+                    paths.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted(paths)
+
+
+def openblas_details(paths):
+    """OpenBLAS's own account of itself (version, core, threads), if loaded."""
+    for path in paths:
+        if "openblas" not in path:
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return {
+                "library": path,
+                "config": lib.openblas_get_config().decode(),
+                "corename": lib.openblas_get_corename().decode(),
+                "threads": lib.openblas_get_num_threads(),
+            }
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def blas_description():
+    """Which BLAS NumPy uses and with how many threads: threadpoolctl when
+    it is installed, else the libraries mapped into the process."""
+    try:
+        from threadpoolctl import threadpool_info
+        return {"source": "threadpoolctl", "pools": threadpool_info()}
+    except ImportError:
+        pass
+    paths = loaded_blas_libraries()
+    return {"source": "/proc/self/maps", "libraries": paths, "openblas": openblas_details(paths)}
+
+
+def time_case(fn, inputs, reps, seconds):
+    samples = []
+    cap = reps if reps else MAX_REPS
+    start = time.perf_counter()
+    while len(samples) < cap:
+        t0 = time.perf_counter()
+        out = fn(*inputs)
+        del out
+        t1 = time.perf_counter()
+        samples.append((t1 - t0) * 1e3)
+        if not reps and len(samples) >= MIN_REPS and t1 - start >= seconds:
+            break
+    return statistics.median(samples), min(samples), len(samples)
+
+
+def shape_text(shapes):
+    return "x".join("[" + ",".join(str(d) for d in s) + "]" for s in shapes)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--filter", help="run only the cases whose name contains FILTER")
+    p.add_argument("--reps", type=int, default=0, help="exactly N timed reps (default: adaptive)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
+    p.add_argument("--seconds", type=float, default=0.5, help="adaptive time budget per case")
+    p.add_argument("--quick", action="store_true", help="scaled-down sizes")
+    p.add_argument("--list", action="store_true", help="print the case names and exit")
+    args = p.parse_args()
+    if args.reps < 0 or args.warmup < 0 or args.seconds < 0:
+        p.error("--reps, --warmup and --seconds must not be negative")
+
+    sizes = (100_000, 256, 128, 256) if args.quick else (10_000_000, 4096, 1024, 2048)
+    cases = make_cases(*sizes)
+    if args.list:
+        print("\n".join(name for name, _, _ in cases))
+        return 0
+
+    selected = [(i, c) for i, c in enumerate(cases) if not args.filter or args.filter in c[0]]
+    if not selected:
+        print(f"bench_numpy.py: no case matches --filter {args.filter!r} (see --list)", file=sys.stderr)
+        return 2
+
+    meta = {
+        "impl": "numpy",
+        "version": np.__version__,
+        "python": sys.version.split()[0],
+        "quick": args.quick,
+        "blas": blas_description(),
+    }
+    print(json.dumps({"meta": meta}), flush=True)
+
+    for i, (name, shapes, fn) in selected:
+        rng = np.random.default_rng(INPUT_SEED + i)
+        inputs = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        for _ in range(max(args.warmup, 1)):
+            fn(*inputs)
+        median_ms, min_ms, reps = time_case(fn, inputs, args.reps, args.seconds)
+        print(json.dumps({"case": name, "shape": shape_text(shapes), "median_ms": round(median_ms, 6),
+                          "min_ms": round(min_ms, 6), "reps": reps}), flush=True)
+        del inputs
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

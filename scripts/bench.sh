@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Benchmarks libmodaltensor's cpu device against NumPy on this machine.
+#
+# Builds mt_bench (Release) if needed, runs it and then bench/bench_numpy.py
+# one after the other in this invocation, and prints a Markdown table
+# (case | ours ms | numpy ms | numpy/ours) with the geometric mean, under a
+# header saying what it ran on: CPU, thread settings, OPENBLAS_CORETYPE and the
+# BLAS NumPy uses. OPENBLAS_CORETYPE is left as the environment has it: it
+# changes OpenBLAS's GEMM speed, and both sides run under the same setting.
+#
+# Usage: scripts/bench.sh [--quick] [--filter SUBSTR] [--reps N] [--seconds S]
+#                         [--build-dir DIR]
+#   Options other than --build-dir go to both benchmarks. The build directory
+#   defaults to $BUILD_DIR or build-bench/ in the repository. Raw results are
+#   kept in DIR/bench-results/.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${BUILD_DIR:-$root/build-bench}"
+python="${PYTHON:-/usr/bin/python3}"
+bench_args=()
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build_dir="${2:?--build-dir needs a value}"; shift 2 ;;
+    --quick) bench_args+=("$1"); shift ;;
+    --filter|--reps|--seconds|--warmup) bench_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# A benchmark of a debug or sanitizer build measures the wrong thing.
+cache="$build_dir/CMakeCache.txt"
+if [ -f "$cache" ]; then
+  build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache")"
+  sanitize="$(sed -n 's/^MT_SANITIZE:[A-Z]*=//p' "$cache")"
+  if [ "$build_type" != "Release" ] || [ "$sanitize" = "ON" ]; then
+    echo "bench.sh: $build_dir is a '$build_type' build (MT_SANITIZE=$sanitize);" \
+         "use a Release build without sanitizers (--build-dir)" >&2
+    exit 2
+  fi
+else
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DMT_SANITIZE=OFF \
+        -DMT_BUILD_TESTS=OFF -DMT_BUILD_EXAMPLES=OFF >/dev/null
+fi
+cmake --build "$build_dir" --target mt_bench -j "$(nproc)" >/dev/null
+mt_bench="$build_dir/bench/mt_bench"
+
+results="$build_dir/bench-results"
+mkdir -p "$results"
+ours="$results/ours.jsonl"
+theirs="$results/numpy.jsonl"
+
+cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+echo "# libmodaltensor cpu vs NumPy"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(hostname)"
+echo "- cpu: ${cpu_model:-unknown}, $(nproc) cores available"
+echo "- OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}" \
+     " OMP_NUM_THREADS=${OMP_NUM_THREADS-(unset)}" \
+     " OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS-(unset)}"
+echo "- libmodaltensor BLAS: $(ldd "$mt_bench" | awk '/blas/ {print $3}' | xargs -r readlink -f | tr '\n' ' ')"
+echo "- method: median per op (call + free of the result), after warm-up; same run, same machine"
+
+"$mt_bench" "${bench_args[@]}" >"$ours"
+"$python" "$root/bench/bench_numpy.py" "${bench_args[@]}" >"$theirs"
+
+"$python" - "$theirs" <<'EOF'
+import json, sys
+meta = json.loads(open(sys.argv[1]).readline())["meta"]
+blas = meta["blas"]
+if blas["source"] == "threadpoolctl":
+    pools = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
+                      f"{p.get('num_threads')} threads, {p.get('filepath')})" for p in blas["pools"])
+else:
+    ob = blas.get("openblas")
+    pools = (f"{ob['config']}, core {ob['corename']}, {ob['threads']} threads ({ob['library']})"
+             if ob else ", ".join(blas.get("libraries", [])) or "unknown")
+print(f"- numpy {meta['version']} (python {meta['python']}), BLAS via {blas['source']}: {pools}")
+EOF
+echo
+"$python" "$root/bench/compare.py" "$ours" "$theirs"
+echo
+echo "raw results: $ours $theirs"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every package that building and testing libmodaltensor needs, on
+# Debian 12. Idempotent: when all of them are installed already it only says
+# so. Runs as root, or through sudo when that exists.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config libopenblas-dev libdlpack-dev
+  # remote device: gRPC C core and protobuf-c
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+  # tests: Check for the C suites, Python for the binding and cffi checks,
+  # valgrind for memory checks
+  check python3 python3-numpy python3-cffi python3-pytest python3-hypothesis valgrind
+  # static linking through OpenBLAS's pkg-config file names -lgfortran
+  libgfortran-12-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+if ((EUID == 0)); then
+  as_root=()
+elif command -v sudo >/dev/null; then
+  as_root=(sudo)
+else
+  echo "setup: run as root (missing: ${missing[*]})" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+echo "setup: done"
