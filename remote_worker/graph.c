@@ -86,7 +86,7 @@ static mti_attrs attrs_of(const Modaltensor__V1__Attrs *a) {
 }
 
 /* A view's storage: present in this session, not failed, whole. Returns
- * NULL after failing the node (st_failed tells inherit from refuse). */
+ * NULL after failing the node (inheriting the storage's own failure). */
 static mtw_storage *usable_storage(node_ctx *c, const char *what, uint64_t id) {
   mtw_storage *st = id ? mtw_table_find(&c->s->table, id) : NULL;
   if (!st) {
@@ -186,8 +186,9 @@ static int same_meta(const mti_meta *a, mt_dtype dtype, size_t ndim, const int64
   return 1;
 }
 
-/* Infers the output and checks it against what the client recorded (and,
- * for a copy into a view, against that view); 0 on success. */
+/* Infers the output and checks it against what the client recorded; a
+ * copy into a view must give the view's dtype from a source that
+ * broadcasts to the view's shape. 0 on success. */
 static int infer_output(node_ctx *c, const mti_attrs *at, const mti_meta *metas,
                         const mti_view *into_view, mti_meta *out) {
   const Modaltensor__V1__Node *n = c->node;
@@ -208,18 +209,28 @@ static int infer_output(node_ctx *c, const mti_attrs *at, const mti_meta *metas,
     return -1;
   }
   char got[160], want[160];
+  if (into_view) {
+    /* mt_copy_ broadcasts its source to the destination view */
+    int nd;
+    int64_t shape[MT_MAX_DIMS];
+    if (out->dtype != into_view->dtype ||
+        mti_shape_broadcast("into", out->ndim, out->shape, into_view->ndim, into_view->shape, &nd,
+                            shape) != MT_OK ||
+        nd != into_view->ndim || memcmp(shape, into_view->shape, sizeof(int64_t) * (size_t)nd)) {
+      refuse(c, MT_ERR_INVALID_ARGUMENT, "into: the view is %s %s, the copy gives %s %s",
+             mt_dtype_name(into_view->dtype),
+             mti_shape_str(want, sizeof want, into_view->ndim, into_view->shape),
+             mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
+      return -1;
+    }
+    out->ndim = into_view->ndim;
+    memcpy(out->shape, into_view->shape, sizeof out->shape);
+  }
   if (!same_meta(out, (mt_dtype)n->out_dtype, n->n_out_shape, n->out_shape)) {
     int nd = n->n_out_shape > MT_MAX_DIMS ? MT_MAX_DIMS : (int)n->n_out_shape;
     refuse(c, MT_ERR_INVALID_ARGUMENT,
            "output: the client expects %s %s, the worker infers %s %s",
            mt_dtype_name((mt_dtype)n->out_dtype), mti_shape_str(want, sizeof want, nd, n->out_shape),
-           mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
-    return -1;
-  }
-  if (into_view && !same_meta(out, into_view->dtype, (size_t)into_view->ndim, into_view->shape)) {
-    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: the view is %s %s, the copy gives %s %s",
-           mt_dtype_name(into_view->dtype),
-           mti_shape_str(want, sizeof want, into_view->ndim, into_view->shape),
            mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
     return -1;
   }

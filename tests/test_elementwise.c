@@ -976,7 +976,7 @@ START_TEST(test_f16_bf16_rounding_bits) {
   }
   /* NaN stays NaN */
   float nan = NAN;
-  mt_tensor *s = TU_OK(mt_from_data(&nan, 0, NULL, MT_FLOAT32, TU_CPU));
+  mt_tensor *s = TU_OK(mt_from_data(&nan, 1, TU_SHAPE(1), MT_FLOAT32, TU_CPU));
   for (int pass = 0; pass < 2; pass++) {
     mt_tensor *r = TU_OK(mt_cast(s, pass ? MT_BFLOAT16 : MT_FLOAT16));
     uint16_t h;

@@ -581,7 +581,10 @@ START_TEST(test_from_blob) {
   ck_assert_int_eq(g_deleted.calls, 1);
   ck_assert_ptr_eq(g_deleted.last, data);
   mt_tensor_free(nine);
+}
+END_TEST
 
+START_TEST(test_from_blob_zero_dim) {
   /* a 0-d blob: shape and strides NULL */
   double one = 2.5;
   memset(&g_deleted, 0, sizeof g_deleted);
@@ -874,6 +877,7 @@ static Suite *views_suite(void) {
   tc = tcase_create("interop");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_from_blob);
+  tcase_add_test(tc, test_from_blob_zero_dim);
   tcase_add_test(tc, test_from_blob_strides);
   tcase_add_test(tc, test_dlpack_dtypes);
   tcase_add_test(tc, test_dlpack_export);

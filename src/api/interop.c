@@ -64,7 +64,7 @@ mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_
   t->device = (mt_device){MT_DEVICE_CPU, 0};
   t->dtype = dtype;
   t->ndim = ndim;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  mti_dims_copy(t->shape, shape, ndim);
   memcpy(t->strides, st, sizeof(int64_t) * (size_t)ndim);
   t->offset = 0;
   return t;

@@ -163,7 +163,7 @@ mt_tensor *mt_empty(int ndim, const int64_t *shape, mt_dtype dtype, mt_device de
   /* A worker allocates only through ops: a zero fill is the cheapest one. */
   if (mti_device_is_remote(device)) return make_filled("mt_empty", ndim, shape, 0.0, dtype, device);
   mti_meta m = {.dtype = dtype, .ndim = ndim};
-  memcpy(m.shape, shape, sizeof(int64_t) * (size_t)ndim);
+  mti_dims_copy(m.shape, shape, ndim);
   return mti_tensor_new("mt_empty", &m, device);
 }
 
@@ -221,13 +221,13 @@ mt_tensor *mt_from_data(const void *data, int ndim, const int64_t *shape, mt_dty
   const char *fn = "mt_from_data";
   if (check_creation(fn, ndim, shape, dtype, device)) return NULL;
   mti_meta m = {.dtype = dtype, .ndim = ndim};
-  memcpy(m.shape, shape, sizeof(int64_t) * (size_t)ndim);
+  mti_dims_copy(m.shape, shape, ndim);
   size_t nbytes = (size_t)mti_shape_numel(ndim, shape) * mt_dtype_size(dtype);
   if (!data && nbytes)
     return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: data: NULL for %zu bytes", fn, nbytes), NULL;
   if (mti_device_is_remote(device)) {
     mti_view src = {.data = (void *)data, .dtype = dtype, .ndim = ndim};
-    memcpy(src.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    mti_dims_copy(src.shape, shape, ndim);
     mti_shape_contiguous_strides(ndim, src.shape, src.strides);
     mti_remote_buffer *b = mti_remote_upload(fn, device.index, &src);
     mti_storage *s = b ? mti_storage_remote(fn, b, nbytes) : NULL;

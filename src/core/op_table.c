@@ -252,8 +252,9 @@ static mt_status infer_cat(const infer_ctx *c, int n, const mti_meta *in, const 
       if (d != at->dim && in[i].shape[d] != first->shape[d])
         return mti_error(MT_ERR_SHAPE, "%s: ts[%d]: dim %d is %lld, ts[0] has %lld", c->fn, i, d,
                          (long long)in[i].shape[d], (long long)first->shape[d]);
+    if (in[i].shape[at->dim] > INT64_MAX - total)
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: joined size overflows", c->fn);
     total += in[i].shape[at->dim];
-    if (total < 0) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: joined size overflows", c->fn);
     dt = mti_promote(dt, in[i].dtype);
   }
   set_out(out, dt, first->ndim, first->shape);
@@ -287,6 +288,27 @@ static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
   return MT_OK;
 }
 
+static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
+                            const mti_meta *in, const mti_attrs *at, mti_meta *out) {
+  mt_status s;
+  switch (kind) {
+  case MTI_KIND_FILL:
+  case MTI_KIND_ARANGE:
+  case MTI_KIND_RANDOM: return infer_creation(c, op, at, out);
+  case MTI_KIND_REDUCE: return infer_reduce(c, op, &in[0], at, out);
+  case MTI_KIND_ARGREDUCE: return infer_argreduce(c, &in[0], at, out);
+  case MTI_KIND_SOFTMAX:
+    if ((s = check_dim(c, "dim", at->dim, in[0].ndim))) return s;
+    set_out(out, float_result(in[0].dtype), in[0].ndim, in[0].shape);
+    return MT_OK;
+  case MTI_KIND_LAYER_NORM: return infer_layer_norm(c, in, at, out);
+  case MTI_KIND_MATMUL: return infer_matmul(c, &in[0], &in[1], out);
+  case MTI_KIND_CAT: return infer_cat(c, n, in, at, out);
+  case MTI_KIND_INDEX_SELECT: return infer_index_select(c, &in[0], &in[1], at, out);
+  default: return infer_elementwise(c, op, kind, n, in, at, out);
+  }
+}
+
 mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, mti_meta *out) {
   const mti_op_info *info = mti_op_get((int)op);
   if (!info) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_op: op: %d is not an op", (int)op);
@@ -301,20 +323,8 @@ mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, m
       continue;
     if ((s = check_meta(&c, "input", &in[i]))) return s;
   }
-  switch (info->kind) {
-  case MTI_KIND_FILL:
-  case MTI_KIND_ARANGE:
-  case MTI_KIND_RANDOM: return infer_creation(&c, op, at, out);
-  case MTI_KIND_REDUCE: return infer_reduce(&c, op, &in[0], at, out);
-  case MTI_KIND_ARGREDUCE: return infer_argreduce(&c, &in[0], at, out);
-  case MTI_KIND_SOFTMAX:
-    if ((s = check_dim(&c, "dim", at->dim, in[0].ndim))) return s;
-    set_out(out, float_result(in[0].dtype), in[0].ndim, in[0].shape);
-    return MT_OK;
-  case MTI_KIND_LAYER_NORM: return infer_layer_norm(&c, in, at, out);
-  case MTI_KIND_MATMUL: return infer_matmul(&c, &in[0], &in[1], out);
-  case MTI_KIND_CAT: return infer_cat(&c, n, in, at, out);
-  case MTI_KIND_INDEX_SELECT: return infer_index_select(&c, &in[0], &in[1], at, out);
-  default: return infer_elementwise(&c, op, info->kind, n, in, at, out);
-  }
+  s = infer_kind(&c, op, info->kind, n, in, at, out);
+  if (s) return s;
+  /* Broadcasting and matmul batches can multiply sizes past what fits. */
+  return mti_shape_check(c.fn, out->ndim, out->shape, mt_dtype_size(out->dtype));
 }

@@ -19,6 +19,11 @@ typedef struct mti_view {
   int64_t strides[MT_MAX_DIMS];
 } mti_view;
 
+/* Copies n dims; src may be NULL when n is 0 (a caller's 0-d shape). */
+static inline void mti_dims_copy(int64_t *dst, const int64_t *src, int n) {
+  for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
 /* Product of the dims; the caller has checked it cannot overflow. */
 int64_t mti_shape_numel(int ndim, const int64_t *shape);
 

@@ -62,14 +62,16 @@ static void layout_init(ew_layout *l, const mti_view *out, const mti_view *in, i
 }
 
 /* What one op needs per chunk. want[k] is the dtype the kernel reads or
- * writes for operand k; direct[k] says the operand's memory can be passed as
- * it is (that dtype and unit inner stride). */
+ * writes for operand k; an input whose via[k] differs from want[k] is first
+ * rounded to via[k] (an integer operand of a float16 op becomes float16
+ * before the float32 arithmetic, as in PyTorch); direct[k] says the
+ * operand's memory can be passed as it is (that dtype, unit inner stride). */
 typedef struct ew_job {
   mti_ew_kernel kernel;
   mti_ew_scalars sc;
   ew_layout l;
   char *base[MAX_OPERANDS];
-  mt_dtype dtype[MAX_OPERANDS], want[MAX_OPERANDS];
+  mt_dtype dtype[MAX_OPERANDS], want[MAX_OPERANDS], via[MAX_OPERANDS];
   int64_t size[MAX_OPERANDS];
   int direct[MAX_OPERANDS], all_direct;
   char *scratch; /* BLOCK * 8 bytes per operand per thread, when staging */
@@ -93,7 +95,12 @@ static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scra
       in[k - 1] = p;
     } else {
       char *buf = scratch + (size_t)k * BLOCK * 8;
-      convert_1d(p, j->dtype[k], l->stride[k][last], buf, j->want[k], 1, n);
+      if (j->via[k] != j->want[k]) { /* the 16-bit via values use the upper half */
+        convert_1d(p, j->dtype[k], l->stride[k][last], buf + BLOCK * 4, j->via[k], 1, n);
+        convert_1d(buf + BLOCK * 4, j->via[k], 1, buf, j->want[k], 1, n);
+      } else {
+        convert_1d(p, j->dtype[k], l->stride[k][last], buf, j->want[k], 1, n);
+      }
       in[k - 1] = buf;
     }
   }
@@ -245,8 +252,8 @@ static mt_status arange(const mti_view *out, double start, double step) {
     double vals[BLOCK];
     int64_t first = b * BLOCK, len = n - first < BLOCK ? n - first : BLOCK;
     for (int64_t i = 0; i < len; i++) vals[i] = start + (double)(first + i) * step;
-    convert_1d((const char *)vals, MT_FLOAT64, 1, (char *)out->data + first * stride * (int64_t)size,
-               out->dtype, stride, len);
+    char *dst = (char *)out->data + first * stride * (int64_t)size;
+    convert_1d((const char *)vals, MT_FLOAT64, 1, dst, out->dtype, stride, len);
   }
   return MT_OK;
 }
@@ -286,7 +293,13 @@ mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_at
     return mti_error(MT_ERR_INTERNAL, "%s: no cpu kernel for %s", fn, mt_dtype_name(ct));
   set_scalars(&j.sc, op, ct, at);
   j.want[0] = kind == MTI_KIND_COMPARE || kind == MTI_KIND_LOGICAL ? MT_BOOL : ct;
-  for (int k = 1; k <= n; k++) j.want[k] = ct;
-  if (kind == MTI_KIND_WHERE) j.want[1] = MT_BOOL;
+  for (int k = 1; k <= n; k++) j.want[k] = j.via[k] = ct;
+  if (kind == MTI_KIND_WHERE) j.want[1] = j.via[1] = MT_BOOL;
+  if (kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE) {
+    mt_dtype common = mti_promote(in[0].dtype, in[1].dtype);
+    for (int k = 1; k <= 2; k++)
+      if (common != ct && mti_dtype_is_float(common) && in[k - 1].dtype != common)
+        j.via[k] = common;
+  }
   return run_job(fn, &j, out, in, n);
 }

@@ -56,7 +56,7 @@ def reduce_header(text):
             elif name == "endif":
                 active.pop()
             elif name in ("if", "elif"):
-                raise ValueError(f"header line {number}: #{name} is beyond this test's preprocessor")
+                raise ValueError(f"header line {number}: #{name} is beyond this script")
             elif name == "define" and all(active):
                 defined.add(arg.split()[0] if arg else arg)
                 value = _DEFINE_INT.match(arg)

@@ -134,6 +134,7 @@ static void agree(const char *file, int line, const char *expr, outcome o[2], in
     size_t nbytes = (size_t)mt_numel(o[1].t) * mt_dtype_size(mt_tensor_dtype(o[1].t));
     void *buf = malloc(nbytes ? nbytes : 1);
     mt_status st = mt_to_host(o[1].t, buf, nbytes);
+    mt_tensor_free(o[1].t);
     record(&o[1], NULL);
     o[1].st = st;
     free(buf);
@@ -740,7 +741,7 @@ static void case_index_select(void) {
       pair i64 = pair_from(idx_values, 1, idx_shape, MT_INT64);
       pair i32 = input(L_ROW, MT_INT32, V_INDEX);
       int64_t three = 3;
-      pair scalar_idx = pair_from(&three, 0, NULL, MT_INT64);
+      pair scalar_idx = pair_from(&three, 0, idx_shape, MT_INT64); /* 0-d: shape unread */
       pair float_idx = input(L_ROW, MT_FLOAT32, V_INDEX);
       for (int dim = -2; dim <= 1; dim++) {
         CHECK_BOTH(mt_index_select(ON(a), dim, ON(i64)));
@@ -1116,6 +1117,26 @@ START_TEST(test_contiguous_and_clone) {
 }
 END_TEST
 
+/* The header allows a NULL shape for 0-d tensors, in every creation call. */
+START_TEST(test_zero_d_with_null_shape) {
+  double v = 2.5, x;
+  for (int side = 0; side < 2; side++) {
+    mt_device d = side ? MH_MODAL : MH_CPU;
+    mt_tensor *t[5] = {
+        MH_MADE(mt_from_data(&v, 0, NULL, MT_FLOAT64, d)), MH_MADE(mt_full(0, NULL, v, MT_FLOAT64, d)),
+        MH_MADE(mt_zeros(0, NULL, MT_FLOAT64, d)),         MH_MADE(mt_empty(0, NULL, MT_FLOAT64, d)),
+        MH_MADE(mt_rand(0, NULL, MT_FLOAT64, d, 1))};
+    MH_OK(mt_item(t[0], &x));
+    ck_assert(x == 2.5);
+    mt_tensor *r = MH_MADE(mt_reshape(t[1], 0, NULL));
+    MH_OK(mt_item(r, &x));
+    ck_assert(x == 2.5);
+    mt_tensor_free(r);
+    for (int i = 0; i < 5; i++) mt_tensor_free(t[i]);
+  }
+}
+END_TEST
+
 START_TEST(test_item) {
   for (int k = 0; k < N_DTYPES; k++) {
     mt_dtype d = all_dtypes[k];
@@ -1197,7 +1218,7 @@ START_TEST(test_deferred_index_error) {
             "mt_index_select", NULL);
   /* mt_item of a failed one-element tensor (a 0-d index drops the dim). */
   int64_t nine = 9;
-  mt_tensor *idx0 = MH_MADE(mt_from_data(&nine, 0, NULL, MT_INT64, MH_MODAL));
+  mt_tensor *idx0 = MH_MADE(mt_from_data(&nine, 0, &two, MT_INT64, MH_MODAL)); /* 0-d */
   mt_tensor *sel0 = MH_MADE(mt_index_select(a, 0, idx0));
   double x;
   MH_EXPECT(mt_item(sel0, &x), MT_ERR_INVALID_ARGUMENT, "mt_index_select", NULL);
@@ -1238,6 +1259,7 @@ static Suite *conformance_suite(void) {
   tcase_add_test(api, test_to_between_devices);
   tcase_add_test(api, test_contiguous_and_clone);
   tcase_add_test(api, test_item);
+  tcase_add_test(api, test_zero_d_with_null_shape);
   tcase_add_test(api, test_mixed_devices);
   tcase_add_test(api, test_deferred_index_error);
   suite_add_tcase(s, api);

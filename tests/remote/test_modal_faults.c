@@ -272,6 +272,42 @@ START_TEST(test_local_worker_killed_while_idle) {
 }
 END_TEST
 
+/* A worker out of tensor memory fails the upload or op that overflows it;
+ * the client hears of it at the next sync (deferred, as every worker-side
+ * failure), the session goes on, and memory freed is usable again. */
+START_TEST(test_worker_out_of_memory) {
+  static const char *const args[] = {"--max-memory", "1M", NULL};
+  mh_worker_start(&worker, args, NULL, NULL);
+  mh_point_at(&worker);
+  const int64_t n = 1 << 20; /* 4 MiB of float32 */
+  float *big = calloc((size_t)n, sizeof *big);
+  ck_assert_ptr_nonnull(big);
+  mt_tensor *t = MH_MADE(mt_from_data(big, 1, &n, MT_FLOAT32, MH_MODAL));
+  MH_EXPECT(mt_synchronize(MH_MODAL), MT_ERR_OUT_OF_MEMORY, "mt_synchronize", NULL);
+  float first;
+  mt_tensor *head = MH_MADE(mt_slice(t, 0, 0, 1, 1));
+  MH_EXPECT(mt_to_host(head, &first, sizeof first), MT_ERR_OUT_OF_MEMORY, NULL, NULL);
+  mt_tensor *zeros = MH_MADE(mt_zeros(1, &n, MT_FLOAT32, MH_MODAL)); /* an op's output */
+  MH_EXPECT(mt_synchronize(MH_MODAL), MT_ERR_OUT_OF_MEMORY, NULL, NULL);
+  mt_tensor_free(zeros);
+  mt_tensor_free(head);
+  mt_tensor_free(t);
+  /* Small tensors fit, in the same session. */
+  const int64_t four = 4;
+  float v[4] = {1, 2, 3, 4}, got[4];
+  mt_tensor *a = MH_MADE(mt_from_data(v, 1, &four, MT_FLOAT32, MH_MODAL));
+  mt_tensor *b = MH_MADE(mt_add(a, a));
+  MH_OK(mt_to_host(b, got, sizeof got));
+  ck_assert(got[3] == 8.0f);
+  mt_tensor_free(b);
+  mt_tensor_free(a);
+  free(big);
+  MH_OK(mt_synchronize(MH_MODAL));
+  ck_assert_uint_eq(mh_stats(&worker).live_bytes, 0);
+  mh_worker_finish(&worker);
+}
+END_TEST
+
 static Suite *faults_suite(void) {
   Suite *s = suite_create("modal_faults");
   TCase *tc = tcase_create("faults");
@@ -282,6 +318,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_hung_worker_sync_times_out);
   tcase_add_test(tc, test_local_worker_respawns);
   tcase_add_test(tc, test_local_worker_killed_while_idle);
+  tcase_add_test(tc, test_worker_out_of_memory);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -327,10 +327,19 @@ START_TEST(test_copy_into_view) {
   wt_view vsrc = wt_view_of(2, 2, s22), center = wt_view_strided(1, 5, 2, s22, strides);
   wt_graph_input(&g, &vsrc);
   wt_graph_into(&g, &center);
+  /* a row broadcast into the bottom-left corner */
+  const int64_t s2[1] = {2};
+  n = wt_graph_node(&g, MTI_OP_COPY, 0, MT_FLOAT32, 2, s22);
+  n->attrs->dtype = MT_FLOAT32;
+  wt_view row = wt_view_of(2, 1, s2), corner = wt_view_strided(1, 8, 2, s22, strides);
+  wt_graph_input(&g, &row);
+  wt_graph_into(&g, &corner);
   ck_assert_int_eq(wt_graph_send(&s, &g), 0);
   ck_assert_int_eq(wt_sync(&s, NULL, 0), MT_OK);
   float want[16] = {0};
   want[5] = 1, want[6] = 2, want[9] = 3, want[10] = 4;
+  want[8] = 1, want[12] = 1, want[13] = 2; /* want[9] is overwritten by the row */
+  want[9] = 2;
   expect_f32(&s, 1, 2, s44, want, 16);
   close_session(&s);
 }
