@@ -129,9 +129,10 @@ mt_status mt_modal_get_device_properties(int index, mt_device_properties *out);
  * deferred error of that work. A no-op for cpu. */
 mt_status mt_synchronize(mt_device d);
 
-/* Chooses where modal tensors run: 1 (default) in a worker, 0 in-process.
- * Tensors that already live on a worker keep their values; see
- * docs/ARCHITECTURE.md for how they behave after a switch. */
+/* Chooses where modal tensors made from now on live: 1 (default) in a
+ * worker, 0 in-process. Existing tensors keep their home and keep working;
+ * an op mixing the two homes is MT_ERR_DEVICE, and mt_to(t, modal, dtype, 1)
+ * moves a copy to the current home. */
 void mt_set_remote_execution(int enabled);
 
 /* 1 when modal tensors run in a worker, 0 when they run in-process. */
@@ -201,7 +202,10 @@ mt_status mt_to_host(const mt_tensor *t, void *dst, size_t nbytes);
 mt_status mt_item(const mt_tensor *t, double *out);
 
 /* t on `device` with `dtype`. copy=0 may return a new handle sharing t's
- * storage when neither changes; copy=1 always copies. */
+ * storage when neither changes; copy=1 always copies. A copy to a modal
+ * device lives where modal tensors are made now (a worker, or in-process
+ * after mt_set_remote_execution(0)): this is how a tensor moves between the
+ * two. */
 mt_tensor *mt_to(const mt_tensor *t, mt_device device, mt_dtype dtype, int copy);
 
 /* t itself (a new handle on the same storage) when already contiguous,

@@ -612,6 +612,65 @@ START_TEST(test_integer_wraparound) {
 }
 END_TEST
 
+/* int64 values beyond 2^53 survive every op that keeps int64 (no detour
+ * through double). */
+START_TEST(test_int64_exact) {
+  const int64_t big = ((int64_t)1 << 53) + 1, root = 3037000499; /* root^2 < 2^63 */
+  const int64_t xs[3] = {big, root, INT64_MAX - 2};
+  mt_tensor *x = TU_OK(mt_from_data(xs, 1, TU_SHAPE(3), MT_INT64, TU_CPU));
+  mt_tensor *r = TU_OK(mt_add_scalar(x, 1));
+  const int64_t plus1[3] = {big + 1, root + 1, INT64_MAX - 1};
+  TU_CHECK_RAW(r, plus1, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_mul_scalar(x, 3));
+  const int64_t times3[3] = {3 * big, 3 * root, (int64_t)((uint64_t)(INT64_MAX - 2) * 3u)};
+  TU_CHECK_RAW(r, times3, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_mul(x, x));
+  const int64_t sq[3] = {(int64_t)((uint64_t)big * (uint64_t)big), root * root,
+                         (int64_t)((uint64_t)(INT64_MAX - 2) * (uint64_t)(INT64_MAX - 2))};
+  TU_CHECK_RAW(r, sq, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_pow_scalar(x, 2));
+  TU_CHECK_RAW(r, sq, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_clamp(x, 0, INFINITY));
+  TU_CHECK_RAW(r, xs, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_abs(x));
+  TU_CHECK_RAW(r, xs, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_relu(x));
+  TU_CHECK_RAW(r, xs, 3);
+  mt_tensor_free(r);
+  mt_tensor *zero = TU_OK(mt_zeros(0, NULL, MT_INT64, TU_CPU));
+  mt_tensor *cond = TU_TENSOR(TU_VALS(1, 0, 1), 1, TU_SHAPE(3), MT_BOOL);
+  r = TU_OK(mt_where(cond, x, zero));
+  const int64_t picked[3] = {big, 0, INT64_MAX - 2};
+  TU_CHECK_RAW(r, picked, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_minimum(x, zero));
+  const int64_t zeros[3] = {0, 0, 0};
+  TU_CHECK_RAW(r, zeros, 3);
+  mt_tensor_free(r);
+  r = TU_OK(mt_sub(x, x));
+  TU_CHECK_RAW(r, zeros, 3);
+  mt_tensor_free(r);
+  const int64_t p2[2] = {3, 3}, e2[2] = {39, 40};
+  mt_tensor *b = TU_OK(mt_from_data(p2, 1, TU_SHAPE(2), MT_INT64, TU_CPU));
+  mt_tensor *e = TU_OK(mt_from_data(e2, 1, TU_SHAPE(2), MT_INT64, TU_CPU));
+  r = TU_OK(mt_pow(b, e));
+  const int64_t pw[2] = {4052555153018976267ll, (int64_t)(4052555153018976267ull * 3u)};
+  TU_CHECK_RAW(r, pw, 2);
+  mt_tensor_free(r);
+  mt_tensor_free(b);
+  mt_tensor_free(e);
+  mt_tensor_free(cond);
+  mt_tensor_free(zero);
+  mt_tensor_free(x);
+}
+END_TEST
+
 START_TEST(test_integer_pow) {
   binary_literal(mt_pow, "pow", MT_INT32, 11, TU_VALS(2, 0, 1, -1, -1, 3, 0, 2, -2, 5, 0),
                  TU_VALS(-1, 0, -2, -3, -2, 2, 5, 10, 3, 0, -1),
@@ -1092,6 +1151,7 @@ static Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_round_half_even_f32);
   tcase_add_test(tc, test_integer_wraparound);
   tcase_add_test(tc, test_integer_pow);
+  tcase_add_test(tc, test_int64_exact);
   tcase_add_test(tc, test_bool_arithmetic);
   tcase_add_test(tc, test_where);
   tcase_add_test(tc, test_clamp);

@@ -175,6 +175,31 @@ START_TEST(test_matmul_mixed_and_wrap) {
 }
 END_TEST
 
+/* Integer matmul accumulates exactly in the integer dtype. */
+START_TEST(test_matmul_integer_exact) {
+  const int64_t a[2] = {(int64_t)1 << 31, 1}, b[2] = {((int64_t)1 << 31) - 1, ((int64_t)1 << 53) + 1};
+  mt_tensor *ta = TU_OK(mt_from_data(a, 1, TU_SHAPE(2), MT_INT64, TU_CPU));
+  mt_tensor *tb = TU_OK(mt_from_data(b, 1, TU_SHAPE(2), MT_INT64, TU_CPU));
+  mt_tensor *r = TU_OK(mt_matmul(ta, tb));
+  TU_CHECK_META(r, MT_INT64, 0, NULL);
+  const int64_t want = ((int64_t)1 << 62) - ((int64_t)1 << 31) + ((int64_t)1 << 53) + 1;
+  TU_CHECK_RAW(r, &want, 1);
+  mt_tensor_free(r);
+  mt_tensor_free(ta);
+  mt_tensor_free(tb);
+  /* int32: 2^20 * 2^20 wraps to 0, plus 5 * 7 */
+  const int32_t c[4] = {1 << 20, 5, 1, 2}, d[4] = {1 << 20, 3, 7, 4};
+  mt_tensor *tc = TU_OK(mt_from_data(c, 2, TU_SHAPE(2, 2), MT_INT32, TU_CPU));
+  mt_tensor *td = TU_OK(mt_from_data(d, 2, TU_SHAPE(2, 2), MT_INT32, TU_CPU));
+  r = TU_OK(mt_matmul(tc, td));
+  const int32_t w32[4] = {35, 3 * (1 << 20) + 20, (1 << 20) + 14, 11};
+  TU_CHECK_RAW(r, w32, 4);
+  mt_tensor_free(r);
+  mt_tensor_free(tc);
+  mt_tensor_free(td);
+}
+END_TEST
+
 START_TEST(test_matmul_refusals) {
   mt_tensor *a = TU_OK(mt_ones(2, TU_SHAPE(3, 4), MT_FLOAT32, TU_CPU));
   mt_tensor *b = TU_OK(mt_ones(2, TU_SHAPE(5, 2), MT_FLOAT32, TU_CPU));
@@ -518,6 +543,7 @@ static Suite *linalg_suite(void) {
   tcase_add_loop_test(tc, test_matmul_numpy_cases, 0, REF_NUM_DTYPES);
   tcase_add_test(tc, test_matmul_large);
   tcase_add_test(tc, test_matmul_mixed_and_wrap);
+  tcase_add_test(tc, test_matmul_integer_exact);
   tcase_add_test(tc, test_matmul_refusals);
   suite_add_tcase(s, tc);
 

@@ -315,6 +315,44 @@ END_TEST
 
 /* ------------------------------------------------------------ argmax */
 
+/* int64 reductions are exact beyond 2^53. */
+START_TEST(test_reduce_int64_exact) {
+  const int64_t big = (int64_t)1 << 62, root = 3037000499;
+  const int64_t xs[6] = {big, 1, -big, root, root, INT64_MAX};
+  mt_tensor *x = TU_OK(mt_from_data(xs, 2, TU_SHAPE(2, 3), MT_INT64, TU_CPU));
+  int d1[1] = {1};
+  mt_tensor *r = TU_OK(mt_sum(x, 1, d1, 0));
+  const int64_t sums[2] = {1, (int64_t)((uint64_t)root * 2u + (uint64_t)INT64_MAX)};
+  TU_CHECK_RAW(r, sums, 2);
+  mt_tensor_free(r);
+  mt_tensor *rr = TU_OK(mt_slice(x, 1, 0, 2, 1)); /* [[big, 1], [root, root]] */
+  r = TU_OK(mt_prod(rr, 1, d1, 0));
+  const int64_t prods[2] = {big, root * root};
+  TU_CHECK_RAW(r, prods, 2);
+  mt_tensor_free(r);
+  mt_tensor_free(rr);
+  r = TU_OK(mt_amax(x, 0, NULL, 0));
+  const int64_t mx = INT64_MAX;
+  TU_CHECK_RAW(r, &mx, 1);
+  mt_tensor_free(r);
+  /* neighbours that double cannot tell apart */
+  const int64_t ys[3] = {INT64_MAX - 1, INT64_MAX, INT64_MAX - 2};
+  mt_tensor *y = TU_OK(mt_from_data(ys, 1, TU_SHAPE(3), MT_INT64, TU_CPU));
+  r = TU_OK(mt_argmax(y, 0, 0));
+  TU_CHECK_VALUES(r, TU_VALS(1), 1);
+  mt_tensor_free(r);
+  r = TU_OK(mt_argmin(y, 0, 0));
+  TU_CHECK_VALUES(r, TU_VALS(2), 1);
+  mt_tensor_free(r);
+  r = TU_OK(mt_amin(y, 0, NULL, 0));
+  const int64_t mn = INT64_MAX - 2;
+  TU_CHECK_RAW(r, &mn, 1);
+  mt_tensor_free(r);
+  mt_tensor_free(y);
+  mt_tensor_free(x);
+}
+END_TEST
+
 START_TEST(test_argreduce_literals) {
   mt_tensor *a = TU_TENSOR(TU_VALS(1, 3, 3, 0, 0, -1), 1, TU_SHAPE(6), MT_FLOAT32);
   mt_tensor *r = TU_OK(mt_argmax(a, 0, 0));
@@ -626,6 +664,7 @@ static Suite *reduce_suite(void) {
   tcase_add_test(tc, test_reduce_bad_dims);
   tcase_add_test(tc, test_reduce_nan);
   tcase_add_test(tc, test_reduce_large_accuracy);
+  tcase_add_test(tc, test_reduce_int64_exact);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("argreduce");

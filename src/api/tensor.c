@@ -294,11 +294,10 @@ static mt_tensor *share(const char *fn, const mt_tensor *t) {
   return mti_tensor_view(fn, t, t->ndim, t->shape, t->strides, t->offset);
 }
 
-/* t's values (same dtype) in a tensor that lives on device: t itself (a
- * new handle) when it already does, else a contiguous copy moved there
- * through host memory. */
-static mt_tensor *bring_to(const char *fn, const mt_tensor *t, mt_device device) {
-  int to_remote = mti_device_is_remote(device);
+/* t's values (same dtype) in a tensor on device, on a worker when
+ * to_remote is set: t itself (a new handle) when it already lives there,
+ * else a contiguous copy moved there through host memory. */
+static mt_tensor *bring_to(const char *fn, const mt_tensor *t, mt_device device, int to_remote) {
   if (to_remote == mti_tensor_is_remote(t) && (!to_remote || t->device.index == device.index))
     return share(fn, t);
   mti_meta m = mti_tensor_meta(t);
@@ -339,7 +338,7 @@ mt_status mti_copy_into(const char *fn, mt_tensor *dst, const mt_tensor *src) {
   if (mti_strides_overlap(dst->ndim, dst->shape, dst->strides))
     return mti_error(MT_ERR_INVALID_ARGUMENT,
                      "%s: dst: its elements overlap in memory (an expanded view?)", fn);
-  mt_tensor *near = bring_to(fn, src, dst->device);
+  mt_tensor *near = bring_to(fn, src, dst->device, mti_tensor_is_remote(dst));
   if (!near) return mt_last_status();
   mti_attrs at = {0};
   at.dtype = (int32_t)dst->dtype;
@@ -354,9 +353,11 @@ mt_status mti_copy_into(const char *fn, mt_tensor *dst, const mt_tensor *src) {
   return s;
 }
 
-/* A contiguous copy of t converted to dtype on device. */
-static mt_tensor *copy_to(const char *fn, const mt_tensor *t, mt_device device, mt_dtype dtype) {
-  if (!mti_device_is_remote(device)) {
+/* A contiguous copy of t converted to dtype on device, on a worker when
+ * to_remote is set. */
+static mt_tensor *copy_to(const char *fn, const mt_tensor *t, mt_device device, mt_dtype dtype,
+                          int to_remote) {
+  if (!to_remote) {
     mti_meta m = mti_tensor_meta(t);
     m.dtype = dtype;
     mt_tensor *out = mti_tensor_new(fn, &m, device);
@@ -368,7 +369,7 @@ static mt_tensor *copy_to(const char *fn, const mt_tensor *t, mt_device device, 
   }
   /* On a worker, outputs come from ops: move t there, then copy. */
   int moved = mti_tensor_is_remote(t) != 1 || t->device.index != device.index;
-  mt_tensor *near = bring_to(fn, t, device);
+  mt_tensor *near = bring_to(fn, t, device, 1);
   if (!near || (moved && dtype == t->dtype)) return near; /* a fresh contiguous copy already */
   static const char *const names[] = {"t"};
   mti_attrs at = {0};
@@ -386,20 +387,22 @@ mt_tensor *mt_to(const mt_tensor *t, mt_device device, mt_dtype dtype, int copy)
     return mti_error(MT_ERR_DTYPE, "%s: dtype: %d is not a dtype", fn, (int)dtype), NULL;
   if (!copy && dtype == t->dtype && mti_device_equal(device, t->device)) return share(fn, t);
   if (mti_check_device(fn, device)) return NULL;
-  return copy_to(fn, t, device, dtype);
+  /* A copy goes where tensors on device are made now: with the remote
+   * switch, this is how a tensor moves between in-process and a worker. */
+  return copy_to(fn, t, device, dtype, mti_device_is_remote(device));
 }
 
 mt_tensor *mt_contiguous(const mt_tensor *t) {
   const char *fn = "mt_contiguous";
   if (mti_check_tensor(fn, "t", t)) return NULL;
   if (mti_shape_is_contiguous(t->ndim, t->shape, t->strides)) return share(fn, t);
-  return copy_to(fn, t, t->device, t->dtype);
+  return copy_to(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
 }
 
 mt_tensor *mt_clone(const mt_tensor *t) {
   const char *fn = "mt_clone";
   if (mti_check_tensor(fn, "t", t)) return NULL;
-  return copy_to(fn, t, t->device, t->dtype);
+  return copy_to(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
 }
 
 mt_status mt_copy_(mt_tensor *dst, const mt_tensor *src) {
@@ -412,5 +415,10 @@ mt_status mt_copy_(mt_tensor *dst, const mt_tensor *src) {
                      mti_device_str(a, sizeof a, dst->device),
                      mti_device_str(b, sizeof b, src->device));
   }
+  if (mti_tensor_is_remote(dst) != mti_tensor_is_remote(src))
+    return mti_error(MT_ERR_DEVICE,
+                     "%s: %s lives in-process (made while remote execution was off) and %s on "
+                     "a worker; move one with mt_to", fn, mti_tensor_is_remote(dst) ? "src" : "dst",
+                     mti_tensor_is_remote(dst) ? "dst" : "src");
   return mti_copy_into(fn, dst, src);
 }

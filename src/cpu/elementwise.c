@@ -204,18 +204,18 @@ static uint64_t wrap_to_u64(double v) {
   return r < 0 ? 0u - (uint64_t)(-r) : (uint64_t)r;
 }
 
-/* Integer exponent of pow_scalar: huge magnitudes keep their parity (every
- * double beyond 2^53 is even). */
+/* Integer exponent of pow_scalar (a whole number): huge magnitudes keep
+ * their parity (every double beyond 2^53 is even). */
 static int64_t exponent_of(double v) {
   if (v >= 0x1p62) return INT64_C(1) << 62;
   if (v <= -0x1p62) return -(INT64_C(1) << 62);
-  return (int64_t)v;
+  return v == v ? (int64_t)v : 0;
 }
 
 /* Clamp bound for an integer ct: lo rounds up, hi down, both saturate. */
 static int64_t int_bound(double v, int upper, mt_dtype ct) {
   v = upper ? floor(v) : ceil(v);
-  if (ct == MT_BOOL) return v <= 0 ? 0 : v >= 1 ? 1 : (int64_t)v;
+  if (ct == MT_BOOL) return v >= 1 ? 1 : 0;
   return mti_double_to_int(v, ct);
 }
 
@@ -225,10 +225,10 @@ static void set_scalars(mti_ew_scalars *sc, mti_op op, mt_dtype ct, const mti_at
     sc->f[k] = (float)v[k];
     sc->d[k] = v[k];
     sc->u[k] = wrap_to_u64(v[k]);
-    sc->i[k] = op == MTI_OP_POW_SCALAR ? exponent_of(v[k])
-               : op == MTI_OP_CLAMP && ct != MT_FLOAT32 && ct != MT_FLOAT64
-                   ? int_bound(v[k], k, ct)
-                   : 0;
+    sc->i[k] = 0;
+    if (mti_dtype_is_float(ct)) continue;
+    if (op == MTI_OP_POW_SCALAR) sc->i[k] = exponent_of(v[k]);
+    if (op == MTI_OP_CLAMP) sc->i[k] = int_bound(v[k], k, ct);
   }
 }
 

@@ -138,22 +138,25 @@ enum { RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX, RED_ARGMIN };
   }
 #define NAN_SCAN_I(T, x, n, s, r) (void)(s);
 
-/* result = PICK over x[0..n) (n >= 1), NaN if x holds one (KIND F). */
+/* result = PICK over x[0..n) (n >= 1), NaN if x holds one (KIND F); in
+ * LANES lanes for long rows. */
 #define ROW_EXTREME(T, x, n, PICK, KIND, result)                         \
   do {                                                                   \
-    T m_[LANES], s_[LANES];                                              \
+    T r_ = (x)[0], t_ = 0;                                               \
     int64_t i_ = 0;                                                      \
-    for (int j_ = 0; j_ < LANES; j_++) m_[j_] = (x)[0], s_[j_] = 0;      \
-    for (; (n) - i_ >= LANES; i_ += LANES)                               \
+    if ((n) >= 2 * LANES) {                                              \
+      T m_[LANES], s_[LANES];                                            \
+      for (int j_ = 0; j_ < LANES; j_++) m_[j_] = (x)[0], s_[j_] = 0;    \
+      for (; (n) - i_ >= LANES; i_ += LANES)                             \
+        for (int j_ = 0; j_ < LANES; j_++) {                             \
+          T v_ = (x)[i_ + j_];                                           \
+          m_[j_] = PICK(m_[j_], v_);                                     \
+          NAN_ADD_##KIND(s_[j_], v_);                                    \
+        }                                                                \
       for (int j_ = 0; j_ < LANES; j_++) {                               \
-        T v_ = (x)[i_ + j_];                                             \
-        m_[j_] = PICK(m_[j_], v_);                                       \
-        NAN_ADD_##KIND(s_[j_], v_);                                      \
+        r_ = PICK(r_, m_[j_]);                                           \
+        NAN_ADD_##KIND(t_, s_[j_]);                                      \
       }                                                                  \
-    T r_ = m_[0], t_ = s_[0];                                            \
-    for (int j_ = 1; j_ < LANES; j_++) {                                 \
-      r_ = PICK(r_, m_[j_]);                                             \
-      NAN_ADD_##KIND(t_, s_[j_]);                                        \
     }                                                                    \
     for (; i_ < (n); i_++) {                                             \
       r_ = PICK(r_, (x)[i_]);                                            \

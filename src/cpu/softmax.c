@@ -23,6 +23,7 @@
 
 #define LANES 32        /* independent accumulators: 4 AVX2 vectors of f32 */
 #define ROW_BLOCK 1024  /* elements a lane accumulator takes before joining double */
+#define SHORT_ROW 64    /* rows shorter than this are handled in groups */
 #define COL_MAX 512     /* widest column tile */
 #define COL_MIN 64      /* narrowest: a tile reads its rows a few cache lines at a time */
 #define COL_BLOCK 64    /* rows a column accumulator takes before joining double */
@@ -31,41 +32,49 @@
 /* A NaN operand wins, and stays (v > NaN is false). */
 #define OP_MAXF(a, v) ((a) = ((v) > (a) || (v) != (v)) ? (v) : (a))
 
-/* result (double) = sum over ix < n of expression E (which uses ix): LANES
- * accumulators of type LT per ROW_BLOCK, joined into double lanes. */
+/* result (double) = sum over ix < n of expression E (which uses ix): for
+ * long rows LANES accumulators of type LT per ROW_BLOCK, joined into double
+ * lanes; short rows (and the tail) add in double directly. */
 #define LANE_SUM(LT, n, E, result)                                   \
   do {                                                               \
-    double wide_[LANES] = {0};                                       \
-    LT acc_[LANES];                                                  \
     int64_t i_ = 0;                                                  \
-    while ((n) - i_ >= LANES) {                                      \
-      int64_t end_ = i_ + ((n) - i_) / LANES * LANES;                \
-      if (end_ - i_ > ROW_BLOCK) end_ = i_ + ROW_BLOCK;              \
-      for (int j_ = 0; j_ < LANES; j_++) acc_[j_] = 0;               \
-      for (; i_ < end_; i_ += LANES)                                 \
-        for (int j_ = 0; j_ < LANES; j_++) {                         \
-          int64_t ix = i_ + j_;                                      \
-          acc_[j_] += (E);                                           \
-        }                                                            \
-      for (int j_ = 0; j_ < LANES; j_++) wide_[j_] += acc_[j_];      \
+    result = 0;                                                      \
+    if ((n) >= 2 * LANES) {                                          \
+      double wide_[LANES];                                           \
+      LT acc_[LANES];                                                \
+      for (int j_ = 0; j_ < LANES; j_++) wide_[j_] = 0;              \
+      while ((n) - i_ >= LANES) {                                    \
+        int64_t end_ = i_ + ((n) - i_) / LANES * LANES;              \
+        if (end_ - i_ > ROW_BLOCK) end_ = i_ + ROW_BLOCK;            \
+        for (int j_ = 0; j_ < LANES; j_++) acc_[j_] = 0;             \
+        for (; i_ < end_; i_ += LANES)                               \
+          for (int j_ = 0; j_ < LANES; j_++) {                       \
+            int64_t ix = i_ + j_;                                    \
+            acc_[j_] += (E);                                         \
+          }                                                          \
+        for (int j_ = 0; j_ < LANES; j_++) wide_[j_] += acc_[j_];    \
+      }                                                              \
+      for (int w_ = LANES / 2; w_ > 0; w_ /= 2)                      \
+        for (int j_ = 0; j_ < w_; j_++) wide_[j_] += wide_[j_ + w_]; \
+      result = wide_[0];                                             \
     }                                                                \
-    for (int w_ = LANES / 2; w_ > 0; w_ /= 2)                        \
-      for (int j_ = 0; j_ < w_; j_++) wide_[j_] += wide_[j_ + w_];   \
-    result = wide_[0];                                               \
     for (int64_t ix = i_; ix < (n); ix++) result += (E);             \
   } while (0)
 
-/* result = max of x[0..n) with NaN propagation, in LANES lanes. */
-#define LANE_MAX(T, x, n, result)                                    \
-  do {                                                               \
-    T m_[LANES];                                                     \
-    int64_t i_ = 0;                                                  \
-    for (int j_ = 0; j_ < LANES; j_++) m_[j_] = -(T)INFINITY;        \
-    for (; (n) - i_ >= LANES; i_ += LANES)                           \
-      for (int j_ = 0; j_ < LANES; j_++) OP_MAXF(m_[j_], (x)[i_ + j_]); \
-    for (int j_ = 1; j_ < LANES; j_++) OP_MAXF(m_[0], m_[j_]);       \
-    for (; i_ < (n); i_++) OP_MAXF(m_[0], (x)[i_]);                  \
-    result = m_[0];                                                  \
+/* result = max of x[0..n) (n >= 1) with NaN propagation, in LANES lanes
+ * for long rows. */
+#define LANE_MAX(T, x, n, result)                                          \
+  do {                                                                     \
+    int64_t i_ = 1;                                                        \
+    result = (x)[0];                                                       \
+    if ((n) >= 2 * LANES) {                                                \
+      T m_[LANES];                                                         \
+      for (int j_ = 0; j_ < LANES; j_++) m_[j_] = (x)[0];                  \
+      for (i_ = 0; (n) - i_ >= LANES; i_ += LANES)                         \
+        for (int j_ = 0; j_ < LANES; j_++) OP_MAXF(m_[j_], (x)[i_ + j_]);  \
+      for (int j_ = 0; j_ < LANES; j_++) OP_MAXF(result, m_[j_]);          \
+    }                                                                      \
+    for (; i_ < (n); i_++) OP_MAXF(result, (x)[i_]);                       \
   } while (0)
 
 /*
@@ -73,6 +82,8 @@
  * be x (in place). A row whose max is NaN or +-inf gets NaN (x - max is NaN
  * somewhere, and so is the sum), as in PyTorch.
  *  softmax_rows  nrows rows of n
+ *  softmax_short  the same for n < SHORT_ROW: rows go in groups of about
+ *    ROW_BLOCK elements, so that the exponentials run as one long SIMD loop
  *  softmax_cols  w columns (w <= COL_MAX, row stride ld) of r rows
  *  layer_norm_rows  nrows rows of n; w and b may be NULL. The mean is kept
  *    as a pair mh + ml, so that x - mean stays accurate when the spread of a
@@ -102,6 +113,30 @@
         T inv = (T)(1.0 / sum);                                                                 \
         for (int64_t i = 0; i < n; i++) y[i] *= inv;                                            \
       }                                                                                         \
+    }                                                                                           \
+  }                                                                                             \
+  MTI_SIMD_CLONES static void softmax_short_##S(const T *x, T *y, int64_t nrows, int64_t n,     \
+                                                int log_out) {                                  \
+    T d[ROW_BLOCK], e[ROW_BLOCK], f[ROW_BLOCK];                                                 \
+    int64_t g = ROW_BLOCK / n;                                                                  \
+    for (int64_t r0 = 0; r0 < nrows; r0 += g, x += g * n, y += g * n) {                         \
+      int64_t gr = nrows - r0 < g ? nrows - r0 : g;                                             \
+      for (int64_t r = 0; r < gr; r++) {                                                        \
+        T m;                                                                                    \
+        LANE_MAX(T, x + r * n, n, m);                                                           \
+        for (int64_t c = 0; c < n; c++) d[r * n + c] = x[r * n + c] - m;                        \
+      }                                                                                         \
+      for (int64_t i = 0; i < gr * n; i++) e[i] = EXP(d[i]);                                    \
+      for (int64_t r = 0; r < gr; r++) {                                                        \
+        double sum = 0;                                                                         \
+        for (int64_t c = 0; c < n; c++) sum += e[r * n + c];                                    \
+        f[r] = log_out ? (T)log(sum) : (T)(1.0 / sum);                                          \
+      }                                                                                         \
+      for (int64_t r = 0; r < gr; r++)                                                          \
+        if (log_out)                                                                            \
+          for (int64_t c = 0; c < n; c++) y[r * n + c] = d[r * n + c] - f[r];                   \
+        else                                                                                    \
+          for (int64_t c = 0; c < n; c++) y[r * n + c] = e[r * n + c] * f[r];                   \
     }                                                                                           \
   }                                                                                             \
   MTI_SIMD_CLONES static void softmax_cols_##S(const T *x, T *y, int64_t r, int64_t w,          \
@@ -215,9 +250,11 @@ static void softmax_run(mt_dtype ct, const char *x, char *y, int64_t outer, int6
       int64_t o = t * per, cnt = min64(per, outer - o);
       size_t at = (size_t)(o * r) * esz;
       if (ct == MT_FLOAT64)
-        softmax_rows_f64((const double *)(x + at), (double *)(y + at), cnt, r, log_out);
+        (r < SHORT_ROW ? softmax_short_f64 : softmax_rows_f64)((const double *)(x + at),
+                                                               (double *)(y + at), cnt, r, log_out);
       else
-        softmax_rows_f32((const float *)(x + at), (float *)(y + at), cnt, r, log_out);
+        (r < SHORT_ROW ? softmax_short_f32 : softmax_rows_f32)((const float *)(x + at),
+                                                               (float *)(y + at), cnt, r, log_out);
     }
     return;
   }

@@ -130,6 +130,10 @@ static mt_status hello(const char *fn, worker *w) {
   mt_status s = mti_channel_unary(fn, w->ch, MTI_METHOD_HELLO, &req.base,
                                   &modaltensor__v1__hello_reply__descriptor,
                                   reg.connect_timeout_ms, &raw);
+  if (s == MT_ERR_TIMEOUT) /* nothing accepted the connection in time */
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: no worker answered at %s within %.0f s "
+                     "(MODALTENSOR_CONNECT_TIMEOUT)", fn, w->target,
+                     (double)reg.connect_timeout_ms / 1000.0);
   if (s) return s;
   Modaltensor__V1__HelloReply *rep = (Modaltensor__V1__HelloReply *)raw;
   if ((s = remote_status(rep->status))) {
@@ -682,7 +686,15 @@ static session *lock_for_inputs(const char *fn, int device, int n, const mti_rem
   if (!s) return NULL;
   for (int i = 0; i < n; i++) {
     if (!in[i].buf) continue;
-    if (in[i].buf->s != s) {
+    const session *home = in[i].buf->s;
+    if (home < reg.sessions || home >= reg.sessions + reg.ndevices) {
+      /* A session from before mt_shutdown: retired, never touched again. */
+      mti_error(MT_ERR_UNAVAILABLE, "%s: input %d was lost when its session ended (%s)", fn, i,
+                home->lost);
+      pthread_mutex_unlock(&s->lock);
+      return NULL;
+    }
+    if (home != s) {
       mti_error(MT_ERR_DEVICE, "%s: input %d is on modal:%d, the op runs on modal:%d", fn, i,
                 in[i].buf->device, device);
       pthread_mutex_unlock(&s->lock);

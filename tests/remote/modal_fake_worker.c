@@ -74,7 +74,8 @@ static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
     ops[n++].data.send_message.send_message = reply;
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = is_hello ? GRPC_STATUS_OK : GRPC_STATUS_UNIMPLEMENTED;
+  ops[n].data.send_status_from_server.status =
+      is_hello ? GRPC_STATUS_OK : GRPC_STATUS_UNIMPLEMENTED;
   grpc_slice details = grpc_slice_from_static_string("fake-worker: not implemented");
   ops[n++].data.send_status_from_server.status_details = is_hello ? NULL : &details;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;

@@ -480,7 +480,7 @@ static void case_rand(void) { check_random("rand", mt_rand); }
 static void case_randn(void) { check_random("randn", mt_randn); }
 
 /* COPY is behind mt_contiguous, mt_clone, mt_to and mt_copy_: every dtype
- * into every dtype, from views, and with broadcasting into views. */
+ * into every dtype, from views and into views. */
 static void case_copy(void) {
   for (int i = 0; i < N_DTYPES; i++) {
     for (int l = 0; l < COUNT(unary_layouts); l++) {
@@ -591,7 +591,8 @@ static void case_clamp(void) {
       snprintf(where, sizeof where, "clamp %s %s", mt_dtype_name(all_dtypes[k]),
                layout_names[unary_layouts[l]]);
       pair a = input(unary_layouts[l], all_dtypes[k], V_SPECIAL);
-      for (int b = 0; b < COUNT(bounds); b++) CHECK_BOTH(mt_clamp(ON(a), bounds[b][0], bounds[b][1]));
+      for (int b = 0; b < COUNT(bounds); b++)
+        CHECK_BOTH(mt_clamp(ON(a), bounds[b][0], bounds[b][1]));
       pair_free(a);
     }
 }
@@ -716,7 +717,8 @@ static void case_cat(void) {
         CHECK_BOTH(mt_stack(n, side_list(ps, n, side, buf), dim));
       }
     }
-    pair row = input(L_ROW, all_dtypes[k], V_GENERAL), empty = input(L_EMPTY, all_dtypes[k], V_GENERAL);
+    pair row = input(L_ROW, all_dtypes[k], V_GENERAL);
+    pair empty = input(L_EMPTY, all_dtypes[k], V_GENERAL);
     pair mixed[3] = {ps[0], empty, ps[1]};
     CHECK_BOTH(mt_cat(3, side_list(mixed, 3, side, buf), 0));
     pair misfit[2] = {ps[0], row};
@@ -1000,8 +1002,8 @@ START_TEST(test_copy_into_modal_views) {
 }
 END_TEST
 
-/* mt_copy_ broadcasts src to dst's shape: a row, a column and a 0-d
- * value into a plain tensor and into strided views, as on cpu. */
+/* mt_copy_ broadcasts src to dst's shape: a row, a column, a 0-d value and
+ * an expanded view, into a plain tensor and into a transposed view, as on cpu. */
 START_TEST(test_copy_broadcast_into_modal) {
   rng_state = 15;
   static const int64_t shape[2] = {4, 6};
@@ -1091,7 +1093,8 @@ START_TEST(test_contiguous_and_clone) {
   rng_state = 14;
   for (int k = 0; k < N_DTYPES; k++) {
     snprintf(where, sizeof where, "contiguous/clone %s", mt_dtype_name(all_dtypes[k]));
-    pair a = input(L_CONTIG, all_dtypes[k], V_SPECIAL), t = input(L_TRANSPOSED, all_dtypes[k], V_SPECIAL);
+    pair a = input(L_CONTIG, all_dtypes[k], V_SPECIAL);
+    pair t = input(L_TRANSPOSED, all_dtypes[k], V_SPECIAL);
     mt_tensor *same = MH_MADE(mt_contiguous(a.t[1]));
     mt_tensor *made = MH_MADE(mt_contiguous(t.t[1]));
     mt_tensor *clone = MH_MADE(mt_clone(a.t[1]));
@@ -1122,10 +1125,11 @@ START_TEST(test_zero_d_with_null_shape) {
   double v = 2.5, x;
   for (int side = 0; side < 2; side++) {
     mt_device d = side ? MH_MODAL : MH_CPU;
-    mt_tensor *t[5] = {
-        MH_MADE(mt_from_data(&v, 0, NULL, MT_FLOAT64, d)), MH_MADE(mt_full(0, NULL, v, MT_FLOAT64, d)),
-        MH_MADE(mt_zeros(0, NULL, MT_FLOAT64, d)),         MH_MADE(mt_empty(0, NULL, MT_FLOAT64, d)),
-        MH_MADE(mt_rand(0, NULL, MT_FLOAT64, d, 1))};
+    mt_tensor *t[5] = {MH_MADE(mt_from_data(&v, 0, NULL, MT_FLOAT64, d)),
+                       MH_MADE(mt_full(0, NULL, v, MT_FLOAT64, d)),
+                       MH_MADE(mt_zeros(0, NULL, MT_FLOAT64, d)),
+                       MH_MADE(mt_empty(0, NULL, MT_FLOAT64, d)),
+                       MH_MADE(mt_rand(0, NULL, MT_FLOAT64, d, 1))};
     MH_OK(mt_item(t[0], &x));
     ck_assert(x == 2.5);
     mt_tensor *r = MH_MADE(mt_reshape(t[1], 0, NULL));

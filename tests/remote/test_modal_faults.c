@@ -85,26 +85,33 @@ START_TEST(test_worker_killed_during_a_graph) {
   float small[4] = {1, 2, 3, 4}, got[4];
   const int64_t four = 4;
   mt_tensor *old = MH_MADE(mt_from_data(small, 1, &four, MT_FLOAT32, MH_MODAL));
-  mt_tensor *result = big_graph(40);
   delayed_signal kill9;
   signal_later(&kill9, worker.proc.pid, SIGKILL, 500);
-  int64_t start = mh_now_ms();
-  mt_status st = mt_synchronize(MH_MODAL);
-  int64_t took = mh_now_ms() - start;
+  /* Big graphs one after another until the kill lands in one (a fast
+   * machine may finish the first before it). */
+  mt_tensor *result = NULL;
+  mt_status st = MT_OK;
+  for (int round = 0; round < 50 && st == MT_OK; round++) {
+    mt_tensor_free(result);
+    result = big_graph(40);
+    int64_t start = mh_now_ms();
+    st = mt_synchronize(MH_MODAL);
+    int64_t took = mh_now_ms() - start;
+    ck_assert_msg(took < TIMEOUT_S * 1000 + SLACK_MS, "mt_synchronize took %lld ms",
+                  (long long)took);
+  }
   pthread_join(kill9.thread, NULL);
   ck_assert_msg(st == MT_ERR_UNAVAILABLE || st == MT_ERR_TIMEOUT,
                 "mt_synchronize gave %s (%s), expected MT_ERR_UNAVAILABLE or MT_ERR_TIMEOUT",
                 mt_status_name(st), mt_last_error());
   ck_assert_msg(strstr(mt_last_error(), addr), "the message \"%s\" does not name %s",
                 mt_last_error(), addr);
-  ck_assert_msg(took < TIMEOUT_S * 1000 + SLACK_MS, "mt_synchronize took %lld ms",
-                (long long)took);
   reap(&worker);
 
   /* The session's tensors are lost, whatever comes next. */
   MH_EXPECT(mt_to_host(old, got, sizeof got), MT_ERR_UNAVAILABLE, "lost", NULL);
   /* No worker: new tensors fail within the connect timeout. */
-  start = mh_now_ms();
+  int64_t start = mh_now_ms();
   MH_EXPECT_NULL(mt_from_data(small, 1, &four, MT_FLOAT32, MH_MODAL), MT_ERR_UNAVAILABLE, addr,
                  NULL);
   ck_assert_int_lt(mh_now_ms() - start, 2000 + SLACK_MS);
@@ -175,7 +182,8 @@ START_TEST(test_hung_worker_times_out) {
   ck_assert_int_eq(kill(worker.proc.pid, SIGSTOP), 0);
   mt_tensor *b = MH_MADE(mt_add(a, a));
   int64_t start = mh_now_ms();
-  MH_EXPECT(mt_to_host(b, got, sizeof got), MT_ERR_TIMEOUT, worker.proc.addr, "MODALTENSOR_TIMEOUT");
+  MH_EXPECT(mt_to_host(b, got, sizeof got), MT_ERR_TIMEOUT, worker.proc.addr,
+            "MODALTENSOR_TIMEOUT");
   int64_t took = mh_now_ms() - start;
   ck_assert_msg(took < 2000 + SLACK_MS, "timed out after %lld ms, expected ~2000",
                 (long long)took);

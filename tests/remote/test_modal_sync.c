@@ -1,11 +1,13 @@
 /*
  * test_modal_sync.c - round trips: recording ops costs no round trip, a
- * sync point costs exactly one, MODALTENSOR_EAGER=1 costs one per op, and a
- * long pending graph goes out on its own once it passes its size threshold.
- * The worker's Stats counters (syncs, graphs, nodes, messages) are the
- * witnesses; no timing is asserted.
+ * sync point costs exactly one, MODALTENSOR_EAGER=1 costs one per op, a
+ * long pending graph goes out on its own once it passes its size threshold,
+ * and threads recording at once share the session. The worker's Stats
+ * counters (syncs, graphs, nodes, messages) are the witnesses; no timing is
+ * asserted.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +201,48 @@ START_TEST(test_eager_zero_is_lazy) {
 }
 END_TEST
 
+/* Threads share the device's session: each records its own chain and
+ * reads it back while the others do the same. */
+typedef struct chain_job {
+  const mt_tensor *x;
+  int ops;
+  int ok;
+} chain_job;
+
+static void *run_chain(void *arg) {
+  chain_job *j = arg;
+  mt_tensor *y = mt_clone(j->x);
+  for (int k = 1; y && k < j->ops; k++) {
+    mt_tensor *next = mt_add(y, j->x);
+    mt_tensor_free(y);
+    y = next;
+  }
+  float got[N];
+  j->ok = y && mt_to_host(y, got, sizeof got) == MT_OK;
+  for (int i = 0; j->ok && i < N; i++) j->ok = got[i] == (float)(i * j->ops);
+  mt_tensor_free(y);
+  return NULL;
+}
+
+START_TEST(test_threads_share_the_session) {
+  mh_worker_use(&worker);
+  mt_tensor *x = iota();
+  enum { THREADS = 4 };
+  pthread_t t[THREADS];
+  chain_job jobs[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (chain_job){x, 300 + 100 * i, 0};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, run_chain, &jobs[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < THREADS; i++) ck_assert_msg(jobs[i].ok, "thread %d got a wrong chain", i);
+  MH_OK(mt_synchronize(MH_MODAL));
+  ck_assert_uint_eq(mh_stats(&worker).live_tensors, 1);
+  ck_assert_uint_eq(mh_stats(&worker).open_sessions, 1);
+  mt_tensor_free(x);
+}
+END_TEST
+
 static Suite *sync_suite(void) {
   Suite *s = suite_create("modal_sync");
   TCase *tc = tcase_create("round_trips");
@@ -210,6 +254,7 @@ static Suite *sync_suite(void) {
   tcase_add_test(tc, test_eager_is_one_sync_per_op);
   tcase_add_test(tc, test_eager_reports_errors_at_the_op);
   tcase_add_test(tc, test_eager_zero_is_lazy);
+  tcase_add_test(tc, test_threads_share_the_session);
   suite_add_tcase(s, tc);
   return s;
 }
