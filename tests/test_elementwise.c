@@ -497,6 +497,34 @@ static void binary_literal(binary_fn f, const char *name, mt_dtype d, int n, con
 
 static const mt_dtype float_dtypes[4] = {MT_FLOAT16, MT_BFLOAT16, MT_FLOAT32, MT_FLOAT64};
 
+/* Ops return new tensors: even when the values do not change (a cast to
+ * the same dtype, floor of integers, an unbounded clamp), writing to the
+ * result leaves the input alone. */
+START_TEST(test_results_own_storage) {
+  mt_tensor *i = TU_TENSOR(TU_VALS(1, -2, 3), 1, TU_SHAPE(3), MT_INT32);
+  mt_tensor *zero = TU_OK(mt_zeros(0, NULL, MT_INT32, TU_CPU));
+  mt_tensor *results[8];
+  int n = 0;
+  results[n++] = TU_OK(mt_cast(i, MT_INT32));
+  results[n++] = TU_OK(mt_floor(i));
+  results[n++] = TU_OK(mt_round(i));
+  results[n++] = TU_OK(mt_clamp(i, -INFINITY, INFINITY));
+  results[n++] = TU_OK(mt_add_scalar(i, 0));
+  results[n++] = TU_OK(mt_mul_scalar(i, 1));
+  results[n++] = TU_OK(mt_maximum(i, i));
+  results[n++] = TU_OK(mt_where(i, i, i));
+  for (int k = 0; k < n; k++) {
+    ck_assert_int_eq(mt_is_contiguous(results[k]), 1);
+    ck_assert_ptr_ne(mt_data_ptr(results[k]), mt_data_ptr(i));
+    TU_CHECK_OK(mt_copy_(results[k], zero));
+    TU_CHECK_VALUES(i, TU_VALS(1, -2, 3), 3);
+    mt_tensor_free(results[k]);
+  }
+  mt_tensor_free(zero);
+  mt_tensor_free(i);
+}
+END_TEST
+
 START_TEST(test_nan_inf_semantics) {
   mt_dtype d = float_dtypes[_i];
   const double nan = NAN, inf = INFINITY;
@@ -1153,6 +1181,7 @@ static Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_integer_pow);
   tcase_add_test(tc, test_int64_exact);
   tcase_add_test(tc, test_bool_arithmetic);
+  tcase_add_test(tc, test_results_own_storage);
   tcase_add_test(tc, test_where);
   tcase_add_test(tc, test_clamp);
   suite_add_tcase(s, tc);

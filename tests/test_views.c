@@ -401,6 +401,25 @@ START_TEST(test_copy_into_strided_views) {
   for (int i = 0; i < 12; i++) w[i] = ref_round_to(3.140625, MT_FLOAT16);
   TU_CHECK_VALUES(h, w, 12);
 
+  /* src overlapping dst in the same storage reads as if copied first */
+  mt_tensor *line = iota(1, TU_SHAPE(6));
+  mt_tensor *head = TU_OK(mt_slice(line, 0, 0, 5, 1)), *tail = TU_OK(mt_slice(line, 0, 1, 6, 1));
+  TU_CHECK_OK(mt_copy_(tail, head));
+  TU_CHECK_VALUES(line, TU_VALS(0, 0, 1, 2, 3, 4), 6);
+  mt_tensor *lt = TU_OK(mt_reshape(line, 2, TU_SHAPE(2, 3)));
+  mt_tensor *ltt = TU_OK(mt_transpose(lt, 0, 1));
+  mt_tensor *sq = TU_OK(mt_slice(ltt, 0, 0, 2, 1)); /* [2, 2] view, transposed */
+  mt_tensor *sq0 = TU_OK(mt_slice(lt, 1, 0, 2, 1)); /* [2, 2] rows of the same storage */
+  TU_CHECK_OK(mt_copy_(sq0, sq));                     /* in-place transpose of a 2x2 block */
+  TU_CHECK_VALUES(line, TU_VALS(0, 2, 1, 0, 3, 4), 6);
+  mt_tensor_free(sq0);
+  mt_tensor_free(sq);
+  mt_tensor_free(ltt);
+  mt_tensor_free(lt);
+  mt_tensor_free(head);
+  mt_tensor_free(tail);
+  mt_tensor_free(line);
+
   /* refusals */
   mt_tensor *four = TU_OK(mt_zeros(1, TU_SHAPE(4), MT_FLOAT32, TU_CPU));
   TU_STATUS(mt_copy_(every2, four), MT_ERR_SHAPE, "mt_copy_");
