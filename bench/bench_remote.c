@@ -9,7 +9,10 @@
  *     (the worker's Health method) on the same worker, medians in us;
  * (c) transfers: mt_from_data (upload) and mt_to_host (download) of
  *     256 MiB beside raw TCP on 127.0.0.1 (one thread writing 1 MiB pieces,
- *     another reading them) in the same run: GB/s and our share of raw TCP;
+ *     another reading them) in the same run: GB/s and our share of raw TCP,
+ *     and the CPU seconds per GB both ends spend (client and the worker we
+ *     started; for raw TCP both threads), which other load on the machine
+ *     disturbs far less than wall time;
  * (d) a 100-layer MLP forward ([64, 512] activations; per layer matmul with
  *     [512, 512], add a bias, gelu) as one graph, eagerly
  *     (MODALTENSOR_EAGER=1, in a child process since the library reads its
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -64,6 +68,7 @@ static const sizes full_sizes = {100000, 2000, (size_t)256 << 20, 100};
 static const sizes quick_sizes = {2000, 50, (size_t)8 << 20, 8};
 
 static wc_channel *stats_channel;
+static pid_t worker_pid; /* 0 when the worker is not ours (--worker) */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -109,6 +114,34 @@ static uint64_t worker_syncs(void) {
   protobuf_c_message_free_unpacked(&r->base, NULL);
   return syncs;
 }
+
+/* CPU seconds (user + system) used by this process, all threads. */
+static double self_cpu_s(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+/* CPU seconds used by the worker we started (from /proc); 0 without one. */
+static double worker_cpu_s(void) {
+  if (worker_pid <= 0) return 0;
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)worker_pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  const char *p = strrchr(line, ')'); /* fields after the command name */
+  unsigned long long utime = 0, stime = 0;
+  if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                   &stime) != 2)
+    return 0;
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double both_cpu_s(void) { return self_cpu_s() + worker_cpu_s(); }
 
 static void row(const char *part, const char *what, double value, const char *unit,
                 const char *note) {
@@ -313,18 +346,29 @@ static void part_c(const sizes *z, int reps) {
   double *raw = malloc(sizeof(double) * (size_t)reps);
   double *up_share = malloc(sizeof(double) * (size_t)reps);
   double *down_share = malloc(sizeof(double) * (size_t)reps);
+  /* CPU seconds per GB, both ends together: unlike wall time, hardly
+   * affected by other load on the machine. */
+  double *raw_cpu = malloc(sizeof(double) * (size_t)reps);
+  double *up_cpu = malloc(sizeof(double) * (size_t)reps);
+  double *down_cpu = malloc(sizeof(double) * (size_t)reps);
+  double gb = bytes / 1e9;
   /* Raw TCP runs before and after ours in every repetition; the shares
    * compare each transfer with the raw speed of its own repetition, which
    * keeps them meaningful on a machine whose load drifts. */
   for (int r = 0; r < reps; r++) {
+    double c0 = self_cpu_s();
     double raw_before = raw_tcp_seconds(bytes, (char *)dst, (const char *)src);
+    double c1 = self_cpu_s();
     /* upload: done when the worker has all of it (the sync confirms) */
-    double t0 = now_s();
+    double u0 = both_cpu_s(), t0 = now_s();
     mt_tensor *t = must(mt_from_data(src, 1, &n, MT_FLOAT32, MODAL), "mt_from_data");
     must_ok(mt_synchronize(MODAL), "mt_synchronize");
-    double t1 = now_s();
+    double t1 = now_s(), u1 = both_cpu_s();
     must_ok(mt_to_host(t, dst, bytes), "mt_to_host");
-    double t2 = now_s();
+    double t2 = now_s(), u2 = both_cpu_s();
+    raw_cpu[r] = (c1 - c0) / gb;
+    up_cpu[r] = (u1 - u0) / gb;
+    down_cpu[r] = (u2 - u1) / gb;
     if (memcmp(src, dst, bytes) != 0) {
       fprintf(stderr, "mt_bench_remote: the downloaded bytes differ\n");
       exit(1);
@@ -350,6 +394,18 @@ static void part_c(const sizes *z, int reps) {
   snprintf(note, sizeof note, "median of per-repetition shares; target >= 70%%");
   row("(c)", "upload / raw TCP", median(up_share, reps), "%", note);
   row("(c)", "download / raw TCP", median(down_share, reps), "%", note);
+  if (worker_pid > 0) {
+    double rc = median(raw_cpu, reps), uc = median(up_cpu, reps), dc = median(down_cpu, reps);
+    snprintf(note, sizeof note, "CPU s per GB, both ends; median of %d", reps);
+    row("(c)", "CPU: raw TCP", rc, "s/GB", note);
+    row("(c)", "CPU: upload (client + worker)", uc, "s/GB", note);
+    row("(c)", "CPU: download (client + worker)", dc, "s/GB", note);
+    row("(c)", "CPU: raw TCP / upload", 100.0 * rc / uc, "%", "CPU efficiency vs raw TCP");
+    row("(c)", "CPU: raw TCP / download", 100.0 * rc / dc, "%", "CPU efficiency vs raw TCP");
+  }
+  free(raw_cpu);
+  free(up_cpu);
+  free(down_cpu);
   free(up_share);
   free(down_share);
   free(up);
@@ -532,6 +588,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     addr = worker.addr;
+    worker_pid = worker.pid;
   }
   /* The library reads the address at its first call. */
   setenv("MODALTENSOR_WORKER", addr, 1);

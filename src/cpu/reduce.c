@@ -210,9 +210,28 @@ RED_COLS(min_f64, double, double, double, INFINITY, OP_MINF, OP_MINF)
 #define BETTER_MINF(v, b) ((v) < (b) || ((v) != (v) && (b) == (b)))
 #define BETTER_MAXI(v, b) ((v) > (b))
 #define BETTER_MINI(v, b) ((v) < (b))
-/* Equal, or both NaN; bitwise so that it vectorises. */
-#define SAME_F(a, b) (((a) == (b)) | (((a) != (a)) & ((b) != (b))))
-#define SAME_I(a, b) ((a) == (b))
+/* at = the first i < n with MATCH(x[i], b) (at == -1 on entry), testing
+ * LANES elements at a time; FIND_F looks for b, or for a NaN when b is NaN. */
+#define MATCH_EQ(v, b) ((v) == (b))
+#define MATCH_NAN(v, b) ((v) != (v))
+#define FIRST_MATCH(x, n, b, MATCH, at)                                  \
+  do {                                                                   \
+    int64_t i_ = 0;                                                      \
+    for (; at < 0 && (n) - i_ >= LANES; i_ += LANES) {                   \
+      int hit_ = 0;                                                      \
+      for (int j_ = 0; j_ < LANES; j_++) hit_ |= MATCH((x)[i_ + j_], b); \
+      for (int j_ = 0; hit_ && at < 0; j_++)                             \
+        if (MATCH((x)[i_ + j_], b)) at = i_ + j_;                        \
+    }                                                                    \
+    for (; at < 0 && i_ < (n); i_++)                                     \
+      if (MATCH((x)[i_], b)) at = i_;                                    \
+  } while (0)
+#define FIND_F(x, n, b, at)                \
+  if ((b) != (b))                          \
+    FIRST_MATCH(x, n, b, MATCH_NAN, at);   \
+  else                                     \
+    FIRST_MATCH(x, n, b, MATCH_EQ, at)
+#define FIND_I(x, n, b, at) FIRST_MATCH(x, n, b, MATCH_EQ, at)
 
 /*
  * Arg kernels of input type T, with the same shapes as above; each also gives
@@ -222,7 +241,7 @@ RED_COLS(min_f64, double, double, double, INFINITY, OP_MINF, OP_MINF)
  * usually stopping early.
  *  _merge  takes (v2, i2 + off) where it beats (v, i): chunks in index order
  */
-#define ARG_KERNEL(NAME, T, PICK, KIND, BETTER, SAME)                                            \
+#define ARG_KERNEL(NAME, T, PICK, KIND, BETTER)                                                  \
   MTI_SIMD_CLONES static void NAME##_rows(const void *xv, int64_t nrows, int64_t n,             \
                                           int64_t *idx, void *valv) {                           \
     T *val = valv;                                                                              \
@@ -230,15 +249,8 @@ RED_COLS(min_f64, double, double, double, INFINITY, OP_MINF, OP_MINF)
       const T *x = (const T *)xv + row * n;                                                     \
       T best;                                                                                   \
       ROW_EXTREME(T, x, n, PICK, KIND, best);                                                   \
-      int64_t at = -1, i;                                                                       \
-      for (i = 0; at < 0 && n - i >= LANES; i += LANES) {                                       \
-        int hit = 0;                                                                            \
-        for (int j = 0; j < LANES; j++) hit |= SAME(x[i + j], best);                            \
-        for (int j = 0; hit && at < 0; j++)                                                     \
-          if (SAME(x[i + j], best)) at = i + j;                                                 \
-      }                                                                                         \
-      for (; at < 0 && i < n; i++)                                                              \
-        if (SAME(x[i], best)) at = i;                                                           \
+      int64_t at = -1;                                                                          \
+      FIND_##KIND(x, n, best, at);                                                              \
       idx[row] = at;                                                                            \
       if (val) val[row] = best;                                                                 \
     }                                                                                           \
@@ -268,8 +280,8 @@ RED_COLS(min_f64, double, double, double, INFINITY, OP_MINF, OP_MINF)
   }
 
 #define ARG_KERNELS(S, T, KIND)                                              \
-  ARG_KERNEL(argmax_##S, T, PICK_MAX, KIND, BETTER_MAX##KIND, SAME_##KIND)   \
-  ARG_KERNEL(argmin_##S, T, PICK_MIN, KIND, BETTER_MIN##KIND, SAME_##KIND)
+  ARG_KERNEL(argmax_##S, T, PICK_MAX, KIND, BETTER_MAX##KIND) \
+  ARG_KERNEL(argmin_##S, T, PICK_MIN, KIND, BETTER_MIN##KIND)
 
 ARG_KERNELS(u8, uint8_t, I)
 ARG_KERNELS(i8, int8_t, I)

@@ -6,6 +6,8 @@
  * hangs. Tensors of the lost session then report that they were lost, while
  * new tensors work as soon as a worker answers again (a new one at the same
  * address, or the local worker, which the library starts again itself).
+ * Also: a worker out of memory (a deferred error; the session goes on) and
+ * a session the worker ends after its idle timeout.
  * The bounds checked are the deadlines the library promises, with room for
  * slow (sanitizer) builds; they are not performance figures.
  */
@@ -316,6 +318,37 @@ START_TEST(test_worker_out_of_memory) {
 }
 END_TEST
 
+/* The worker ends a session that stays silent past its --idle-timeout: the
+ * next call that talks to it says so, the session's tensors are lost, and
+ * new ones work in a new session. */
+START_TEST(test_idle_session_is_ended_by_the_worker) {
+  static const char *const args[] = {"--idle-timeout", "1", NULL};
+  mh_worker_start(&worker, args, NULL, NULL);
+  mh_point_at(&worker);
+  float v[4] = {1, 2, 3, 4}, got[4];
+  const int64_t four = 4;
+  mt_tensor *a = MH_MADE(mt_from_data(v, 1, &four, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_to_host(a, got, sizeof got));
+  mh_wait_sessions(&worker, 0, 30000); /* the worker gave up on it */
+  ck_assert_uint_eq(mh_stats(&worker).live_tensors, 0);
+  mt_tensor *b = MH_MADE(mt_add(a, a)); /* recorded into the ended session */
+  mt_clear_error();
+  mt_status st = mt_to_host(b, got, sizeof got);
+  ck_assert_msg(st == MT_ERR_UNAVAILABLE || st == MT_ERR_TIMEOUT, "gave %s (%s)",
+                mt_status_name(st), mt_last_error());
+  ck_assert_msg(strstr(mt_last_error(), "idle"), "the message \"%s\" does not say why",
+                mt_last_error());
+  MH_EXPECT(mt_to_host(a, got, sizeof got), MT_ERR_UNAVAILABLE, "lost", "idle");
+  mt_tensor *c = MH_MADE(mt_from_data(v, 1, &four, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_to_host(c, got, sizeof got));
+  ck_assert(got[3] == 4.0f);
+  mt_tensor_free(c);
+  mt_tensor_free(b);
+  mt_tensor_free(a);
+  mh_worker_finish(&worker);
+}
+END_TEST
+
 static Suite *faults_suite(void) {
   Suite *s = suite_create("modal_faults");
   TCase *tc = tcase_create("faults");
@@ -327,6 +360,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_local_worker_respawns);
   tcase_add_test(tc, test_local_worker_killed_while_idle);
   tcase_add_test(tc, test_worker_out_of_memory);
+  tcase_add_test(tc, test_idle_session_is_ended_by_the_worker);
   suite_add_tcase(s, tc);
   return s;
 }
