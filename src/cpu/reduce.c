@@ -338,8 +338,9 @@ static const arg_kernel arg_kernels[MTI_NUM_DTYPES][2] = {
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Rows per task when rows are short, so that a task is worth scheduling. */
-static int64_t rows_per_task(int64_t n) { return n >= 4096 ? 1 : 4096 / (n ? n : 1); }
+/* Rows per task: tasks of at least 16K elements are worth scheduling
+ * dynamically (which keeps both cores busy when one is slowed by other load). */
+static int64_t rows_per_task(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1); }
 
 /* Rows of R <= ROW_CHUNK are reduced whole, in parallel over rows; longer
  * rows are cut into ROW_CHUNK pieces whose results are joined in order. */
@@ -349,7 +350,7 @@ static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + (size_t)o * psz);
@@ -359,7 +360,7 @@ static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const
   int64_t nch = cdiv(n, ROW_CHUNK);
   char *part = malloc((size_t)(outer * nch) * psz);
   if (!part) return mti_error_oom(fn, (size_t)(outer * nch) * psz);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < outer * nch; q++) {
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), part + (size_t)q * psz);
@@ -396,7 +397,7 @@ static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const
   }
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
   int64_t ntask = outer * nrc * ntile;
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < ntask; q++) {
     int64_t o = q / (nrc * ntile), c = q / ntile % nrc, col = q % ntile * COL_TILE;
     const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
@@ -419,7 +420,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + o, NULL);
@@ -430,7 +431,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
   int64_t *pidx = malloc((size_t)np * (sizeof(int64_t) + xsz));
   if (!pidx) return mti_error_oom(fn, (size_t)np * (sizeof(int64_t) + xsz));
   char *pval = (char *)(pidx + np);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < np; q++) {
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), pidx + q,
@@ -461,7 +462,7 @@ static mt_status arg_cols(const char *fn, const arg_kernel *k, size_t xsz, const
   }
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
   int64_t ntask = outer * nrc * ntile;
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < ntask; q++) {
     int64_t o = q / (nrc * ntile), c = q / ntile % nrc, col = q % ntile * COL_TILE;
     const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
