@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
@@ -321,10 +322,8 @@ static mt_status recv_msg(const char *fn, session *s, Modaltensor__V1__WorkerMes
   return st;
 }
 
-/* Opens the session's stream if it is not open (reviving a dead local
- * worker first). */
-static mt_status session_open(const char *fn, session *s) {
-  if (s->stream) return MT_OK;
+/* Opens the session's stream (reviving a local worker known to be dead). */
+static mt_status session_open_once(const char *fn, session *s) {
   mt_status st = worker_revive(fn, s->w);
   if (st || (st = mti_stream_open(fn, s->w->ch, reg.connect_timeout_ms, &s->stream))) return st;
   Modaltensor__V1__Open open = MODALTENSOR__V1__OPEN__INIT;
@@ -348,6 +347,31 @@ static mt_status session_open(const char *fn, session *s) {
               reply->opened->status->message);
   protobuf_c_message_free_unpacked(&reply->base, NULL);
   if (st) session_lost(s);
+  return st;
+}
+
+/* 1 when w is a local worker that has exited, waiting up to wait_ms for a
+ * killed one to finish dying. */
+static int local_worker_died(worker *w, int wait_ms) {
+  char why[96];
+  int dead = 0;
+  pthread_mutex_lock(&w->lock);
+  for (int waited = 0; w->local && !dead; waited += 10) {
+    dead = !mti_local_worker_alive(&w->proc, why, sizeof why);
+    if (dead || waited >= wait_ms) break;
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return dead;
+}
+
+/* Opens the session's stream if it is not open. A local worker that turns
+ * out to be dying is restarted, and the open tried once more. */
+static mt_status session_open(const char *fn, session *s) {
+  if (s->stream) return MT_OK;
+  mt_status st = session_open_once(fn, s);
+  if (st && s->w->local && local_worker_died(s->w, 1000)) st = session_open_once(fn, s);
   return st;
 }
 
