@@ -383,8 +383,9 @@ static int64_t col_chunk_rows(int64_t outer, int64_t r, int64_t inner) {
   return min64(rc, r);
 }
 
-/* Tasks are (outer, R-chunk, column tile); R-chunks after the first go to a
- * scratch buffer and are joined into out in order. */
+/* Tasks are (outer, R-chunk, column tile), or blocks of outer indices when
+ * one tile covers a whole [R, inner] slice; R-chunks after the first go to
+ * a scratch buffer and are joined into out in order. */
 static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const char *x,
                           int64_t outer, int64_t r, int64_t inner, char *out) {
   size_t psz = mt_dtype_size(k->pdt);
@@ -396,14 +397,17 @@ static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const
     if (!(part = malloc(bytes))) return mti_error_oom(fn, bytes);
   }
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
-  int64_t ntask = outer * nrc * ntile;
+  int64_t per = nrc * ntile == 1 ? rows_per_task(r * inner) : 1;
+  int64_t ntask = cdiv(outer, per) * nrc * ntile;
 #pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < ntask; q++) {
-    int64_t o = q / (nrc * ntile), c = q / ntile % nrc, col = q % ntile * COL_TILE;
-    const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
-    char *dst = c == 0 ? out + (size_t)(o * inner + col) * psz
-                       : part + (size_t)((o * (nrc - 1) + c - 1) * inner + col) * psz;
-    k->cols(src, min64(rc, r - c * rc), min64(COL_TILE, inner - col), inner, dst);
+    int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
+    for (int64_t o = o0; o < min64(o0 + per, outer); o++) {
+      const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
+      char *dst = c == 0 ? out + (size_t)(o * inner + col) * psz
+                         : part + (size_t)((o * (nrc - 1) + c - 1) * inner + col) * psz;
+      k->cols(src, min64(rc, r - c * rc), min64(COL_TILE, inner - col), inner, dst);
+    }
   }
   for (int64_t o = 0; o < outer && part; o++)
     for (int64_t c = 1; c < nrc; c++)
@@ -461,14 +465,17 @@ static mt_status arg_cols(const char *fn, const arg_kernel *k, size_t xsz, const
     pval = (char *)(pidx + np);
   }
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
-  int64_t ntask = outer * nrc * ntile;
+  int64_t per = nrc * ntile == 1 ? rows_per_task(r * inner) : 1;
+  int64_t ntask = cdiv(outer, per) * nrc * ntile;
 #pragma omp parallel for schedule(dynamic) if (par)
   for (int64_t q = 0; q < ntask; q++) {
-    int64_t o = q / (nrc * ntile), c = q / ntile % nrc, col = q % ntile * COL_TILE;
-    const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
-    int64_t at = (o * nrc + c) * inner + col;
-    k->cols(src, min64(rc, r - c * rc), min64(COL_TILE, inner - col), inner,
-            pidx ? pidx + at : out + o * inner + col, pidx ? pval + (size_t)at * xsz : NULL);
+    int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
+    for (int64_t o = o0; o < min64(o0 + per, outer); o++) {
+      const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
+      int64_t at = (o * nrc + c) * inner + col;
+      k->cols(src, min64(rc, r - c * rc), min64(COL_TILE, inner - col), inner,
+              pidx ? pidx + at : out + o * inner + col, pidx ? pval + (size_t)at * xsz : NULL);
+    }
   }
   for (int64_t o = 0; o < outer && pidx; o++) {
     int64_t first = o * nrc * inner;
