@@ -66,6 +66,25 @@ static void signal_later(delayed_signal *d, pid_t pid, int sig, int after_ms) {
 }
 
 /* Port of a "127.0.0.1:PORT" address. */
+/* Stops pid and waits until the kernel reports it stopped: kill() returns
+ * before the signal takes effect, and a worker thread may still answer. */
+static void stop_process(pid_t pid) {
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  char path[64], stat[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int64_t until = mh_now_ms() + 5000;
+  for (;;) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+    if (f) fclose(f);
+    stat[n] = '\0';
+    const char *state = strrchr(stat, ')');
+    if (state && state[1] == ' ' && (state[2] == 'T' || state[2] == 't')) return;
+    ck_assert_msg(mh_now_ms() < until, "worker %d did not stop", (int)pid);
+    mh_sleep_ms(5);
+  }
+}
+
 static const char *port_of(const char *addr) { return strrchr(addr, ':') + 1; }
 
 /* Reaps the killed worker (it is this process's child). */
@@ -181,7 +200,7 @@ START_TEST(test_hung_worker_times_out) {
   const int64_t four = 4;
   mt_tensor *a = MH_MADE(mt_from_data(v, 1, &four, MT_FLOAT32, MH_MODAL));
   MH_OK(mt_synchronize(MH_MODAL)); /* the session is open */
-  ck_assert_int_eq(kill(worker.proc.pid, SIGSTOP), 0);
+  stop_process(worker.proc.pid);
   mt_tensor *b = MH_MADE(mt_add(a, a));
   int64_t start = mh_now_ms();
   MH_EXPECT(mt_to_host(b, got, sizeof got), MT_ERR_TIMEOUT, worker.proc.addr,
@@ -211,7 +230,7 @@ START_TEST(test_hung_worker_sync_times_out) {
    * nothing to wait for and asks the worker nothing). */
   mt_tensor *a = MH_MADE(mt_zeros(1, (const int64_t[]){4}, MT_FLOAT32, MH_MODAL));
   MH_OK(mt_synchronize(MH_MODAL));
-  ck_assert_int_eq(kill(worker.proc.pid, SIGSTOP), 0);
+  stop_process(worker.proc.pid);
   int64_t start = mh_now_ms();
   MH_EXPECT(mt_synchronize(MH_MODAL), MT_ERR_TIMEOUT, "mt_synchronize", NULL);
   ck_assert_int_lt(mh_now_ms() - start, 2000 + SLACK_MS);
