@@ -167,10 +167,11 @@ mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index) 
   static const char *const names[] = {"a", "index"};
   const mt_tensor *in[2] = {a, index};
   mti_attrs at = {0};
+  int d;
   if (mti_check_tensor("mt_index_select", "a", a) ||
-      mti_dim_normalize("mt_index_select", "dim", dim, a->ndim, &(int){0}))
+      mti_dim_normalize("mt_index_select", "dim", dim, a->ndim, &d))
     return NULL;
-  at.dim = dim < 0 ? dim + a->ndim : dim;
+  at.dim = d;
   return mti_run_op(MTI_OP_INDEX_SELECT, 2, in, names, &at);
 }
 
