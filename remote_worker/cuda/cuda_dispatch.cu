@@ -1,0 +1,21 @@
+/*
+ * cuda_dispatch.cu - routes an op to its kernel family (cuda_kernels.h).
+ */
+#include "cuda_common.cuh"
+
+extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                                         int n, const mti_attrs *at, const mti_view *out) {
+  const mti_op_info *info = mti_op_get((int)op);
+  if (!info) return mti_error(MT_ERR_INTERNAL, "cuda: op %d is not an op", (int)op);
+  switch (info->kind) {
+  case MTI_KIND_RANDOM: return mtw_cuda_random(ctx, op, at, out);
+  case MTI_KIND_REDUCE: return mtw_cuda_reduce(ctx, op, in, at, out);
+  case MTI_KIND_ARGREDUCE: return mtw_cuda_argreduce(ctx, op, in, at, out);
+  case MTI_KIND_SOFTMAX: return mtw_cuda_softmax(ctx, op, in, at, out);
+  case MTI_KIND_LAYER_NORM: return mtw_cuda_layer_norm(ctx, in, at, out);
+  case MTI_KIND_MATMUL: return mtw_cuda_matmul_generic(ctx, &in[0], &in[1], out);
+  case MTI_KIND_CAT: return mtw_cuda_cat(ctx, in, n, at, out);
+  case MTI_KIND_INDEX_SELECT: return mtw_cuda_index_select(ctx, in, at, out);
+  default: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
+  }
+}

@@ -1,0 +1,90 @@
+/*
+ * cuda_kernels.h - the worker's custom CUDA kernels, as seen from the cuda
+ * backend (cuda_backend.c, C) and implemented in the .cu files here.
+ *
+ * Every entry point computes one op exactly as mti_cpu_run specifies
+ * (src/cpu/cpu_backend.h): same dtypes, same element rules, same shapes, on
+ * strided views whose data are device pointers of ctx's device. Work is only
+ * enqueued on ctx->stream; nothing here waits for the GPU. A returned error
+ * means nothing (or nothing harmful) was enqueued; data-dependent failures
+ * (an index out of range) are left in *ctx->fault and reported by the
+ * backend at its next synchronize.
+ *
+ * Split by family so the op list stays in ops.def: mtw_cuda_run_kernel
+ * (cuda_dispatch.cu) switches on the op's kind.
+ */
+#ifndef MTW_CUDA_KERNELS_H
+#define MTW_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "core/op_table.h"
+#include "core/shape.h"
+
+/* Fault words: (op << 8) | reason; the first fault of a stream wins. */
+enum { MTW_CUDA_FAULT_INDEX_RANGE = 1 };
+#define MTW_CUDA_FAULT(op, reason) ((unsigned)(op) << 8 | (unsigned)(reason))
+
+typedef struct mtw_cuda_ctx mtw_cuda_ctx;
+
+struct mtw_cuda_ctx {
+  cudaStream_t stream;  /* the session's stream: all work goes here        */
+  int device;           /* the current device while a kernel entry runs    */
+  int multiprocessors;  /* SM count, for grid sizing                       */
+  unsigned *fault;      /* device word, 0 while no fault (see above)       */
+  /* Device scratch of nbytes for the op being enqueued, usable by its work
+   * on ctx->stream only; valid until the next scratch call on this ctx (so
+   * one region per op). NULL with the error set when memory is exhausted. */
+  void *(*scratch)(const mtw_cuda_ctx *ctx, size_t nbytes);
+  void *owner;          /* the backend's stream behind ctx                 */
+};
+
+/* Runs any op except a floating matmul that cuBLAS serves (the backend
+ * calls cuBLAS itself for f16/bf16/f32/f64 matmul). */
+mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
+                              const mti_attrs *at, const mti_view *out);
+
+/* ---- families (one .cu file each, or a few) ---- */
+
+/* FILL, ARANGE, COPY, BINARY, COMPARE, LOGICAL, SCALAR, UNARY, UNARY_FLOAT,
+ * WHERE, CLAMP, CAST (cuda_elementwise.cu). */
+mt_status mtw_cuda_elementwise(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
+                               const mti_attrs *at, const mti_view *out);
+/* RAND, RANDN from the Philox stream of src/core/philox.h (cuda_random.cu). */
+mt_status mtw_cuda_random(const mtw_cuda_ctx *ctx, mti_op op, const mti_attrs *at,
+                          const mti_view *out);
+/* SUM, MEAN, PROD, AMAX, AMIN over at->dims_mask (cuda_reduce.cu). */
+mt_status mtw_cuda_reduce(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                          const mti_attrs *at, const mti_view *out);
+/* ARGMAX, ARGMIN along at->dim (cuda_reduce.cu). */
+mt_status mtw_cuda_argreduce(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                             const mti_attrs *at, const mti_view *out);
+/* SOFTMAX, LOG_SOFTMAX along at->dim (cuda_softmax.cu). */
+mt_status mtw_cuda_softmax(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                           const mti_attrs *at, const mti_view *out);
+/* LAYER_NORM over the last dim (cuda_softmax.cu). */
+mt_status mtw_cuda_layer_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+/* CAT along at->dim (cuda_gather.cu). */
+mt_status mtw_cuda_cat(const mtw_cuda_ctx *ctx, const mti_view *in, int n, const mti_attrs *at,
+                       const mti_view *out);
+/* INDEX_SELECT of in[0] along at->dim by in[1] (cuda_gather.cu). */
+mt_status mtw_cuda_index_select(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                const mti_attrs *at, const mti_view *out);
+/* MATMUL for the dtypes cuBLAS has no GEMM for (bool, integers), with
+ * mti_cpu_matmul's broadcasting and accumulation rules (cuda_matmul.cu). */
+mt_status mtw_cuda_matmul_generic(const mtw_cuda_ctx *ctx, const mti_view *a, const mti_view *b,
+                                  const mti_view *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
