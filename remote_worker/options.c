@@ -3,10 +3,13 @@
  */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "modaltensor.h"
 
@@ -19,14 +22,28 @@ static const char usage[] =
     "  --listen ADDR         host:port or unix:PATH (default " MTW_DEFAULT_LISTEN ");\n"
     "                        port 0 picks a free port. Once bound, the worker prints\n"
     "                        \"modaltensor-worker listening on ADDR\" on stdout.\n"
+    "                        A --listen other than loopback or a unix socket needs\n"
+    "                        a token: the worker refuses to start without one.\n"
     "  --token TOKEN         require \"authorization: Bearer TOKEN\" on every call;\n"
     "                        prefer the environment variable " MTW_ENV_TOKEN ",\n"
     "                        since arguments are visible to other users in ps\n"
-    "  --backend NAME        cpu, cuda or auto (default auto: cuda where built, else cpu)\n"
+    "  --tls-cert FILE       serve TLS with this PEM certificate (chain); needs\n"
+    "                        --tls-key (also " MTW_ENV_TLS_CERT ")\n"
+    "  --tls-key FILE        the PEM private key of --tls-cert (also\n"
+    "                        " MTW_ENV_TLS_KEY "). Without both: plain gRPC, for\n"
+    "                        loopback or behind a TLS proxy (Modal's forward)\n"
+    "  --backend NAME        cpu, cuda or auto (default auto: cuda when a GPU is\n"
+    "                        visible, else cpu)\n"
     "  --max-memory BYTES    tensor memory per device (suffixes K, M, G, T: powers\n"
     "                        of 1024; default: the device's memory)\n"
     "  --idle-timeout SECS   end a session that sends nothing for SECS seconds\n"
     "                        (default 3600)\n"
+    "  --idle-exit SECS      exit (status 0) after SECS seconds without any call or\n"
+    "                        open session; 0: never (default; also\n"
+    "                        " MTW_ENV_IDLE_EXIT ")\n"
+    "  --max-lifetime SECS   exit (status 0) SECS seconds after starting, sessions\n"
+    "                        or not; 0: never (default; also\n"
+    "                        " MTW_ENV_MAX_LIFETIME ")\n"
     "  --log-level LEVEL     error, warn, info (default) or debug; logs go to stderr\n"
     "  --exit-with-parent    exit when the parent process dies (also when\n"
     "                        " MTW_ENV_EXIT_WITH_PARENT "=1)\n"
@@ -58,14 +75,17 @@ static int parse_bytes(const char *s, uint64_t *out) {
   return 0;
 }
 
-static int parse_seconds(const char *s, int64_t *out) {
+/* Whole seconds from min (0 or 1) to a century; 0 on success. */
+static int parse_seconds_from(const char *s, long long min, int64_t *out) {
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v <= 0 || v > 100LL * 365 * 24 * 3600) return -1;
+  if (errno || end == s || *end || v < min || v > 100LL * 365 * 24 * 3600) return -1;
   *out = v;
   return 0;
 }
+
+static int parse_seconds(const char *s, int64_t *out) { return parse_seconds_from(s, 1, out); }
 
 static int env_flag(const char *name) {
   const char *v = getenv(name);
@@ -103,6 +123,18 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   } else if (strcmp(name, "--idle-timeout") == 0) {
     if (parse_seconds(value, &o->idle_timeout_s))
       return usage_error("--idle-timeout: '%s' is not a positive number of seconds", value);
+  } else if (strcmp(name, "--tls-cert") == 0) {
+    if (!*value) return usage_error("--tls-cert: empty file name%s", "");
+    o->tls_cert = value;
+  } else if (strcmp(name, "--tls-key") == 0) {
+    if (!*value) return usage_error("--tls-key: empty file name%s", "");
+    o->tls_key = value;
+  } else if (strcmp(name, "--idle-exit") == 0) {
+    if (parse_seconds_from(value, 0, &o->idle_exit_s))
+      return usage_error("--idle-exit: '%s' is not a number of seconds (0: never)", value);
+  } else if (strcmp(name, "--max-lifetime") == 0) {
+    if (parse_seconds_from(value, 0, &o->max_lifetime_s))
+      return usage_error("--max-lifetime: '%s' is not a number of seconds (0: never)", value);
   } else if (strcmp(name, "--log-level") == 0) {
     if (mtw_log_level_parse(value, &o->log_level))
       return usage_error("--log-level: '%s' is not error, warn, info or debug", value);
@@ -110,14 +142,52 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   return MTW_OPTIONS_RUN;
 }
 
+/* Options that an environment variable may give (the command line wins):
+ * the key file's path is less exposed there, and the Modal app sets them
+ * from its configuration. */
+static mtw_options_result apply_environment(mtw_options *o) {
+  static const struct {
+    const char *env, *option;
+  } from_env[] = {{MTW_ENV_TLS_CERT, "--tls-cert"},
+                  {MTW_ENV_TLS_KEY, "--tls-key"},
+                  {MTW_ENV_IDLE_EXIT, "--idle-exit"},
+                  {MTW_ENV_MAX_LIFETIME, "--max-lifetime"}};
+  for (size_t i = 0; i < sizeof from_env / sizeof *from_env; i++) {
+    const char *v = getenv(from_env[i].env);
+    if (!v || !*v) continue;
+    if (apply(o, from_env[i].option, v) != MTW_OPTIONS_RUN) {
+      fprintf(stderr, "modaltensor-worker: (that value came from %s)\n", from_env[i].env);
+      return MTW_OPTIONS_ERROR;
+    }
+  }
+  return MTW_OPTIONS_RUN;
+}
+
+/* Checks that hold across options: both TLS files or neither, and a token
+ * wherever others can reach the worker. */
+static mtw_options_result check_combination(const mtw_options *o) {
+  if (!o->tls_cert != !o->tls_key)
+    return usage_error("%s: serving TLS needs both --tls-cert and --tls-key (or "
+                       MTW_ENV_TLS_CERT " and " MTW_ENV_TLS_KEY ")",
+                       o->tls_cert ? "--tls-key is missing" : "--tls-cert is missing");
+  if (!o->token && !mtw_listen_is_local(o->listen))
+    return usage_error("--listen %s: not a loopback address or a unix socket, and no token: "
+                       "anyone who reaches it could use the worker. Set " MTW_ENV_TOKEN
+                       " (or --token) to a secret, and give clients the same secret as "
+                       "MODALTENSOR_TOKEN", o->listen);
+  return MTW_OPTIONS_RUN;
+}
+
 mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
-  static const char *const valued[] = {"--listen", "--token", "--backend", "--max-memory",
-                                       "--idle-timeout", "--log-level"};
+  static const char *const valued[] = {
+      "--listen",    "--token",   "--backend", "--max-memory", "--idle-timeout",
+      "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime"};
   mtw_options o = {MTW_DEFAULT_LISTEN, NULL, "auto", 0, MTW_DEFAULT_IDLE_TIMEOUT_S,
-                   MTW_LOG_INFO, 0};
+                   MTW_LOG_INFO, 0, NULL, NULL, 0, 0};
   const char *env_token = getenv(MTW_ENV_TOKEN);
   if (env_token && *env_token) o.token = env_token;
   o.exit_with_parent = env_flag(MTW_ENV_EXIT_WITH_PARENT);
+  if (apply_environment(&o) != MTW_OPTIONS_RUN) return MTW_OPTIONS_ERROR;
 
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -146,6 +216,22 @@ mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
     mtw_options_result r = apply(&o, valued[k], value);
     if (r != MTW_OPTIONS_RUN) return r;
   }
+  if (check_combination(&o) != MTW_OPTIONS_RUN) return MTW_OPTIONS_ERROR;
   *out = o;
   return MTW_OPTIONS_RUN;
+}
+
+int mtw_listen_is_local(const char *listen) {
+  if (strncmp(listen, "unix:", 5) == 0) return 1;
+  char host[256];
+  const char *end = listen[0] == '[' ? strchr(listen, ']') : strrchr(listen, ':');
+  const char *start = listen[0] == '[' ? listen + 1 : listen;
+  if (!end || (size_t)(end - start) >= sizeof host) return 0;
+  memcpy(host, start, (size_t)(end - start));
+  host[end - start] = '\0';
+  if (strcasecmp(host, "localhost") == 0) return 1;
+  struct in_addr v4;
+  if (inet_pton(AF_INET, host, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  struct in6_addr v6;
+  return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }

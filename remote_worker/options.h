@@ -12,6 +12,10 @@
  * than with --token, whose value any user can read in `ps`. */
 #define MTW_ENV_TOKEN "MODALTENSOR_WORKER_TOKEN"
 #define MTW_ENV_EXIT_WITH_PARENT "MODALTENSOR_WORKER_EXIT_WITH_PARENT"
+#define MTW_ENV_TLS_CERT "MODALTENSOR_WORKER_TLS_CERT"
+#define MTW_ENV_TLS_KEY "MODALTENSOR_WORKER_TLS_KEY"
+#define MTW_ENV_IDLE_EXIT "MODALTENSOR_WORKER_IDLE_EXIT"
+#define MTW_ENV_MAX_LIFETIME "MODALTENSOR_WORKER_MAX_LIFETIME"
 
 #define MTW_DEFAULT_LISTEN "127.0.0.1:50051"
 #define MTW_DEFAULT_IDLE_TIMEOUT_S 3600
@@ -24,6 +28,10 @@ typedef struct mtw_options {
   int64_t idle_timeout_s;   /* a session silent this long is ended */
   mtw_log_level log_level;
   int exit_with_parent;
+  const char *tls_cert;     /* PEM certificate chain file; NULL: plain gRPC */
+  const char *tls_key;      /* PEM private key file; set exactly when tls_cert is */
+  int64_t idle_exit_s;      /* exit after this long without a call; 0: never */
+  int64_t max_lifetime_s;   /* exit this long after starting; 0: never */
 } mtw_options;
 
 typedef enum mtw_options_result {
@@ -32,7 +40,13 @@ typedef enum mtw_options_result {
   MTW_OPTIONS_ERROR  /* a usage error was printed to stderr: exit 2 */
 } mtw_options_result;
 
-/* Fills *out from argv and the environment; argv strings are kept, not copied. */
+/* Fills *out from argv and the environment; argv strings are kept, not
+ * copied. Also a usage error: only one of the TLS files, or a non-loopback
+ * --listen without a token (anyone reaching it could use the worker). */
 mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out);
+
+/* Whether listen ("host:port" or "unix:PATH") is reachable from this
+ * machine only: a unix socket, 127.0.0.0/8, [::1] or localhost. */
+int mtw_listen_is_local(const char *listen);
 
 #endif

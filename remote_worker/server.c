@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "call.h"
 #include "core/op_table.h"
@@ -61,6 +62,8 @@ struct mtw_server {
   grpc_server *server;
   grpc_completion_queue *cq; /* new calls and the shutdown notice */
   atomic_int stopping;
+  atomic_int active_calls;       /* authorized calls being served */
+  atomic_llong last_call_end_ms; /* monotonic; the start before any call */
   int shutdown_tag; /* its address is the tag */
   accepted *running; /* touched by the accepting thread only */
 };
@@ -240,6 +243,29 @@ static void serve_unary(mtw_worker *w, mtw_call *c, method m) {
 
 /* ------------------------------------------------------------ threads */
 
+static int64_t monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int64_t mtw_server_idle_ms(mtw_server *srv) {
+  if (atomic_load(&srv->active_calls) > 0) return 0;
+  int64_t idle = monotonic_ms() - (int64_t)atomic_load(&srv->last_call_end_ms);
+  return idle > 0 ? idle : 0;
+}
+
+/* Serves one authorized call, keeping the idle clock: the end is stamped
+ * before the count drops, so a reader that sees no call sees its end. */
+static void serve_authorized(mtw_server *srv, mtw_call *c, method m) {
+  atomic_fetch_add(&srv->active_calls, 1);
+  if (m == M_SESSION) mtw_session_serve(srv->w, c);
+  else if (m != M_UNKNOWN) serve_unary(srv->w, c, m);
+  else mtw_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "modaltensor-worker: no such method");
+  atomic_store(&srv->last_call_end_ms, (long long)monotonic_ms());
+  atomic_fetch_sub(&srv->active_calls, 1);
+}
+
 static method method_of(grpc_slice path) {
   static const char *const names[] = {MTI_METHOD_HELLO, MTI_METHOD_HEALTH, MTI_METHOD_STATS,
                                       MTI_METHOD_SESSION};
@@ -267,12 +293,8 @@ static void *serve_call(void *arg) {
     gpr_free(peer);
     mtw_call_finish(&c, GRPC_STATUS_UNAUTHENTICATED,
                     "modaltensor-worker: missing or wrong bearer token");
-  } else if (m == M_SESSION) {
-    mtw_session_serve(w, &c);
-  } else if (m != M_UNKNOWN) {
-    serve_unary(w, &c, m);
   } else {
-    mtw_call_finish(&c, GRPC_STATUS_UNIMPLEMENTED, "modaltensor-worker: no such method");
+    serve_authorized(a->srv, &c, m);
   }
   grpc_call_unref(a->call);
   a->call = NULL;
@@ -371,7 +393,37 @@ void mtw_server_destroy(mtw_server *srv) {
   free(srv);
 }
 
-mtw_server *mtw_server_start(mtw_worker *w, const char *listen, int *port) {
+/* Plain credentials, or TLS with tls's certificate and key (clients are
+ * not asked for certificates: the bearer token authenticates them). */
+static grpc_server_credentials *server_credentials(const mtw_tls_pem *tls) {
+  if (!tls) return grpc_insecure_server_credentials_create();
+  grpc_ssl_pem_key_cert_pair pair = {tls->private_key, tls->cert_chain};
+  return grpc_ssl_server_credentials_create_ex(NULL, &pair, 1,
+                                               GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+}
+
+/* Whether listen can be bound without TLS: after a TLS bind failed, tells
+ * a bad address from a certificate or key that gRPC refused. */
+static int address_bindable(const char *listen) {
+  grpc_server *probe = grpc_server_create(NULL, NULL);
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(probe, cq, NULL);
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int ok = grpc_server_add_http2_port(probe, listen, creds) != 0;
+  grpc_server_credentials_release(creds);
+  int shutdown_tag;
+  grpc_server_shutdown_and_notify(probe, cq, &shutdown_tag);
+  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).tag !=
+         &shutdown_tag) {
+  }
+  grpc_server_destroy(probe);
+  destroy_queue(cq);
+  return ok;
+}
+
+mtw_server *mtw_server_start(mtw_worker *w, const char *listen, const mtw_tls_pem *tls, int *port,
+                             int *tls_rejected) {
+  *tls_rejected = 0;
   grpc_arg args[] = {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = MTI_MAX_MESSAGE_BYTES}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = MTI_MAX_MESSAGE_BYTES}},
@@ -390,14 +442,21 @@ mtw_server *mtw_server_start(mtw_worker *w, const char *listen, int *port) {
   if (!srv) return NULL;
   srv->w = w;
   atomic_init(&srv->stopping, 0);
+  atomic_init(&srv->active_calls, 0);
+  atomic_init(&srv->last_call_end_ms, (long long)monotonic_ms());
   srv->server = grpc_server_create(&chargs, NULL);
   srv->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-  *port = grpc_server_add_http2_port(srv->server, listen, creds);
-  grpc_server_credentials_release(creds);
+  grpc_server_credentials *creds = server_credentials(tls);
+  *port = creds ? grpc_server_add_http2_port(srv->server, listen, creds) : 0;
+  if (creds) grpc_server_credentials_release(creds);
   if (*port == 0) {
-    mtw_log(MTW_LOG_ERROR, "cannot listen on %s", listen);
+    *tls_rejected = tls && address_bindable(listen);
+    if (*tls_rejected)
+      mtw_log(MTW_LOG_ERROR, "cannot serve TLS on %s: gRPC refused the certificate and key (is "
+              "the key the one of the certificate, both PEM, the key unencrypted?)", listen);
+    else
+      mtw_log(MTW_LOG_ERROR, "cannot listen on %s", listen);
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
     while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).tag !=
            &srv->shutdown_tag) {

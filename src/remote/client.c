@@ -95,6 +95,8 @@ static struct {
   int ndevices;
   int64_t timeout_ms, connect_timeout_ms;
   int eager;
+  mti_tls_mode tls_mode;
+  char *tls_ca; /* MODALTENSOR_TLS_CA, or NULL */
   int atexit_registered;
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -108,11 +110,16 @@ static int64_t env_seconds_ms(const char *name, double fallback) {
   return (int64_t)(s * 1000.0);
 }
 
-static void read_config(void) {
+static mt_status read_config(const char *fn) {
   reg.timeout_ms = env_seconds_ms("MODALTENSOR_TIMEOUT", 60);
   reg.connect_timeout_ms = env_seconds_ms("MODALTENSOR_CONNECT_TIMEOUT", 10);
   const char *eager = getenv("MODALTENSOR_EAGER");
   reg.eager = eager && *eager && strcmp(eager, "0") != 0;
+  const char *ca = getenv("MODALTENSOR_TLS_CA");
+  free(reg.tls_ca);
+  reg.tls_ca = ca && *ca ? strdup(ca) : NULL;
+  if (ca && *ca && !reg.tls_ca) return mti_error_oom(fn, strlen(ca) + 1);
+  return mti_tls_mode_parse(fn, getenv("MODALTENSOR_TLS"), &reg.tls_mode);
 }
 
 /* ------------------------------------------------------------ workers */
@@ -131,6 +138,7 @@ static mt_status hello(const char *fn, worker *w) {
   mt_status s = mti_channel_unary(fn, w->ch, MTI_METHOD_HELLO, &req.base,
                                   &modaltensor__v1__hello_reply__descriptor,
                                   reg.connect_timeout_ms, &raw);
+  if (s == MT_ERR_TIMEOUT && mti_channel_tls_failure(fn, w->ch)) return MT_ERR_UNAVAILABLE;
   if (s == MT_ERR_TIMEOUT) /* nothing accepted the connection in time */
     return mti_error(MT_ERR_UNAVAILABLE, "%s: no worker answered at %s within %.0f s "
                      "(MODALTENSOR_CONNECT_TIMEOUT)", fn, w->target,
@@ -168,7 +176,8 @@ static mt_status worker_connect(const char *fn, worker *w, const char *token) {
     free(w->target);
     if (!(w->target = strdup(w->proc.target))) return mti_error_oom(fn, sizeof w->proc.target);
   }
-  mt_status s = mti_channel_create(fn, w->target, token, &w->ch);
+  mti_channel_config cfg = {token, reg.tls_mode, reg.tls_ca};
+  mt_status s = mti_channel_create(fn, w->target, &cfg, &w->ch);
   if (!s) s = hello(fn, w);
   if (s && w->local) {
     char why[96];
@@ -245,6 +254,8 @@ static void free_registry(void) {
   }
   free(reg.workers);
   free(reg.sessions);
+  free(reg.tls_ca);
+  reg.tls_ca = NULL;
   reg.workers = NULL;
   reg.sessions = NULL;
   reg.nworkers = reg.ndevices = 0;
@@ -273,9 +284,9 @@ static mt_status ensure_connected(const char *fn) {
   pthread_mutex_lock(&reg.lock);
   mt_status s = MT_OK;
   if (!atomic_load(&reg.ready)) {
-    read_config();
     const char *token = getenv("MODALTENSOR_TOKEN");
-    s = make_workers(fn);
+    s = read_config(fn);
+    if (!s) s = make_workers(fn);
     for (int i = 0; !s && i < reg.nworkers; i++) s = worker_connect(fn, &reg.workers[i], token);
     if (!s) s = make_sessions(fn);
     if (s) {

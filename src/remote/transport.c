@@ -12,6 +12,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +24,9 @@
 
 struct mti_channel {
   grpc_channel *channel;
-  char *target;
-  char *auth; /* "Bearer <token>", or NULL */
+  char *target; /* the address as the user wrote it */
+  char *auth;   /* "Bearer <token>", or NULL */
+  int tls;
 };
 
 struct mti_stream {
@@ -60,29 +63,84 @@ static mt_status status_of_grpc(grpc_status_code code) {
   }
 }
 
-/* Loopback and unix-socket targets are the only ones this build reaches:
- * anything else would need TLS to carry the token safely. */
-static int is_local_target(const char *t) {
-  static const char *const prefixes[] = {"unix:", "localhost:", "127.", "[::1]:",
-                                         "ipv4:127.", "ipv6:[::1]:"};
-  for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
-    if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0) return 1;
-  return 0;
+/* The largest CA file read (a system bundle is about 220 KiB). */
+#define MAX_CA_FILE_BYTES (4 << 20)
+
+/* The contents of the CA file at path, NUL-terminated (free it), or NULL
+ * with the error set. */
+static char *read_ca_file(const char *fn, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    mti_error(MT_ERR_INVALID_ARGUMENT, "%s: MODALTENSOR_TLS_CA=%s: cannot read it: %s", fn, path,
+              strerror(errno));
+    return NULL;
+  }
+  char *pem = malloc(MAX_CA_FILE_BYTES + 1);
+  size_t n = pem ? fread(pem, 1, MAX_CA_FILE_BYTES, f) : 0;
+  int failed = ferror(f) || !feof(f);
+  fclose(f);
+  if (!pem) {
+    mti_error_oom(fn, MAX_CA_FILE_BYTES);
+    return NULL;
+  }
+  pem[n] = '\0';
+  if (failed || !strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+    mti_error(MT_ERR_INVALID_ARGUMENT,
+              "%s: MODALTENSOR_TLS_CA=%s: %s", fn, path,
+              failed ? "cannot read it whole (not a file, or over 4 MiB)"
+                     : "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    free(pem);
+    return NULL;
+  }
+  return pem;
 }
 
-mt_status mti_channel_create(const char *fn, const char *target, const char *token,
+/* TLS credentials trusting the CAs in ca_file, or, with none, gRPC's
+ * default roots: GRPC_DEFAULT_SSL_ROOTS_FILE_PATH when set, else the
+ * system's store (/etc/ssl/certs/ca-certificates.crt and its kin), else
+ * the roots installed with gRPC (/usr/share/grpc/roots.pem). */
+static mt_status tls_credentials(const char *fn, const char *ca_file,
+                                 grpc_channel_credentials **out) {
+  char *pem = NULL;
+  if (ca_file && *ca_file && !(pem = read_ca_file(fn, ca_file))) return mt_last_status();
+  *out = grpc_ssl_credentials_create(pem, NULL, NULL, NULL);
+  free(pem);
+  return MT_OK;
+}
+
+/* The plain or TLS credentials addr asks for. */
+static mt_status channel_credentials(const char *fn, const mti_address *addr,
+                                     const mti_channel_config *cfg,
+                                     grpc_channel_credentials **out) {
+  if (addr->tls) return tls_credentials(fn, cfg->tls_ca, out);
+  *out = grpc_insecure_credentials_create();
+  return MT_OK;
+}
+
+mt_status mti_channel_create(const char *fn, const char *address, const mti_channel_config *cfg,
                              mti_channel **out) {
-  if (!is_local_target(target))
-    return mti_error(MT_ERR_UNSUPPORTED,
-                     "%s: worker %s: not a loopback or unix address; reaching it needs TLS, "
-                     "which this build does not support yet", fn, target);
+  mti_address addr;
+  mt_status s = mti_address_parse(fn, address, cfg->tls_mode, &addr);
+  if (s) return s;
+  int has_token = cfg->token && *cfg->token;
+  if (has_token && !addr.tls && !addr.local)
+    return mti_error(MT_ERR_INVALID_ARGUMENT,
+                     "%s: worker %s: refusing to send MODALTENSOR_TOKEN in clear over the "
+                     "network: reach a non-loopback worker over TLS (an https:// address, or "
+                     "MODALTENSOR_TLS unset or 1)", fn, address);
   pthread_once(&grpc_once, init_grpc);
+  grpc_channel_credentials *creds = NULL;
+  if ((s = channel_credentials(fn, &addr, cfg, &creds))) return s;
   mti_channel *ch = calloc(1, sizeof *ch);
-  if (!ch) return mti_error_oom(fn, sizeof *ch);
-  ch->target = strdup(target);
-  if (token && *token) {
-    size_t len = strlen(token) + 8;
-    if ((ch->auth = malloc(len))) snprintf(ch->auth, len, "Bearer %s", token);
+  if (!ch) {
+    if (creds) grpc_channel_credentials_release(creds);
+    return mti_error_oom(fn, sizeof *ch);
+  }
+  ch->target = strdup(address);
+  ch->tls = addr.tls;
+  if (has_token) {
+    size_t len = strlen(cfg->token) + 8;
+    if ((ch->auth = malloc(len))) snprintf(ch->auth, len, "Bearer %s", cfg->token);
   }
   grpc_arg args[] = {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -94,12 +152,11 @@ mt_status mti_channel_create(const char *fn, const char *target, const char *tok
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
   };
   grpc_channel_args cargs = {sizeof args / sizeof *args, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  ch->channel = creds ? grpc_channel_create(target, creds, &cargs) : NULL;
+  ch->channel = creds ? grpc_channel_create(addr.target, creds, &cargs) : NULL;
   if (creds) grpc_channel_credentials_release(creds);
-  if (!ch->target || (token && *token && !ch->auth) || !ch->channel) {
+  if (!ch->target || (has_token && !ch->auth) || !ch->channel) {
     mti_channel_destroy(ch);
-    return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s: cannot create a channel", fn, target);
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s: cannot create a channel", fn, address);
   }
   *out = ch;
   return MT_OK;
@@ -148,13 +205,45 @@ static size_t auth_metadata(const mti_channel *ch, grpc_metadata *md) {
   return 1;
 }
 
+/* Whether gRPC's text for a failed connection speaks of TLS. */
+static int mentions_tls(const char *text) {
+  static const char *const words[] = {"ssl", "tls", "handshake", "certificate", "alpn"};
+  char lower[512];
+  size_t n = 0;
+  for (; text && text[n] && n + 1 < sizeof lower; n++)
+    lower[n] = (char)tolower((unsigned char)text[n]);
+  lower[n] = '\0';
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+    if (strstr(lower, words[i])) return 1;
+  return 0;
+}
+
+/* The likely cause of a failed handshake, from gRPC's text: a peer that
+ * answers in plain text, a TLS endpoint that does not offer HTTP/2 (ALPN
+ * "h2"), else a certificate this client does not accept. */
+static mt_status tls_error(const char *fn, const mti_channel *ch, const char *detail) {
+  const char *why =
+      strstr(detail, "wrong version number")
+          ? "the worker does not seem to speak TLS (start it with --tls-cert and --tls-key, or "
+            "reach it through a TLS proxy)"
+      : strstr(detail, "ALPN")
+          ? "the TLS endpoint does not offer HTTP/2 (behind Modal, forward the worker's port "
+            "with modal.forward(port, h2_enabled=True))"
+          : "the worker's certificate is not trusted or does not name this address (for a "
+            "private CA, set MODALTENSOR_TLS_CA to its PEM file)";
+  return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s: the TLS handshake failed: %s [%s]", fn,
+                   ch->target, why, detail);
+}
+
 /* Error for a call that ended with (code, details). */
 static mt_status call_error(const char *fn, const mti_channel *ch, grpc_status_code code,
                             grpc_slice details) {
   char *text = grpc_slice_to_c_string(details);
   mt_status s = status_of_grpc(code);
   if (s == MT_OK) s = MT_ERR_UNAVAILABLE; /* ended early without an error status */
-  if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_CANCELLED)
+  if (ch->tls && code == GRPC_STATUS_UNAVAILABLE && mentions_tls(text))
+    tls_error(fn, ch, text);
+  else if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_CANCELLED)
     mti_error(s, "%s: worker %s is unavailable (%s)", fn, ch->target, text ? text : "");
   else
     mti_error(s, "%s: worker %s: %s", fn, ch->target, text ? text : "call failed");
@@ -164,29 +253,39 @@ static mt_status call_error(const char *fn, const mti_channel *ch, grpc_status_c
 
 /* ------------------------------------------------------------ unary */
 
-mt_status mti_channel_unary(const char *fn, mti_channel *ch, const char *method,
-                            const ProtobufCMessage *req,
-                            const ProtobufCMessageDescriptor *reply_desc, int64_t timeout_ms,
-                            ProtobufCMessage **reply) {
-  *reply = NULL;
-  grpc_byte_buffer *send = pack(req);
-  if (!send) return mti_error_oom(fn, protobuf_c_message_get_packed_size(req));
+/* The outcome of one unary call; free with unary_result_free. */
+typedef struct unary_result {
+  grpc_status_code code;
+  grpc_slice details;
+  grpc_byte_buffer *reply; /* NULL when none came */
+} unary_result;
+
+static void unary_result_free(unary_result *r) {
+  if (r->reply) grpc_byte_buffer_destroy(r->reply);
+  grpc_slice_unref(r->details);
+}
+
+/* One unary call of method with request send, ended by its deadline at
+ * the latest. flags: GRPC_INITIAL_METADATA_WAIT_FOR_READY to wait for the
+ * worker to come up, 0 to fail at once when it cannot be reached. 0 when
+ * the call ran (*r holds its end), -1 when it could not start. */
+static int run_unary(mti_channel *ch, const char *method, grpc_byte_buffer *send,
+                     int64_t timeout_ms, uint32_t flags, unary_result *r) {
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  grpc_slice path = grpc_slice_from_static_string(method);
-  gpr_timespec deadline = deadline_in(timeout_ms);
-  grpc_call *call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, path,
-                                             NULL, deadline, NULL);
+  grpc_call *call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                             grpc_slice_from_static_string(method), NULL,
+                                             deadline_in(timeout_ms), NULL);
   grpc_metadata md;
   grpc_metadata_array initial, trailing;
   grpc_metadata_array_init(&initial);
   grpc_metadata_array_init(&trailing);
-  grpc_byte_buffer *recv = NULL;
-  grpc_status_code code = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
+  r->code = GRPC_STATUS_UNKNOWN;
+  r->details = grpc_empty_slice();
+  r->reply = NULL;
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+  ops[0].flags = flags;
   ops[0].data.send_initial_metadata.count = auth_metadata(ch, &md);
   ops[0].data.send_initial_metadata.metadata = &md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -195,29 +294,62 @@ mt_status mti_channel_unary(const char *fn, mti_channel *ch, const char *method,
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
   ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
   ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
+  ops[4].data.recv_message.recv_message = &r->reply;
   ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.status = &code;
-  ops[5].data.recv_status_on_client.status_details = &details;
+  ops[5].data.recv_status_on_client.status = &r->code;
+  ops[5].data.recv_status_on_client.status_details = &r->details;
   ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-  mt_status s = MT_OK;
-  if (grpc_call_start_batch(call, ops, 6, ops, NULL) != GRPC_CALL_OK) {
-    s = mti_error(MT_ERR_INTERNAL, "%s: worker %s: cannot start a call", fn, ch->target);
-  } else {
-    /* The call's own deadline ends the batch; waiting for it is bounded. */
-    grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (code != GRPC_STATUS_OK) s = call_error(fn, ch, code, details);
-    else if (!recv || !(*reply = unpack(reply_desc, recv)))
-      s = mti_error(MT_ERR_REMOTE, "%s: worker %s: malformed reply to %s", fn, ch->target, method);
-  }
-  if (recv) grpc_byte_buffer_destroy(recv);
-  grpc_byte_buffer_destroy(send);
-  grpc_slice_unref(details);
+  int started = grpc_call_start_batch(call, ops, 6, ops, NULL) == GRPC_CALL_OK;
+  /* The call's own deadline ends the batch; waiting for it is bounded. */
+  if (started) grpc_completion_queue_pluck(cq, ops, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   grpc_metadata_array_destroy(&initial);
   grpc_metadata_array_destroy(&trailing);
   grpc_call_unref(call);
   grpc_completion_queue_shutdown(cq);
   grpc_completion_queue_destroy(cq);
+  if (!started) unary_result_free(r);
+  return started ? 0 : -1;
+}
+
+mt_status mti_channel_unary(const char *fn, mti_channel *ch, const char *method,
+                            const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *reply_desc, int64_t timeout_ms,
+                            ProtobufCMessage **reply) {
+  *reply = NULL;
+  grpc_byte_buffer *send = pack(req);
+  if (!send) return mti_error_oom(fn, protobuf_c_message_get_packed_size(req));
+  unary_result r;
+  mt_status s = MT_OK;
+  if (run_unary(ch, method, send, timeout_ms, GRPC_INITIAL_METADATA_WAIT_FOR_READY, &r)) {
+    s = mti_error(MT_ERR_INTERNAL, "%s: worker %s: cannot start a call", fn, ch->target);
+  } else {
+    if (r.code != GRPC_STATUS_OK) s = call_error(fn, ch, r.code, r.details);
+    else if (!r.reply || !(*reply = unpack(reply_desc, r.reply)))
+      s = mti_error(MT_ERR_REMOTE, "%s: worker %s: malformed reply to %s", fn, ch->target, method);
+    unary_result_free(&r);
+  }
+  grpc_byte_buffer_destroy(send);
+  return s;
+}
+
+/* A call that waits for the worker only reports a deadline, however the
+ * connection attempts failed. A call that does not wait fails with the
+ * last attempt's error, whose text names a failed TLS handshake. */
+#define TLS_PROBE_TIMEOUT_MS 3000
+
+mt_status mti_channel_tls_failure(const char *fn, mti_channel *ch) {
+  if (!ch->tls) return MT_OK;
+  Modaltensor__V1__HealthRequest req = MODALTENSOR__V1__HEALTH_REQUEST__INIT;
+  grpc_byte_buffer *send = pack(&req.base);
+  unary_result r;
+  mt_status s = MT_OK;
+  if (send && run_unary(ch, MTI_METHOD_HEALTH, send, TLS_PROBE_TIMEOUT_MS, 0, &r) == 0) {
+    char *text = grpc_slice_to_c_string(r.details);
+    if (r.code == GRPC_STATUS_UNAVAILABLE && mentions_tls(text)) s = tls_error(fn, ch, text);
+    gpr_free(text);
+    unary_result_free(&r);
+  }
+  if (send) grpc_byte_buffer_destroy(send);
   return s;
 }
 

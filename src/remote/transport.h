@@ -12,16 +12,32 @@
 #include "modaltensor.h"
 #include "modaltensor.pb-c.h"
 
+#include "remote/address.h"
+
 typedef struct mti_channel mti_channel;
 typedef struct mti_stream mti_stream;
 
-/* A channel to target ("unix:PATH" or "host:port" on loopback); token may be
- * NULL. Non-loopback targets are refused (MT_ERR_UNSUPPORTED): they need
- * TLS, which this build does not speak. */
-mt_status mti_channel_create(const char *fn, const char *target, const char *token,
+/* How to reach a worker, beyond its address. */
+typedef struct mti_channel_config {
+  const char *token;     /* sent as "authorization: Bearer TOKEN"; NULL or "": none */
+  mti_tls_mode tls_mode; /* MODALTENSOR_TLS, for addresses without a scheme */
+  const char *tls_ca;    /* MODALTENSOR_TLS_CA: PEM file of the CAs to trust; NULL: gRPC's
+                          * default roots (the system's) */
+} mti_channel_config;
+
+/* A channel to address (any form of address.h), TLS or plain as address.h
+ * decides. MT_ERR_INVALID_ARGUMENT for a malformed address, an unreadable
+ * CA file, or a token that would travel in clear to a non-loopback host. */
+mt_status mti_channel_create(const char *fn, const char *address, const mti_channel_config *cfg,
                              mti_channel **out);
 void mti_channel_destroy(mti_channel *ch);
 const char *mti_channel_target(const mti_channel *ch);
+
+/* After a wait on ch ran out of time: when ch speaks TLS and its last
+ * connection attempt failed in the TLS handshake, sets that error
+ * (MT_ERR_UNAVAILABLE, naming MODALTENSOR_TLS_CA) and returns it; MT_OK
+ * when nothing points at TLS. Takes at most a few seconds. */
+mt_status mti_channel_tls_failure(const char *fn, mti_channel *ch);
 
 /* One unary call of method with request req; the reply is unpacked with
  * reply_desc into *reply (free with protobuf_c_message_free_unpacked).
