@@ -1,9 +1,14 @@
 # Compiler flags every target of the project gets: warnings on, and the
-# sanitizer build when MT_SANITIZE is set.
-add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-                    -Werror=implicit-function-declaration -Werror=incompatible-pointer-types)
+# sanitizer build when MT_SANITIZE is set. The C flags are for C only: nvcc
+# (the worker's .cu files) takes host warnings through -Xcompiler, less
+# unknown-pragmas: the host pass sees the device loops' `#pragma unroll`.
+set(_mt_c_warnings -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+    -Werror=implicit-function-declaration -Werror=incompatible-pointer-types)
+add_compile_options("$<$<COMPILE_LANGUAGE:C>:${_mt_c_warnings}>"
+                    "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unknown-pragmas>")
 if(MT_WERROR)
-  add_compile_options(-Werror)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-Werror>"
+                      "$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>")
 endif()
 if(MT_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer

@@ -346,6 +346,16 @@ mt_tensor *mt_layer_norm(const mt_tensor *a, const mt_tensor *weight, const mt_t
  * Bool operands give bool (logical or of ands). */
 mt_tensor *mt_matmul(const mt_tensor *a, const mt_tensor *b);
 
+/* Lets float32 matmuls recorded from now on use TF32 tensor cores on a GPU
+ * worker (1), or keeps them exact float32 (0, the default): PyTorch's
+ * allow_tf32. Process-wide; each mt_matmul captures the mode when it is
+ * called. The initial value is 1 when MODALTENSOR_ALLOW_TF32=1. The cpu
+ * has no TF32 and ignores it. */
+void mt_set_matmul_tf32(int enabled);
+
+/* 1 when float32 matmuls recorded now may use TF32 (mt_set_matmul_tf32). */
+int mt_matmul_tf32_enabled(void);
+
 /* Joins n >= 1 tensors along an existing dim (cat) or a new one (stack).
  * Shapes must match except along dim for cat; dtypes promote. */
 mt_tensor *mt_cat(int n, const mt_tensor *const *ts, int dim);

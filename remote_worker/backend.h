@@ -28,6 +28,9 @@ typedef struct mtw_device_props {
   int64_t total_memory; /* bytes tensors may use on this device */
   int32_t major, minor; /* compute capability; 0 for cpu */
   int32_t multiprocessors;
+  /* The backend's own memory: bytes of live blocks and of all blocks it
+   * holds (live and cached); 0 where it keeps no cache (cpu). */
+  int64_t used_memory, reserved_memory;
 } mtw_device_props;
 
 typedef struct mtw_backend mtw_backend;
@@ -68,6 +71,11 @@ typedef struct mtw_backend_ops {
   /* Waits for the stream's work; reports an asynchronous failure, if any. */
   mt_status (*synchronize)(mtw_stream *s);
 
+  /* NULL while the backend can go on; else why it cannot (a GPU error that
+   * poisons the context for the process's life). The session layer then
+   * ends its session and stops the worker, which exits non-zero. */
+  const char *(*lost)(mtw_backend *b);
+
   void (*destroy)(mtw_backend *b);
 } mtw_backend_ops;
 
@@ -84,5 +92,9 @@ mt_status mtw_backend_open(const char *name, uint64_t max_memory, mtw_backend **
 
 /* The cpu backend: one device, host memory, the kernels of src/cpu. */
 mt_status mtw_backend_cpu_open(uint64_t max_memory, mtw_backend **out);
+
+/* The cuda backend (built with MTW_HAVE_CUDA): one device per visible GPU;
+ * MT_ERR_DEVICE when none is visible. */
+mt_status mtw_backend_cuda_open(uint64_t max_memory, mtw_backend **out);
 
 #endif

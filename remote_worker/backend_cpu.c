@@ -116,12 +116,18 @@ static mt_status cpu_synchronize(mtw_stream *s) {
   return MT_OK;
 }
 
+static const char *cpu_lost(mtw_backend *b) {
+  (void)b;
+  return NULL;
+}
+
 static void cpu_destroy(mtw_backend *b) { free(b); }
 
 static const mtw_backend_ops cpu_ops = {
     cpu_device_count, cpu_device_props, cpu_stream_create, cpu_stream_destroy,
     cpu_alloc,        cpu_release,      cpu_host_address,  cpu_copy,
-    cpu_copy,         cpu_run,          cpu_synchronize,   cpu_destroy,
+    cpu_copy,         cpu_run,          cpu_synchronize,   cpu_lost,
+    cpu_destroy,
 };
 
 mt_status mtw_backend_cpu_open(uint64_t max_memory, mtw_backend **out) {

@@ -31,6 +31,9 @@ typedef struct signal_watch {
   mtw_server *srv;
   int exit_with_parent;
   pid_t parent;
+  int64_t idle_exit_ms;    /* 0: never */
+  int64_t max_lifetime_ms; /* 0: never */
+  struct timespec started; /* CLOCK_MONOTONIC */
 } signal_watch;
 
 /* SIGINT and SIGTERM write their number here. Blocking them in every
@@ -61,25 +64,95 @@ static int install_signal_handlers(void) {
   return 0;
 }
 
-/* Waits for SIGINT or SIGTERM, or for the parent to go away, then stops
- * the server. */
+static int64_t ms_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* Whether a once-a-second check ends the worker: the parent gone, no call
+ * for --idle-exit, or --max-lifetime reached (each logged). */
+static int time_to_stop(const signal_watch *sw) {
+  if (sw->exit_with_parent && getppid() != sw->parent) {
+    mtw_log(MTW_LOG_INFO, "the parent process exited: shutting down");
+    return 1;
+  }
+  if (sw->idle_exit_ms && mtw_server_idle_ms(sw->srv) >= sw->idle_exit_ms) {
+    mtw_log(MTW_LOG_INFO, "no call or session for %lld s (--idle-exit): shutting down",
+            (long long)(sw->idle_exit_ms / 1000));
+    return 1;
+  }
+  if (sw->max_lifetime_ms && ms_since(&sw->started) >= sw->max_lifetime_ms) {
+    mtw_log(MTW_LOG_INFO, "running for %lld s (--max-lifetime): shutting down",
+            (long long)(sw->max_lifetime_ms / 1000));
+    return 1;
+  }
+  return 0;
+}
+
+/* Waits for SIGINT or SIGTERM, or for a periodic check to end the worker,
+ * then stops the server. */
 static void *watch_signals(void *arg) {
   signal_watch *sw = arg;
   struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
+  int periodic = sw->exit_with_parent || sw->idle_exit_ms || sw->max_lifetime_ms;
   for (;;) {
-    int ready = poll(&pfd, 1, sw->exit_with_parent ? 1000 : -1);
+    int ready = poll(&pfd, 1, periodic ? 1000 : -1);
     unsigned char sig = 0;
     if (ready > 0 && read(signal_pipe[0], &sig, 1) == 1) {
       mtw_log(MTW_LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
       break;
     }
-    if (sw->exit_with_parent && getppid() != sw->parent) {
-      mtw_log(MTW_LOG_INFO, "the parent process exited: shutting down");
-      break;
-    }
+    if (periodic && time_to_stop(sw)) break;
   }
   mtw_server_stop(sw->srv);
   return NULL;
+}
+
+/* gRPC has no way to ask for a passphrase. */
+static int encrypted_key(const char *pem) {
+  return strstr(pem, "ENCRYPTED PRIVATE KEY") || strstr(pem, "Proc-Type: 4,ENCRYPTED");
+}
+
+/* The whole of the PEM file given to option, NUL-terminated (free it), or
+ * NULL after saying on stderr why it is unusable. */
+static char *read_pem(const char *option, const char *path, const char *marker) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "modaltensor-worker: %s %s: cannot read it: %s\n", option, path,
+            strerror(errno));
+    return NULL;
+  }
+  size_t cap = 1 << 20;
+  char *text = malloc(cap + 1);
+  size_t n = text ? fread(text, 1, cap, f) : 0;
+  int whole = text && !ferror(f) && feof(f);
+  fclose(f);
+  if (text) text[n] = '\0';
+  const char *why = !text                        ? "out of memory"
+                    : !whole                     ? "cannot read it whole (not a file, or over 1 MiB)"
+                    : !strstr(text, marker)      ? "not PEM (no -----BEGIN ... line)"
+                    : encrypted_key(text)        ? "the key is encrypted; give it unencrypted"
+                                                 : NULL;
+  if (why) {
+    fprintf(stderr, "modaltensor-worker: %s %s: %s\n", option, path, why);
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+/* Reads the --tls-cert and --tls-key files when given (both NULL when
+ * not); -1, said on stderr, when one is unusable. */
+static int load_tls_files(const mtw_options *o, char **cert, char **key) {
+  *cert = *key = NULL;
+  if (!o->tls_cert) return 0;
+  if ((*cert = read_pem("--tls-cert", o->tls_cert, "-----BEGIN CERTIFICATE")) &&
+      (*key = read_pem("--tls-key", o->tls_key, "PRIVATE KEY-----")))
+    return 0;
+  free(*cert);
+  *cert = NULL;
+  return -1;
 }
 
 /* listen with a port 0 replaced by the bound port. */
@@ -157,26 +230,35 @@ int main(int argc, char **argv) {
     fprintf(stderr, "modaltensor-worker: cannot install signal handlers\n");
     return 1;
   }
-  signal_watch sw = {NULL, o.exit_with_parent, parent};
+  signal_watch sw = {NULL, o.exit_with_parent, parent, o.idle_exit_s * 1000,
+                     o.max_lifetime_s * 1000, {0, 0}};
+  clock_gettime(CLOCK_MONOTONIC, &sw.started);
 
+  char *cert, *key;
+  if (load_tls_files(&o, &cert, &key)) return 2;
+  mtw_tls_pem pem = {cert, key};
   mtw_worker w;
-  if (setup_worker(&w, &o)) return 1;
-  if (!o.token && strncmp(o.listen, "unix:", 5) != 0 && strncmp(o.listen, "127.", 4) != 0 &&
-      strncmp(o.listen, "localhost:", 10) != 0 && strncmp(o.listen, "[::1]:", 6) != 0)
-    mtw_log(MTW_LOG_WARN, "listening on %s without a token: anyone who reaches it can use it",
-            o.listen);
+  if (setup_worker(&w, &o)) {
+    free(cert);
+    free(key);
+    return 1;
+  }
+  if (!o.tls_cert && !mtw_listen_is_local(o.listen))
+    mtw_log(MTW_LOG_INFO, "serving plain gRPC on %s: clients must reach it through a TLS proxy "
+            "(such as Modal's forward), or start it with --tls-cert and --tls-key", o.listen);
 
   grpc_init();
-  int port = 0, rc = 0;
-  mtw_server *srv = mtw_server_start(&w, o.listen, &port);
+  int port = 0, rc = 0, tls_rejected = 0;
+  mtw_server *srv = mtw_server_start(&w, o.listen, o.tls_cert ? &pem : NULL, &port, &tls_rejected);
   if (!srv) {
-    rc = 1;
+    rc = tls_rejected ? 2 : 1;
   } else {
     char addr[512];
     bound_address(addr, sizeof addr, o.listen, port);
     printf("modaltensor-worker listening on %s\n", addr);
     fflush(stdout);
-    mtw_log(MTW_LOG_INFO, "listening on %s (%s)", addr, o.token ? "token required" : "no token");
+    mtw_log(MTW_LOG_INFO, "listening on %s (%s, %s)", addr, o.tls_cert ? "TLS" : "plain",
+            o.token ? "token required" : "no token");
     sw.srv = srv;
     pthread_t watcher;
     int watching = pthread_create(&watcher, NULL, watch_signals, &sw) == 0;
@@ -190,7 +272,14 @@ int main(int argc, char **argv) {
     mtw_server_destroy(srv);
   }
   grpc_shutdown_blocking();
+  const char *lost = w.backend->ops->lost(w.backend);
+  if (lost) {
+    mtw_log(MTW_LOG_ERROR, "exiting: the backend is lost: %s", lost);
+    rc = 1;
+  }
   teardown_worker(&w);
+  free(cert);
+  free(key);
   close(signal_pipe[0]);
   close(signal_pipe[1]);
   if (rc == 0) mtw_log(MTW_LOG_INFO, "stopped");

@@ -7,6 +7,7 @@
  */
 #include "session.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,19 @@ static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, ses
   }
 }
 
+/* Once the backend is lost (a poisoned GPU context: every later op would
+ * fail), ends the session and stops the worker through its SIGTERM path;
+ * main then exits non-zero and clients see the worker gone. 1 if so. */
+static int backend_lost(mtw_session *s, session_end *e) {
+  const char *why = s->worker->backend->ops->lost(s->worker->backend);
+  if (!why) return 0;
+  end_with(e, GRPC_STATUS_UNAVAILABLE, "modaltensor-worker: %s: the worker exits", why);
+  mtw_log(MTW_LOG_ERROR, "session %llu: the backend is lost (%s): stopping the worker",
+          (unsigned long long)s->stats.session_id, why);
+  raise(SIGTERM);
+  return 1;
+}
+
 /* Serves messages until the stream ends or breaks. Large uploads skip the
  * decoder: their payload goes from gRPC's buffers to the storage in one
  * copy. */
@@ -337,6 +351,7 @@ static void session_loop(mtw_session *s, session_end *e) {
       if (e->code == GRPC_STATUS_OK) end_with(e, GRPC_STATUS_UNAVAILABLE, "sending a reply failed");
       return;
     }
+    if (backend_lost(s, e)) return;
   }
 }
 

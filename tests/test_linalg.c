@@ -2,6 +2,8 @@
  * test_linalg.c - matmul (every case of numpy.matmul, every dtype), cat,
  * stack and index_select.
  */
+#define _POSIX_C_SOURCE 200112L /* setenv */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +137,33 @@ START_TEST(test_matmul_large) {
   mt_tensor_free(b);
   mt_tensor_free(e);
   mt_tensor_free(m);
+}
+END_TEST
+
+/* The TF32 mode: off by default, MODALTENSOR_ALLOW_TF32=1 turns it on
+ * initially (read on first use: each test is a fresh process), the setter
+ * wins after that, and the cpu's float32 results are bit for bit the same
+ * with it on (the cpu has no TF32). */
+START_TEST(test_matmul_tf32_mode) {
+  setenv("MODALTENSOR_ALLOW_TF32", "1", 1);
+  ck_assert_int_eq(mt_matmul_tf32_enabled(), 1);
+  mt_set_matmul_tf32(0);
+  ck_assert_int_eq(mt_matmul_tf32_enabled(), 0);
+  mt_tensor *a = make(MT_FLOAT32, 3, TU_SHAPE(2, 37, 53), 11, PLAIN);
+  mt_tensor *b = make(MT_FLOAT32, 2, TU_SHAPE(53, 29), 12, TRANSPOSED);
+  mt_tensor *exact = TU_OK(mt_matmul(a, b));
+  mt_set_matmul_tf32(1);
+  ck_assert_int_eq(mt_matmul_tf32_enabled(), 1);
+  mt_tensor *tf32 = TU_OK(mt_matmul(a, b));
+  float *want = malloc(2 * 37 * 29 * sizeof *want);
+  TU_CHECK_OK(mt_to_host(exact, want, 2 * 37 * 29 * sizeof *want));
+  TU_CHECK_RAW(tf32, want, 2 * 37 * 29);
+  check_matmul(a, b);
+  free(want);
+  mt_tensor_free(tf32);
+  mt_tensor_free(exact);
+  mt_tensor_free(b);
+  mt_tensor_free(a);
 }
 END_TEST
 
@@ -543,6 +572,7 @@ static Suite *linalg_suite(void) {
   tcase_add_loop_test(tc, test_matmul_numpy_cases, 0, REF_NUM_DTYPES);
   tcase_add_test(tc, test_matmul_large);
   tcase_add_test(tc, test_matmul_mixed_and_wrap);
+  tcase_add_test(tc, test_matmul_tf32_mode);
   tcase_add_test(tc, test_matmul_integer_exact);
   tcase_add_test(tc, test_matmul_refusals);
   suite_add_tcase(s, tc);

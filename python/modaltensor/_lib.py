@@ -96,6 +96,8 @@ _PROTOTYPES = {
     "mt_log_softmax": (_TENSOR, [_TENSOR, c_int]),
     "mt_layer_norm": (_TENSOR, [_TENSOR, _TENSOR, _TENSOR, c_double]),
     "mt_matmul": (_TENSOR, [_TENSOR, _TENSOR]),
+    "mt_set_matmul_tf32": (None, [c_int]),
+    "mt_matmul_tf32_enabled": (c_int, []),
     "mt_cat": (_TENSOR, [c_int, POINTER(c_void_p), c_int]),
     "mt_stack": (_TENSOR, [c_int, POINTER(c_void_p), c_int]),
     "mt_index_select": (_TENSOR, [_TENSOR, c_int, _TENSOR]),

@@ -554,6 +554,27 @@ def test_matmul(da, db, device, rng):
         check(mt.matmul(ta, tb), expected, result)
 
 
+def test_matmul_tf32_mode(device, rng):
+    """The TF32 switch round-trips; with it on, float32 results are the same
+    bits on the cpu (it has no TF32) and within TF32's precision anywhere."""
+    a = rng.standard_normal((2, 17, 33)).astype(np.float32)
+    b = rng.standard_normal((33, 9)).astype(np.float32)
+    ta, tb = make(a, "float32", device), make(b, "float32", device)
+    before = mt.matmul_tf32_enabled()
+    try:
+        mt.set_matmul_tf32(False)
+        assert mt.matmul_tf32_enabled() is False
+        exact = host(ta @ tb)
+        mt.set_matmul_tf32(True)
+        assert mt.matmul_tf32_enabled() is True
+        relaxed = host(ta @ tb)
+    finally:
+        mt.set_matmul_tf32(before)
+    if device == "cpu":
+        np.testing.assert_array_equal(relaxed, exact)
+    np.testing.assert_allclose(relaxed, exact, rtol=0, atol=0.05)
+
+
 # ------------------------------------------------ cat, stack, index_select
 
 @pytest.mark.parametrize("dtypes", [("float32", "float32"), ("int8", "float16"),

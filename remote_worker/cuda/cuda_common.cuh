@@ -76,20 +76,21 @@ template <> struct is_floating<__nv_bfloat16> { static const bool value = true; 
 template <> struct is_floating<float> { static const bool value = true; };
 template <> struct is_floating<double> { static const bool value = true; };
 
-/* ---- element conversions (mt_cast's rules) ---- */
+/* ---- element conversions (mt_cast's rules); host and device, so that
+ * host tests can check them ---- */
 
 /* Widening to a type that holds every value exactly: half/bfloat16 -> float. */
-__device__ __forceinline__ float widen(__half x) { return __half2float(x); }
-__device__ __forceinline__ float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <class T> __device__ __forceinline__ T widen(T x) { return x; }
+__host__ __device__ __forceinline__ float widen(__half x) { return __half2float(x); }
+__host__ __device__ __forceinline__ float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <class T> __host__ __device__ __forceinline__ T widen(T x) { return x; }
 
 /* Range of integer type I as doubles: [lo, hi]; hi_excl = hi + 1 (exact). */
 template <class I> struct int_range;
 #define MTW_INT_RANGE(I, LO, HI, HI_EXCL)                                                   \
   template <> struct int_range<I> {                                                        \
-    __device__ static constexpr double lo() { return LO; }                                 \
-    __device__ static constexpr double hi_excl() { return HI_EXCL; }                       \
-    __device__ static constexpr I max() { return HI; }                                     \
+    __host__ __device__ static constexpr double lo() { return LO; }                        \
+    __host__ __device__ static constexpr double hi_excl() { return HI_EXCL; }              \
+    __host__ __device__ static constexpr I max() { return HI; }                            \
   };
 MTW_INT_RANGE(uint8_t, 0.0, (uint8_t)255, 256.0)
 MTW_INT_RANGE(int8_t, -128.0, (int8_t)127, 128.0)
@@ -99,7 +100,7 @@ MTW_INT_RANGE(int64_t, -9223372036854775808.0, (int64_t)INT64_MAX, 9223372036854
 #undef MTW_INT_RANGE
 
 /* A floating value to integer type I: truncate toward zero, saturate, NaN -> 0. */
-template <class I> __device__ __forceinline__ I float_to_int(double d) {
+template <class I> __host__ __device__ __forceinline__ I float_to_int(double d) {
   if (d != d) return (I)0;
   if (d >= int_range<I>::hi_excl()) return int_range<I>::max();
   if (d <= int_range<I>::lo()) return (I)int_range<I>::lo();
@@ -108,38 +109,40 @@ template <class I> __device__ __forceinline__ I float_to_int(double d) {
 
 /* convert<To>(x): x of any storage or compute type, to storage type To. */
 template <class To, class From> struct converter {
-  __device__ __forceinline__ static To run(From x) {
+  __host__ __device__ __forceinline__ static To run(From x) {
     auto w = widen(x);
     if (is_floating<From>::value) return float_to_int<To>((double)w);
     return (To)w; /* integer -> integer wraps */
   }
 };
 template <class From> struct converter<bool, From> {
-  __device__ __forceinline__ static bool run(From x) { return widen(x) != 0; }
+  __host__ __device__ __forceinline__ static bool run(From x) { return widen(x) != 0; }
 };
 template <class From> struct converter<float, From> {
-  __device__ __forceinline__ static float run(From x) { return (float)widen(x); }
+  __host__ __device__ __forceinline__ static float run(From x) { return (float)widen(x); }
 };
 template <class From> struct converter<double, From> {
-  __device__ __forceinline__ static double run(From x) { return (double)widen(x); }
+  __host__ __device__ __forceinline__ static double run(From x) { return (double)widen(x); }
 };
 /* 16-bit floats go through float32 (double -> float -> half, as the cpu). */
 template <class From> struct converter<__half, From> {
-  __device__ __forceinline__ static __half run(From x) { return __float2half_rn((float)widen(x)); }
+  __host__ __device__ __forceinline__ static __half run(From x) {
+    return __float2half_rn((float)widen(x));
+  }
 };
 template <class From> struct converter<__nv_bfloat16, From> {
-  __device__ __forceinline__ static __nv_bfloat16 run(From x) {
+  __host__ __device__ __forceinline__ static __nv_bfloat16 run(From x) {
     return __float2bfloat16_rn((float)widen(x));
   }
 };
 template <> struct converter<__half, __half> {
-  __device__ __forceinline__ static __half run(__half x) { return x; }
+  __host__ __device__ __forceinline__ static __half run(__half x) { return x; }
 };
 template <> struct converter<__nv_bfloat16, __nv_bfloat16> {
-  __device__ __forceinline__ static __nv_bfloat16 run(__nv_bfloat16 x) { return x; }
+  __host__ __device__ __forceinline__ static __nv_bfloat16 run(__nv_bfloat16 x) { return x; }
 };
 
-template <class To, class From> __device__ __forceinline__ To convert(From x) {
+template <class To, class From> __host__ __device__ __forceinline__ To convert(From x) {
   return converter<To, From>::run(x);
 }
 

@@ -5,6 +5,7 @@
  * core/ops.def, so a new op of those kinds needs only its line there (and
  * its declaration in the public header).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +160,27 @@ mt_tensor *mt_layer_norm(const mt_tensor *a, const mt_tensor *weight, const mt_t
   return mti_run_op(MTI_OP_LAYER_NORM, 3, in, names, &at);
 }
 
+/* -1 until first read from MODALTENSOR_ALLOW_TF32, then 0 or 1. */
+static atomic_int matmul_tf32 = -1;
+
+void mt_set_matmul_tf32(int enabled) { atomic_store(&matmul_tf32, enabled != 0); }
+
+int mt_matmul_tf32_enabled(void) {
+  int v = atomic_load(&matmul_tf32);
+  if (v >= 0) return v;
+  const char *env = getenv("MODALTENSOR_ALLOW_TF32");
+  int expected = -1;
+  atomic_compare_exchange_strong(&matmul_tf32, &expected, env && strcmp(env, "1") == 0);
+  return atomic_load(&matmul_tf32);
+}
+
+/* The TF32 mode is captured here, when the op is recorded: a lazy graph
+ * runs later, after the caller may have changed it. */
 mt_tensor *mt_matmul(const mt_tensor *a, const mt_tensor *b) {
-  return binary(MTI_OP_MATMUL, a, b);
+  const mt_tensor *in[2] = {a, b};
+  mti_attrs at = {0};
+  at.flags = mt_matmul_tf32_enabled() ? MTI_FLAG_TF32 : 0;
+  return mti_run_op(MTI_OP_MATMUL, 2, in, ab_names, &at);
 }
 
 mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index) {

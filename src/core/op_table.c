@@ -316,6 +316,8 @@ mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, m
   snprintf(c.fn, sizeof c.fn, "mt_%s", info->name);
   mt_status s = check_arity(&c, info, n, in);
   if (s) return s;
+  if ((at->flags & MTI_FLAG_TF32) && info->kind != MTI_KIND_MATMUL)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: flags: TF32 is a matmul flag", c.fn);
   for (int i = 0; i < n; i++) {
     /* Absent layer_norm weight/bias carry no meta. */
     if (info->kind == MTI_KIND_LAYER_NORM && i > 0 &&

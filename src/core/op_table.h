@@ -46,7 +46,8 @@ typedef enum mti_op_kind {
 enum {
   MTI_FLAG_KEEPDIM = 1u << 0,     /* reductions keep reduced dims           */
   MTI_FLAG_HAS_WEIGHT = 1u << 1,  /* layer_norm: in[1] is present          */
-  MTI_FLAG_HAS_BIAS = 1u << 2     /* layer_norm: in[2] is present          */
+  MTI_FLAG_HAS_BIAS = 1u << 2,    /* layer_norm: in[2] is present          */
+  MTI_FLAG_TF32 = 1u << 3         /* matmul: float32 may use TF32 (GPU)    */
 };
 
 /* Inputs of an op beyond its tensors. Dims are already normalised to

@@ -525,6 +525,35 @@ START_TEST(test_validation_error_names_node) {
 }
 END_TEST
 
+/* The TF32 flag travels with a matmul (a cpu worker has no TF32: exact
+ * results) and is refused on any other op. */
+START_TEST(test_tf32_flag_matmul_only) {
+  wt_session s;
+  open_session(&s);
+  const int64_t s22[2] = {2, 2};
+  const float a[4] = {1, 2, 3, 4}, square[4] = {7, 10, 15, 22};
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 4, a, 1 << 20), 0);
+  wt_view va = wt_view_of(1, 2, s22);
+  wt_graph g;
+  wt_graph_init(&g);
+  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_MATMUL, 2, MT_FLOAT32, 2, s22);
+  n->attrs->flags = MTI_FLAG_TF32;
+  wt_graph_input(&g, &va);
+  wt_graph_input(&g, &va);
+  n = wt_graph_node(&g, MTI_OP_ADD, 3, MT_FLOAT32, 2, s22);
+  n->attrs->flags = MTI_FLAG_TF32;
+  wt_graph_input(&g, &va);
+  wt_graph_input(&g, &va);
+  ck_assert_int_eq(wt_graph_send(&s, &g), 0);
+  char msg[512];
+  ck_assert_int_eq(wt_sync(&s, msg, sizeof msg), MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "mt_add (node 1 of graph 1): ") && strstr(msg, "TF32"), "message: %s",
+                msg);
+  expect_f32(&s, 2, 2, s22, square, 4);
+  close_session(&s);
+}
+END_TEST
+
 /* -------------------------------------------------------------- counters */
 
 START_TEST(test_counters) {
@@ -805,6 +834,7 @@ static Suite *worker_suite(void) {
   tc = tcase("deferred", setup);
   tcase_add_test(tc, test_deferred_error_in_graph);
   tcase_add_test(tc, test_validation_error_names_node);
+  tcase_add_test(tc, test_tf32_flag_matmul_only);
   suite_add_tcase(s, tc);
 
   tc = tcase("lifecycle", setup);

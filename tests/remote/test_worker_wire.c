@@ -581,11 +581,16 @@ START_TEST(test_command_line) {
   char err[2048];
   static const char *const help[] = {"--help", NULL};
   ck_assert_int_eq(wt_worker_run(help, err, sizeof err), 0);
-  static const char *const cuda[] = {"--backend", "cuda", "--listen", "127.0.0.1:0", NULL};
+  /* Without a usable GPU --backend cuda refuses to start and says why (a
+   * build without CUDA, or no device); with one it serves, then idles out. */
+  static const char *const cuda[] = {"--backend", "cuda", "--listen", "127.0.0.1:0",
+                                     "--idle-exit", "1", NULL};
   int rc = wt_worker_run(cuda, err, sizeof err);
-  ck_assert_int_ne(rc, 0);
-  ck_assert_int_gt(rc, 0);
-  ck_assert_msg(strstr(err, "without the CUDA backend"), "stderr: %s", err);
+  ck_assert_int_ge(rc, 0);
+  if (rc != 0)
+    ck_assert_msg(rc == 1 && (strstr(err, "without the CUDA backend") ||
+                              strstr(err, "no CUDA device is visible")),
+                  "status %d, stderr: %s", rc, err);
   static const char *const unknown[] = {"--frobnicate", NULL};
   ck_assert_int_eq(wt_worker_run(unknown, err, sizeof err), 2);
   ck_assert_ptr_nonnull(strstr(err, "--frobnicate"));

@@ -56,6 +56,11 @@ static pid_t spawn(const char *const *args, const char *const *env, int out_fd, 
     const char *level = getenv("WT_WORKER_LOG_LEVEL");
     argv[n++] = "--log-level";
     argv[n++] = level ? level : "warn";
+    const char *backend = getenv("WT_WORKER_BACKEND"); /* the gpu runs of the suites */
+    if (backend) {
+      argv[n++] = "--backend";
+      argv[n++] = backend;
+    }
   }
   for (size_t i = 0; args && args[i] && n + 1 < MAX_ARGS; i++) argv[n++] = args[i];
   argv[n] = NULL;

@@ -16,7 +16,8 @@ typedef struct wt_worker {
  * --exit-with-parent and the NULL-terminated extra args; env is a
  * NULL-terminated list of "NAME=VALUE" to set (may be NULL). Waits for the
  * readiness line; 0 on success. The log level is warn unless args say
- * otherwise or WT_WORKER_LOG_LEVEL is set. */
+ * otherwise or WT_WORKER_LOG_LEVEL is set; WT_WORKER_BACKEND, when set,
+ * picks the backend (args may still override it). */
 int wt_worker_start(wt_worker *w, const char *const *args, const char *const *env);
 
 /* Sends SIGTERM and waits (at most 60 s, then SIGKILL). Returns the exit
