@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs every package that building and testing libmodaltensor needs, on
-# Debian 12. Idempotent: when all of them are installed already it only says
-# so. Runs as root, or through sudo when that exists.
+# Debian 12; the same names exist on Ubuntu 24.04, the base of the Modal
+# image (remote_worker/modal/app.py runs this script there). Idempotent: when
+# all of them are installed already it only says so. Runs as root, or through
+# sudo when that exists.
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,10 @@ packages=(
   # tests: Check for the C suites, Python for the binding and cffi checks,
   # valgrind for memory checks
   check python3 python3-numpy python3-cffi python3-pytest python3-hypothesis valgrind
+  # pip, for Modal's client (the Modal app's tests; .ci/run installs it)
+  python3-pip
+  # openssl: the TLS tests make a throw-away CA and certificates
+  openssl
   # static linking through OpenBLAS's pkg-config file names -lgfortran
   libgfortran-12-dev
 )

@@ -9,7 +9,9 @@ modal device, over libmodaltensor's C API (ctypes; no compile step).
 See docs/python.md for the whole story.
 """
 
-from . import _lib, modal
+import importlib
+
+from . import _lib
 from .device import Device, as_device as device
 from .dtypes import (DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
                      int64, uint8)
@@ -36,13 +38,33 @@ short = int16
 library_path = _lib.path
 
 
+def __getattr__(name):
+    """Imports mt.modal on first use, so that `python -m modaltensor.modal`
+    (the Modal deployment command) runs that module only once."""
+    if name == "modal":
+        return importlib.import_module(".modal", __name__)
+    raise AttributeError(f"module 'modaltensor' has no attribute {name!r}")
+
+
 def library_version():
     """Version of the libmodaltensor actually loaded ("MAJOR.MINOR.PATCH")."""
     return _lib.lib.mt_version().decode()
 
 
+def set_matmul_tf32(enabled):
+    """Lets float32 matmuls recorded from now on use TF32 on a GPU worker
+    (PyTorch's allow_tf32; off by default, or MODALTENSOR_ALLOW_TF32=1)."""
+    _lib.lib.mt_set_matmul_tf32(1 if enabled else 0)
+
+
+def matmul_tf32_enabled():
+    """True when float32 matmuls recorded now may use TF32."""
+    return _lib.lib.mt_matmul_tf32_enabled() != 0
+
+
 __all__ = [
     "Device", "DType", "Tensor", "modal", "device", "library_path", "library_version",
+    "set_matmul_tf32", "matmul_tf32_enabled",
     "bool_", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
     "float64", "half", "double", "long", "short",
     "ModalTensorError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError",

@@ -99,3 +99,10 @@ def remote_execution(enabled):
 def shutdown():
     """Closes remote sessions and stops a worker the library started."""
     lib.mt_shutdown()
+
+
+if __name__ == "__main__":
+    import sys
+
+    from ._modal_cli import main
+    sys.exit(main())
