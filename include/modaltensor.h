@@ -125,6 +125,24 @@ typedef struct mt_device_properties {
  * MT_ERR_UNAVAILABLE (no worker). */
 mt_status mt_modal_get_device_properties(int index, mt_device_properties *out);
 
+/* Bytes of tensor memory in use on modal device `index`, as
+ * torch.cuda.memory_allocated: the worker's live blocks over all its
+ * sessions (every client of a shared worker), in its allocator's rounded
+ * sizes, read afresh from the worker. Work still queued in this process is
+ * not counted: mt_synchronize(modal:index) first to include it. 0 from a
+ * worker older than this number, and 0 with remote execution disabled (the
+ * in-process device is host memory shared with cpu tensors, not a pool of
+ * its own). MT_ERR_INVALID_ARGUMENT (NULL out), MT_ERR_DEVICE (no such
+ * index), MT_ERR_UNAVAILABLE (no worker). */
+mt_status mt_modal_memory_allocated(int index, int64_t *out);
+
+/* Bytes modal device `index`'s worker holds, as torch.cuda.memory_reserved:
+ * the live blocks of mt_modal_memory_allocated and the blocks its caching
+ * allocator keeps for reuse (cuda); never below the allocated bytes read at
+ * the same moment, equal to them on a cpu worker, which caches nothing.
+ * Same freshness, zeros and errors as mt_modal_memory_allocated. */
+mt_status mt_modal_memory_reserved(int index, int64_t *out);
+
 /* Waits until all work queued for device d has run, and reports the first
  * deferred error of that work. A no-op for cpu. */
 mt_status mt_synchronize(mt_device d);

@@ -28,8 +28,9 @@ typedef struct mtw_device_props {
   int64_t total_memory; /* bytes tensors may use on this device */
   int32_t major, minor; /* compute capability; 0 for cpu */
   int32_t multiprocessors;
-  /* The backend's own memory: bytes of live blocks and of all blocks it
-   * holds (live and cached); 0 where it keeps no cache (cpu). */
+  /* The backend's own memory, as allocated (rounded): bytes of live blocks
+   * and of all blocks it holds, live and cached (equal where it keeps no
+   * cache: cpu). Hello sends both as DeviceInfo.used/reserved_memory. */
   int64_t used_memory, reserved_memory;
 } mtw_device_props;
 

@@ -5,6 +5,7 @@
  * of every kernel. A "stream" is only a handle here: a session's ops run on
  * its own thread, in order, and are done when run returns.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 typedef struct cpu_backend {
   mtw_backend base;
   uint64_t max_memory;
+  _Atomic int64_t live_bytes; /* of blocks alloc handed out, as allocated */
 } cpu_backend;
 
 struct mtw_stream {
@@ -41,7 +43,7 @@ static int64_t physical_memory(void) {
 }
 
 static void cpu_device_props(mtw_backend *b, int device, mtw_device_props *out) {
-  const cpu_backend *cb = (const cpu_backend *)b;
+  cpu_backend *cb = (cpu_backend *)b;
   (void)device;
   memset(out, 0, sizeof *out);
   int threads = 1;
@@ -55,6 +57,8 @@ static void cpu_device_props(mtw_backend *b, int device, mtw_device_props *out) 
                           ? (int64_t)(cb->max_memory > INT64_MAX ? INT64_MAX : cb->max_memory)
                           : physical_memory();
   out->multiprocessors = cpus > 0 ? (int32_t)cpus : 1;
+  /* free() hands blocks back to the C library: nothing is cached. */
+  out->used_memory = out->reserved_memory = atomic_load(&cb->live_bytes);
 }
 
 static mt_status cpu_stream_create(mtw_backend *b, int device, mtw_stream **out) {
@@ -74,24 +78,34 @@ static void cpu_stream_destroy(mtw_stream *s) { free(s); }
 #define HUGE_PAGE (2u << 20)
 #define HUGE_MIN (4u << 20)
 
-static void *cpu_alloc(mtw_stream *s, size_t nbytes) {
-  (void)s;
-  void *p = NULL;
-  size_t align = nbytes >= HUGE_MIN ? HUGE_PAGE : CPU_ALIGN;
+static size_t block_align(size_t nbytes) { return nbytes >= HUGE_MIN ? HUGE_PAGE : CPU_ALIGN; }
+
+/* Bytes really allocated for an nbytes (> 0) block, which used_memory
+ * counts as the cuda allocator counts its rounded blocks; 0 on overflow. */
+static size_t block_size(size_t nbytes) {
+  size_t align = block_align(nbytes);
   size_t rounded = (nbytes + align - 1) & ~(size_t)(align - 1);
-  if (rounded < nbytes || posix_memalign(&p, align, rounded ? rounded : align)) {
+  return rounded < nbytes ? 0 : rounded;
+}
+
+static void *cpu_alloc(mtw_stream *s, size_t nbytes) {
+  void *p = NULL;
+  size_t align = block_align(nbytes), size = block_size(nbytes);
+  if (!size || posix_memalign(&p, align, size)) {
     mti_error_oom("alloc", nbytes);
     return NULL;
   }
 #ifdef MADV_HUGEPAGE
-  if (align == HUGE_PAGE) madvise(p, rounded, MADV_HUGEPAGE); /* advice only */
+  if (align == HUGE_PAGE) madvise(p, size, MADV_HUGEPAGE); /* advice only */
 #endif
+  atomic_fetch_add(&s->backend->live_bytes, (int64_t)size);
   return p;
 }
 
 static void cpu_release(mtw_backend *b, int device, void *ptr, size_t nbytes) {
-  (void)b, (void)device, (void)nbytes;
+  (void)device;
   free(ptr);
+  atomic_fetch_sub(&((cpu_backend *)b)->live_bytes, (int64_t)block_size(nbytes));
 }
 
 static const void *cpu_host_address(mtw_backend *b, const void *ptr) {
@@ -136,6 +150,7 @@ mt_status mtw_backend_cpu_open(uint64_t max_memory, mtw_backend **out) {
   b->base.ops = &cpu_ops;
   b->base.name = "cpu";
   b->max_memory = max_memory;
+  atomic_init(&b->live_bytes, 0);
   *out = &b->base;
   return MT_OK;
 }

@@ -134,6 +134,10 @@ static int64_t uptime_ms(const mtw_worker *w) {
          (now.tv_nsec - w->started.tv_nsec) / 1000000;
 }
 
+/* The handshake reply: compatibility, and each device with its memory as of
+ * now (clients repeat Hello to read memory_allocated/reserved). free_memory
+ * is the budget's room (what new tensors may still take), not the device's
+ * free bytes: cached cuda blocks count as free. */
 static grpc_byte_buffer *hello(mtw_worker *w, const Modaltensor__V1__HelloRequest *req) {
   char reason[MTW_MESSAGE_MAX];
   Modaltensor__V1__Status st;
@@ -168,6 +172,8 @@ static grpc_byte_buffer *hello(mtw_worker *w, const Modaltensor__V1__HelloReques
       infos[i].minor = props[i].minor;
       infos[i].multiprocessors = props[i].multiprocessors;
       infos[i].backend = (char *)w->backend->name;
+      infos[i].used_memory = props[i].used_memory;
+      infos[i].reserved_memory = props[i].reserved_memory;
       ptrs[i] = &infos[i];
     }
     reply.n_devices = (size_t)n;

@@ -54,6 +54,8 @@ _PROTOTYPES = {
     "mt_modal_is_available": (c_int, []),
     "mt_modal_device_count": (c_int, []),
     "mt_modal_get_device_properties": (c_int, [c_int, POINTER(MtDeviceProperties)]),
+    "mt_modal_memory_allocated": (c_int, [c_int, POINTER(c_int64)]),
+    "mt_modal_memory_reserved": (c_int, [c_int, POINTER(c_int64)]),
     "mt_synchronize": (c_int, [MtDevice]),
     "mt_set_remote_execution": (None, [c_int]),
     "mt_remote_execution_enabled": (c_int, []),

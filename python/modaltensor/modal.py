@@ -58,6 +58,30 @@ def get_device_properties(device=0):
     return DeviceProperties(props)
 
 
+def _memory(function, name, device):
+    """Calls one of the two C memory queries for device (an index, "modal:N"
+    or a Device; modal:0 when None) and returns its int64."""
+    out = ctypes.c_int64()
+    check(function(_index_of(0 if device is None else device), ctypes.byref(out)), name)
+    return out.value
+
+
+def memory_allocated(device=None):
+    """Bytes of tensor memory in use on a modal device (modal:0 when None), as
+    torch.cuda.memory_allocated: the worker's live blocks over all its clients,
+    read afresh. Work still queued here is not counted: synchronize(device)
+    first to include it. 0 in-process (remote execution disabled) and from a
+    worker too old to report it."""
+    return _memory(lib.mt_modal_memory_allocated, "mt_modal_memory_allocated", device)
+
+
+def memory_reserved(device=None):
+    """Bytes the worker holds on a modal device (modal:0 when None), as
+    torch.cuda.memory_reserved: live blocks and the blocks its caching
+    allocator keeps for reuse; equal to memory_allocated on a cpu worker."""
+    return _memory(lib.mt_modal_memory_reserved, "mt_modal_memory_reserved", device)
+
+
 def synchronize(device=None):
     """Waits until the work queued for a modal device (every modal device
     when None) has run, and raises the first deferred error of that work."""

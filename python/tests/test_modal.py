@@ -1,6 +1,8 @@
 """modaltensor.modal: availability, devices, synchronisation and the
 remote-execution switch."""
 
+import gc
+
 import pytest
 
 import modaltensor as mt
@@ -68,3 +70,38 @@ def test_shutdown_keeps_in_process_tensors():
         mt.modal.shutdown()
         mt.modal.shutdown()
         assert t.sum().item() == 2.0
+
+
+def test_memory_in_process_is_zero():
+    with mt.modal.remote_execution(False):
+        t = mt.ones(1 << 10, device="modal")
+        assert mt.modal.memory_allocated() == 0 and mt.modal.memory_reserved("modal:0") == 0
+        with pytest.raises(mt.DeviceError, match="mt_modal_memory_allocated"):
+            mt.modal.memory_allocated(1)
+        with pytest.raises(mt.DeviceError):
+            mt.modal.memory_reserved("cpu")
+        del t
+
+
+def test_memory_follows_a_worker_tensor():
+    """On a worker, a new 4 MiB tensor adds at least its bytes once synced,
+    and freeing it takes them back."""
+    if not mt.modal.is_remote_execution_enabled() or not mt.modal.is_available():
+        pytest.skip("needs a worker (MODALTENSOR_TEST_MODAL=worker)")
+    gc.collect()  # tensors of earlier tests: their frees go with this sync
+    mt.modal.synchronize(0)
+    before = mt.modal.memory_allocated(0)
+    assert mt.modal.memory_reserved() >= before >= 0
+    t = mt.zeros(1 << 20, dtype="float32", device="modal")
+    mt.modal.synchronize(0)
+    grown = mt.modal.memory_allocated("modal:0")
+    assert grown - before >= 4 << 20
+    assert mt.modal.memory_reserved(0) >= grown
+    del t
+    gc.collect()
+    mt.modal.synchronize(0)
+    assert mt.modal.memory_allocated() == before
+    with pytest.raises(mt.DeviceError, match="mt_modal_memory_reserved"):
+        mt.modal.memory_reserved(mt.modal.device_count())
+    with pytest.raises(mt.DeviceError):
+        mt.modal.memory_allocated("cpu")

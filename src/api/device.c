@@ -110,6 +110,33 @@ mt_status mt_modal_get_device_properties(int index, mt_device_properties *out) {
   return MT_OK;
 }
 
+/* Both public memory queries: one Hello to the worker (which reports both
+ * numbers), or zeros in-process, where modal tensors are plain host memory
+ * that no pool accounts for apart from cpu tensors. */
+static mt_status memory_usage(const char *fn, int index, int64_t *allocated,
+                              int64_t *reserved) {
+  if (atomic_load(&remote_execution))
+    return mti_remote_memory_usage(fn, index, allocated, reserved);
+  mt_status s = mti_check_device(fn, (mt_device){MT_DEVICE_MODAL, index});
+  if (s) return s;
+  *allocated = *reserved = 0;
+  return MT_OK;
+}
+
+mt_status mt_modal_memory_allocated(int index, int64_t *out) {
+  const char *fn = "mt_modal_memory_allocated";
+  if (!out) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: out: NULL", fn);
+  int64_t reserved;
+  return memory_usage(fn, index, out, &reserved);
+}
+
+mt_status mt_modal_memory_reserved(int index, int64_t *out) {
+  const char *fn = "mt_modal_memory_reserved";
+  if (!out) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: out: NULL", fn);
+  int64_t allocated;
+  return memory_usage(fn, index, &allocated, out);
+}
+
 mt_status mt_synchronize(mt_device d) {
   const char *fn = "mt_synchronize";
   /* In-process work is done when each call returns: nothing is queued. */

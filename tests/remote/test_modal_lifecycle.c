@@ -91,6 +91,43 @@ START_TEST(test_a_view_keeps_its_storage) {
 }
 END_TEST
 
+/* The worker's memory numbers follow this client's tensors: a new 4 MiB
+ * tensor adds at least its bytes once a sync has sent it, and its free (sent
+ * by the next sync) takes them back; reserved never falls below allocated. */
+START_TEST(test_memory_follows_tensors) {
+  int64_t before, allocated, reserved;
+  MH_OK(mt_modal_memory_allocated(0, &before));
+  MH_OK(mt_modal_memory_reserved(0, &reserved));
+  ck_assert_int_ge(before, 0);
+  ck_assert_int_ge(reserved, before);
+  const int64_t numel = (int64_t)1 << 20; /* float32: 4 MiB */
+  mt_tensor *t = MH_MADE(mt_zeros(1, &numel, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_synchronize(MH_MODAL));
+  MH_OK(mt_modal_memory_allocated(0, &allocated));
+  MH_OK(mt_modal_memory_reserved(0, &reserved));
+  ck_assert_int_ge(allocated - before, numel * 4);
+  ck_assert_int_ge(reserved, allocated);
+  mt_tensor_free(t);
+  MH_OK(mt_synchronize(MH_MODAL));
+  MH_OK(mt_modal_memory_allocated(0, &allocated));
+  MH_OK(mt_modal_memory_reserved(0, &reserved));
+  ck_assert_int_eq(allocated, before);
+  ck_assert_int_ge(reserved, allocated);
+}
+END_TEST
+
+START_TEST(test_memory_query_errors) {
+  int64_t bytes = -7;
+  MH_EXPECT(mt_modal_memory_allocated(1, &bytes), MT_ERR_DEVICE, "mt_modal_memory_allocated",
+            "modal:1");
+  MH_EXPECT(mt_modal_memory_reserved(-1, &bytes), MT_ERR_DEVICE, "mt_modal_memory_reserved",
+            "modal:-1");
+  ck_assert_int_eq(bytes, -7);
+  MH_EXPECT(mt_modal_memory_allocated(0, NULL), MT_ERR_INVALID_ARGUMENT, "out", NULL);
+  MH_EXPECT(mt_modal_memory_reserved(0, NULL), MT_ERR_INVALID_ARGUMENT, "out", NULL);
+}
+END_TEST
+
 START_TEST(test_shutdown_ends_the_session) {
   float v[128];
   for (int k = 0; k < 128; k++) v[k] = (float)k;
@@ -193,6 +230,8 @@ static Suite *lifecycle_suite(void) {
   tcase_set_timeout(tc, MH_TEST_TIMEOUT_S);
   tcase_add_test(tc, test_worker_holds_nothing_after_frees);
   tcase_add_test(tc, test_a_view_keeps_its_storage);
+  tcase_add_test(tc, test_memory_follows_tensors);
+  tcase_add_test(tc, test_memory_query_errors);
   tcase_add_test(tc, test_shutdown_ends_the_session);
   tcase_add_test(tc, test_repeated_shutdown_and_reconnect);
   suite_add_tcase(s, tc);

@@ -628,6 +628,11 @@ static void check_freed_when_stream_ends(int cancel) {
   ck_assert_uint_eq(r->total->live_tensors, 2);
   ck_assert_uint_eq(r->total->live_bytes, 2u << 20);
   stats_free(r);
+  Modaltensor__V1__HelloReply *h =
+      wc_hello(channel, MTI_PROTOCOL_VERSION, mti_op_table_hash(MTI_OP_COUNT), MTI_OP_COUNT);
+  ck_assert_int_ge(h->devices[0]->used_memory, 2 << 20); /* the backend's rounded blocks */
+  ck_assert_int_eq(h->devices[0]->reserved_memory, h->devices[0]->used_memory); /* cpu */
+  protobuf_c_message_free_unpacked(&h->base, NULL);
   if (cancel) {
     wc_stream_free(s.stream); /* as if the client died */
   } else {
@@ -640,9 +645,10 @@ static void check_freed_when_stream_ends(int cancel) {
   ck_assert_uint_eq(r->total->bytes_in, 2u << 20); /* totals since start stay */
   ck_assert_uint_eq(r->n_sessions, 0);
   stats_free(r);
-  Modaltensor__V1__HelloReply *h =
-      wc_hello(channel, MTI_PROTOCOL_VERSION, mti_op_table_hash(MTI_OP_COUNT), MTI_OP_COUNT);
+  h = wc_hello(channel, MTI_PROTOCOL_VERSION, mti_op_table_hash(MTI_OP_COUNT), MTI_OP_COUNT);
   ck_assert_int_eq(h->devices[0]->free_memory, h->devices[0]->total_memory);
+  ck_assert_int_eq(h->devices[0]->used_memory, 0);
+  ck_assert_int_eq(h->devices[0]->reserved_memory, 0);
   protobuf_c_message_free_unpacked(&h->base, NULL);
 }
 
