@@ -2,12 +2,19 @@
 Modal GPU, found without copy-paste (docs/modal.md).
 
     up      deploys remote_worker/modal/app.py, spawns its `serve` function,
-            waits until the address it publishes answers, and prints
-            `export MODALTENSOR_WORKER=...` on stdout (progress goes to
+            waits until the address it publishes answers, writes that
+            address to the worker file (--worker-file, default
+            $XDG_CACHE_HOME/modaltensor/modal-worker, else
+            ~/.cache/modaltensor/modal-worker) and prints
+            `export MODALTENSOR_WORKER_FILE=...` on stdout (progress goes to
             stderr, so `eval "$(python -m modaltensor.modal up)"` works);
-            reuses a worker that is already up
-    status  prints the published record and whether the worker answers
-    down    cancels the function call and clears the record
+            reuses a worker that is already up. The library reads the file
+            again whenever it reconnects, so running programs follow a
+            later `up` to the worker's new address.
+    status  prints the published record, the worker file and whether the
+            worker answers
+    down    cancels the function call, clears the record and removes the
+            worker file
 
 The Modal calls sit behind two small interfaces: a registry (publish, read,
 clear the worker record) and a launcher (start, stop, failure). With
@@ -27,8 +34,10 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -239,11 +248,58 @@ def probe(address):
     return Probe(report["devices"], report["status"], report["message"], report.get("name", ""))
 
 
-def export_lines(record):
-    """What `up` prints on stdout, fit for `eval`."""
-    return (f"export MODALTENSOR_WORKER={record['address']}\n"
+def default_worker_file():
+    """$XDG_CACHE_HOME/modaltensor/modal-worker, else under ~/.cache."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache or not os.path.isabs(cache):
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "modaltensor" / "modal-worker"
+
+
+def write_worker_file(path, address):
+    """Replaces the worker file at once (a private temporary file renamed
+    over it, mode 0600): a program that reads it while it changes sees the
+    old address or the new one, never part of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(address + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_worker_file(path):
+    """The address in the worker file (its first non-empty line, as the
+    library reads it), or None when it is missing or empty."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((line.strip() for line in lines if line.strip()), None)
+
+
+def export_lines(record, worker_file):
+    """What `up` prints on stdout, fit for `eval`: the worker file, which
+    programs read again when they reconnect, and no MODALTENSOR_WORKER
+    (which would win over the file); the address itself as a comment."""
+    return (f"export MODALTENSOR_WORKER_FILE={shlex.quote(str(worker_file))}\n"
+            "unset MODALTENSOR_WORKER\n"
+            f"# the worker is at {record['address']}; MODALTENSOR_WORKER={record['address']} "
+            "also works, but a program given it does not follow a later `up`\n"
             "# MODALTENSOR_TOKEN must hold the token of the Modal secret "
             "(MODALTENSOR_WORKER_TOKEN) where the program runs\n")
+
+
+def announce(args, record):
+    """Writes the worker's address to the worker file and prints the export
+    lines: the end of every successful `up`."""
+    write_worker_file(args.worker_file, record["address"])
+    log(f"wrote {record['address']} to {args.worker_file}")
+    sys.stdout.write(export_lines(record, args.worker_file))
 
 
 def is_expired(record, now):
@@ -323,7 +379,7 @@ def command_up(args, registry, launcher, settings):
     if existing:
         record, call_id = reuse_or_retire(registry, launcher, existing, settings)
     if record:
-        sys.stdout.write(export_lines(record))
+        announce(args, record)
         return 0
     if call_id is None:
         log(f"starting the worker ({settings or 'default settings'})")
@@ -347,7 +403,7 @@ def command_up(args, registry, launcher, settings):
             f"{result.message}; `python -m modaltensor.modal down` stops it")
         return 1
     log(f"ready: {result.describe()}")
-    sys.stdout.write(export_lines(record))
+    announce(args, record)
     return 0
 
 
@@ -370,14 +426,25 @@ def command_status(args, registry, launcher, settings):
     print(f"started:       {format_time(record['started_at'])}")
     print(f"expires:       {format_time(record['expires_at'])}")
     print(f"idle exit:     after {record.get('idle_exit_s')} s without a session or a call")
+    in_file = read_worker_file(args.worker_file)
+    if in_file == record["address"]:
+        file_state = "names this worker"
+    else:
+        file_state = f"names {in_file}" if in_file else "missing or empty: `up` writes it"
+    print(f"worker file:   {args.worker_file} ({file_state})")
     result = probe(record["address"])
     print(f"answers:       {result.describe()}")
     return 0 if result.answered else 1
 
 
 def command_down(args, registry, launcher, settings):
-    """Cancels the published call and clears its record; 0 also when none."""
+    """Cancels the published call, clears its record and removes the worker
+    file (programs that read it then say that no worker is up); 0 also when
+    there was nothing to stop."""
     record = registry.read()
+    if args.worker_file.exists():
+        args.worker_file.unlink()
+        print(f"removed the worker file {args.worker_file}")
     if not record:
         print("no worker is published: nothing to stop")
         return 0
@@ -405,6 +472,9 @@ def parse_args(argv):
     parser.add_argument("--wait", type=int, default=600, metavar="SECONDS",
                         help="up: how long to wait for the worker to answer (default 600)")
     parser.add_argument("--app", metavar="FILE", help=f"the Modal app (default {DEFAULT_APP_FILE})")
+    parser.add_argument("--worker-file", type=Path, metavar="PATH", default=default_worker_file(),
+                        help="up writes the worker's address here, down removes it; programs "
+                             "name it in MODALTENSOR_WORKER_FILE (default %(default)s)")
     parser.add_argument("--standin", metavar="FILE",
                         help=f"use a JSON file instead of Modal (tests; also {STANDIN_ENV})")
     return parser.parse_args(argv)

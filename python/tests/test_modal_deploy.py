@@ -302,8 +302,11 @@ def worker():
 
 
 def run_cli(state_file, *args, token=TOKEN):
+    """The CLI with the stand-ins in state_file; its default worker file is
+    under the test's directory (XDG_CACHE_HOME), never the user's."""
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT),
-               MODALTENSOR_MODAL_STANDIN=str(state_file))
+               MODALTENSOR_MODAL_STANDIN=str(state_file),
+               XDG_CACHE_HOME=str(state_file.parent / "cache"))
     env.pop("MODALTENSOR_TOKEN", None)
     if token is not None:
         env["MODALTENSOR_TOKEN"] = token
@@ -325,6 +328,19 @@ def read_state(path):
     return json.loads(path.read_text())
 
 
+def default_worker_file(state_file):
+    return state_file.parent / "cache" / "modaltensor" / "modal-worker"
+
+
+def evaluated(stdout):
+    """MODALTENSOR_WORKER_FILE and MODALTENSOR_WORKER after a shell that had
+    the latter set evals stdout."""
+    script = 'eval "$1"; printf "%s\\n%s" "$MODALTENSOR_WORKER_FILE" "${MODALTENSOR_WORKER-unset}"'
+    done = subprocess.run(["sh", "-c", script, "sh", stdout], capture_output=True, text=True,
+                          env=dict(os.environ, MODALTENSOR_WORKER="stale.example:443"), check=True)
+    return done.stdout.split("\n")
+
+
 def test_up_starts_waits_and_prints_the_export_line(tmp_path, worker):
     state = tmp_path / "state.json"
     record = published(worker)
@@ -332,8 +348,16 @@ def test_up_starts_waits_and_prints_the_export_line(tmp_path, worker):
     write_state(state, publish_on_start=record)
     done = run_cli(state, "up", "--gpu", "H100", "--idle", "120", "--wait", "60")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == f"export MODALTENSOR_WORKER={worker}"
-    assert "MODALTENSOR_TOKEN" in done.stdout.splitlines()[1]
+    worker_file = default_worker_file(state)
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"export MODALTENSOR_WORKER_FILE={worker_file}"
+    assert lines[1] == "unset MODALTENSOR_WORKER"
+    assert lines[2].startswith(f"# the worker is at {worker}; MODALTENSOR_WORKER={worker} ")
+    assert "MODALTENSOR_TOKEN" in lines[3]
+    assert evaluated(done.stdout) == [str(worker_file), "unset"]
+    assert worker_file.read_text() == f"{worker}\n"
+    assert worker_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in worker_file.parent.iterdir()] == ["modal-worker"]
     assert "ready: yes, 1 device(s): cpu" in done.stderr
     saved = read_state(state)
     assert saved["launches"] == [{"function_call_id": "standin-call-1",
@@ -345,9 +369,12 @@ def test_up_starts_waits_and_prints_the_export_line(tmp_path, worker):
 def test_up_reuses_a_worker_that_answers(tmp_path, worker):
     state = tmp_path / "state.json"
     write_state(state, record=published(worker))
-    done = run_cli(state, "up", "--wait", "60")
+    chosen = tmp_path / "my files" / "worker"
+    done = run_cli(state, "up", "--wait", "60", "--worker-file", str(chosen))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"export MODALTENSOR_WORKER={worker}\n")
+    assert evaluated(done.stdout) == [str(chosen), "unset"]
+    assert chosen.read_text() == f"{worker}\n"
+    assert not default_worker_file(state).exists()
     assert "already up" in done.stderr
     assert "launches" not in read_state(state)
 
@@ -362,6 +389,7 @@ def test_up_times_out_when_the_address_never_answers(tmp_path):
     assert f"up: the worker at {dead} did not answer within 3 s" in done.stderr
     assert "down` stops it" in done.stderr
     assert done.stdout == ""
+    assert not default_worker_file(state).exists()
     assert time.monotonic() - started < 120
 
 
@@ -450,6 +478,11 @@ def test_status_shows_the_record_and_the_answer(tmp_path, worker):
     assert f"address:       {worker}" in done.stdout
     assert "gpu:           A100" in done.stdout
     assert "answers:       yes, 1 device(s): cpu" in done.stdout
+    assert f"worker file:   {default_worker_file(state)} (missing or empty" in done.stdout
+    default_worker_file(state).parent.mkdir(parents=True)
+    default_worker_file(state).write_text(f"\n{worker}\n")
+    done = run_cli(state, "status")
+    assert f"worker file:   {default_worker_file(state)} (names this worker)" in done.stdout
 
 
 def test_status_with_a_wrong_token(tmp_path, worker):
@@ -463,8 +496,13 @@ def test_status_with_a_wrong_token(tmp_path, worker):
 def test_down_cancels_and_clears(tmp_path, worker):
     state = tmp_path / "state.json"
     write_state(state, record=published(worker, "fc-7"))
+    up = run_cli(state, "up", "--wait", "60")
+    assert up.returncode == 0, up.stderr
+    assert default_worker_file(state).read_text() == f"{worker}\n"
     done = run_cli(state, "down")
     assert done.returncode == 0
+    assert not default_worker_file(state).exists()
+    assert f"removed the worker file {default_worker_file(state)}" in done.stdout
     assert "stopped function call fc-7" in done.stdout
     saved = read_state(state)
     assert saved["stops"] == ["fc-7"] and "record" not in saved

@@ -193,7 +193,7 @@ inline mt_status launched(const char *fn) {
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) return MT_OK;
   return mti_error(e == cudaErrorMemoryAllocation ? MT_ERR_OUT_OF_MEMORY : MT_ERR_INTERNAL,
-                   "%s: cuda: %s (%s)", fn, cudaGetErrorString(e), cudaGetErrorName(e));
+                   "%s: cuda: %s (%s)", fn, cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
 /* "mt_<name>" of op, for messages. */

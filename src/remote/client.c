@@ -7,6 +7,7 @@
  * session lock may take its worker's lock (to respawn a local worker), never
  * the registry lock.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,6 +52,15 @@ typedef struct rec_node {
   rec_view into;
 } rec_node;
 
+/* A channel that a worker was switched away from (the worker file named a
+ * new address): streams of its other sessions may still point at it and at
+ * its address, so both live until the worker is disconnected. */
+typedef struct replaced_channel {
+  mti_channel *ch;
+  char *target;
+  struct replaced_channel *next;
+} replaced_channel;
+
 typedef struct worker {
   pthread_mutex_t lock;
   char *target;
@@ -59,6 +69,7 @@ typedef struct worker {
   mti_local_worker proc;
   int ndevices;
   mt_device_properties *props;
+  replaced_channel *replaced;
 } worker;
 
 typedef struct session {
@@ -97,6 +108,7 @@ static struct {
   int eager;
   mti_tls_mode tls_mode;
   char *tls_ca; /* MODALTENSOR_TLS_CA, or NULL */
+  char *worker_file; /* MODALTENSOR_WORKER_FILE when it names the workers, or NULL */
   int atexit_registered;
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -119,6 +131,12 @@ static mt_status read_config(const char *fn) {
   free(reg.tls_ca);
   reg.tls_ca = ca && *ca ? strdup(ca) : NULL;
   if (ca && *ca && !reg.tls_ca) return mti_error_oom(fn, strlen(ca) + 1);
+  /* The worker file names the workers only when MODALTENSOR_WORKER does not. */
+  const char *list = getenv("MODALTENSOR_WORKER"), *file = getenv("MODALTENSOR_WORKER_FILE");
+  free(reg.worker_file);
+  reg.worker_file = NULL;
+  if ((!list || !*list) && file && *file && !(reg.worker_file = strdup(file)))
+    return mti_error_oom(fn, strlen(file) + 1);
   return mti_tls_mode_parse(fn, getenv("MODALTENSOR_TLS"), &reg.tls_mode);
 }
 
@@ -128,16 +146,22 @@ static mt_status remote_status(const Modaltensor__V1__Status *st) {
   return st ? (mt_status)st->code : MT_OK;
 }
 
-/* Handshake with w: checks compatibility and learns its devices. */
-static mt_status hello(const char *fn, worker *w) {
+/* One Hello call to w: the handshake, and the only call that reports the
+ * devices' memory as of now. */
+static mt_status call_hello(const char *fn, worker *w, int64_t timeout_ms,
+                            ProtobufCMessage **raw) {
   Modaltensor__V1__HelloRequest req = MODALTENSOR__V1__HELLO_REQUEST__INIT;
   req.protocol_version = MTI_PROTOCOL_VERSION;
   req.op_count = MTI_OP_COUNT;
   req.op_table_hash = mti_op_table_hash(MTI_OP_COUNT);
+  return mti_channel_unary(fn, w->ch, MTI_METHOD_HELLO, &req.base,
+                           &modaltensor__v1__hello_reply__descriptor, timeout_ms, raw);
+}
+
+/* Handshake with w: checks compatibility and learns its devices. */
+static mt_status hello(const char *fn, worker *w) {
   ProtobufCMessage *raw;
-  mt_status s = mti_channel_unary(fn, w->ch, MTI_METHOD_HELLO, &req.base,
-                                  &modaltensor__v1__hello_reply__descriptor,
-                                  reg.connect_timeout_ms, &raw);
+  mt_status s = call_hello(fn, w, reg.connect_timeout_ms, &raw);
   if (s == MT_ERR_TIMEOUT && mti_channel_tls_failure(fn, w->ch)) return MT_ERR_UNAVAILABLE;
   if (s == MT_ERR_TIMEOUT) /* nothing accepted the connection in time */
     return mti_error(MT_ERR_UNAVAILABLE, "%s: no worker answered at %s within %.0f s "
@@ -188,6 +212,9 @@ static mt_status worker_connect(const char *fn, worker *w, const char *token) {
   return s;
 }
 
+/* Closes w's channel and those it was switched away from. Only local
+ * workers are disconnected while sessions may be open, and they are never
+ * switched, so no stream is left pointing at a replaced channel. */
 static void worker_disconnect(worker *w) {
   mti_channel_destroy(w->ch);
   w->ch = NULL;
@@ -195,6 +222,13 @@ static void worker_disconnect(worker *w) {
   w->props = NULL;
   w->ndevices = 0;
   if (w->local) mti_local_worker_stop(&w->proc);
+  while (w->replaced) {
+    replaced_channel *old = w->replaced;
+    w->replaced = old->next;
+    mti_channel_destroy(old->ch);
+    free(old->target);
+    free(old);
+  }
 }
 
 /* Restarts a local worker that died, so that new work can go on. Called
@@ -215,14 +249,134 @@ static mt_status worker_revive(const char *fn, worker *w) {
   return s;
 }
 
+/* The next address of a comma-separated list at *p (trailing spaces
+ * dropped, *len its length), advancing *p past it; NULL at the end. */
+static const char *next_address(const char **p, size_t *len) {
+  while (**p == ',' || **p == ' ') (*p)++;
+  if (!**p) return NULL;
+  const char *start = *p;
+  *len = strcspn(start, ",");
+  *p = start + *len;
+  while (*len && start[*len - 1] == ' ') (*len)--;
+  return start;
+}
+
+/* The first non-empty line of MODALTENSOR_WORKER_FILE, trimmed, into line.
+ * A missing or empty file means no worker is up (`down` leaves it so):
+ * MT_ERR_UNAVAILABLE, saying how to start one. */
+static mt_status read_worker_file(const char *fn, char *line, size_t len) {
+  FILE *f = fopen(reg.worker_file, "r");
+  if (!f && errno == ENOENT)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: MODALTENSOR_WORKER_FILE=%s does not exist: no "
+                     "worker is up (start one: python -m modaltensor.modal up)", fn,
+                     reg.worker_file);
+  if (!f)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: MODALTENSOR_WORKER_FILE=%s: %s", fn,
+                     reg.worker_file, strerror(errno));
+  int found = 0;
+  while (!found && fgets(line, (int)len, f)) {
+    size_t start = strspn(line, " \t\r\n"), end = strlen(line);
+    while (end > start && strchr(" \t\r\n", line[end - 1])) end--;
+    memmove(line, line + start, end - start);
+    line[end - start] = '\0';
+    found = line[0] != '\0';
+  }
+  fclose(f);
+  if (!found)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: MODALTENSOR_WORKER_FILE=%s is empty: no worker is "
+                     "up (start one: python -m modaltensor.modal up)", fn, reg.worker_file);
+  return MT_OK;
+}
+
+/* Adds to an MT_ERR_UNAVAILABLE about a worker named by the worker file
+ * what to do: a Modal worker goes away on idle shutdown or preemption, and
+ * `up` rewrites the file, which the next use reads. */
+static mt_status with_file_hint(mt_status st) {
+  if (st != MT_ERR_UNAVAILABLE || !reg.worker_file) return st;
+  char why[512];
+  snprintf(why, sizeof why, "%s", mt_last_error());
+  return mti_error(st, "%s [the address is from MODALTENSOR_WORKER_FILE=%s: a Modal worker stops "
+                   "on idle shutdown or preemption; run python -m modaltensor.modal up and use "
+                   "the device again]", why, reg.worker_file);
+}
+
+/* The address the worker file now gives w (its place in the list), into
+ * out; the number of workers must not change. */
+static mt_status file_address(const char *fn, const worker *w, char *out, size_t len) {
+  char line[4 * MTI_ADDRESS_MAX];
+  mt_status st = read_worker_file(fn, line, sizeof line);
+  if (st) return st;
+  const char *p = line, *a;
+  size_t alen;
+  int n = 0;
+  for (; (a = next_address(&p, &alen)); n++)
+    if (n == (int)(w - reg.workers)) snprintf(out, len, "%.*s", (int)alen, a);
+  if (n != reg.nworkers)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: MODALTENSOR_WORKER_FILE=%s now names %d workers, "
+                     "this program started with %d: restart it to use them", fn,
+                     reg.worker_file, n, reg.nworkers);
+  return MT_OK;
+}
+
+/* Connects to address in place of w's worker, which must have as many
+ * devices. The old channel stays until w is disconnected. Called with w's
+ * lock held. */
+static mt_status worker_switch(const char *fn, worker *w, const char *address) {
+  worker fresh = {.target = strdup(address)};
+  replaced_channel *old = malloc(sizeof *old);
+  mt_status st = fresh.target && old ? worker_connect(fn, &fresh, getenv("MODALTENSOR_TOKEN"))
+                                     : mti_error_oom(fn, sizeof *old + strlen(address) + 1);
+  if (st) {
+    st = with_file_hint(st);
+  } else if (fresh.ndevices != w->ndevices) {
+    st = mti_error(MT_ERR_UNAVAILABLE, "%s: the worker at %s (from MODALTENSOR_WORKER_FILE=%s) "
+                   "has %d devices, this program started with %d: restart it to use them", fn,
+                   address, reg.worker_file, fresh.ndevices, w->ndevices);
+  }
+  if (st) {
+    worker_disconnect(&fresh);
+    free(fresh.target);
+    free(old);
+    return st;
+  }
+  *old = (replaced_channel){w->ch, w->target, w->replaced};
+  free(w->props);
+  w->replaced = old;
+  w->ch = fresh.ch;
+  w->target = fresh.target;
+  w->props = fresh.props;
+  return MT_OK;
+}
+
+/* Before a session of w opens again: when the worker file now names
+ * another address (a new `up`), switches w there. Called with the session
+ * lock held; takes the worker's lock. */
+static mt_status worker_follow_file(const char *fn, worker *w) {
+  if (!reg.worker_file) return MT_OK;
+  char address[MTI_ADDRESS_MAX];
+  mt_status st = file_address(fn, w, address, sizeof address);
+  if (st) return st;
+  pthread_mutex_lock(&w->lock);
+  if (strcmp(address, w->target) != 0) st = worker_switch(fn, w, address);
+  pthread_mutex_unlock(&w->lock);
+  return st;
+}
+
 static void stop_local_worker_at_exit(void) {
   for (int i = 0; i < reg.nworkers; i++)
     if (reg.workers[i].local) mti_local_worker_stop(&reg.workers[i].proc);
 }
 
-/* Splits MODALTENSOR_WORKER into workers (one local worker when unset). */
+/* Splits MODALTENSOR_WORKER, or the line of MODALTENSOR_WORKER_FILE, into
+ * workers (one local worker when neither is set). */
 static mt_status make_workers(const char *fn) {
+  char line[4 * MTI_ADDRESS_MAX];
   const char *list = getenv("MODALTENSOR_WORKER");
+  if (reg.worker_file) {
+    mt_status st = read_worker_file(fn, line, sizeof line);
+    if (st) return st;
+    list = line;
+  }
   int n = 1;
   for (const char *p = list; p && *p; p++) n += *p == ',';
   reg.workers = calloc((size_t)n, sizeof *reg.workers);
@@ -232,17 +386,13 @@ static mt_status make_workers(const char *fn) {
     reg.workers[0].local = 1;
     reg.nworkers = 1;
   }
-  for (const char *p = list; p && *p;) {
-    size_t len = strcspn(p, ",");
-    while (len && p[len - 1] == ' ') len--;
-    if (len) reg.workers[reg.nworkers++].target = strndup(p, len);
-    p += strcspn(p, ",");
-    while (*p == ',' || *p == ' ') p++;
-  }
+  size_t len;
+  for (const char *p = list, *a; p && (a = next_address(&p, &len));)
+    reg.workers[reg.nworkers++].target = strndup(a, len);
   for (int i = 0; i < reg.nworkers; i++) pthread_mutex_init(&reg.workers[i].lock, NULL);
   if (reg.nworkers == 0)
-    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: MODALTENSOR_WORKER: no address in \"%s\"", fn,
-                     list);
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: %s: no address in \"%s\"", fn,
+                     reg.worker_file ? "MODALTENSOR_WORKER_FILE" : "MODALTENSOR_WORKER", list);
   return MT_OK;
 }
 
@@ -256,6 +406,8 @@ static void free_registry(void) {
   free(reg.sessions);
   free(reg.tls_ca);
   reg.tls_ca = NULL;
+  free(reg.worker_file);
+  reg.worker_file = NULL;
   reg.workers = NULL;
   reg.sessions = NULL;
   reg.nworkers = reg.ndevices = 0;
@@ -287,7 +439,8 @@ static mt_status ensure_connected(const char *fn) {
     const char *token = getenv("MODALTENSOR_TOKEN");
     s = read_config(fn);
     if (!s) s = make_workers(fn);
-    for (int i = 0; !s && i < reg.nworkers; i++) s = worker_connect(fn, &reg.workers[i], token);
+    for (int i = 0; !s && i < reg.nworkers; i++)
+      s = with_file_hint(worker_connect(fn, &reg.workers[i], token));
     if (!s) s = make_sessions(fn);
     if (s) {
       free_registry();
@@ -312,9 +465,11 @@ static void drop_pending(session *s) {
 }
 
 /* Ends the session after a transport failure: every buffer made in it is
- * lost, pending work is dropped. Keeps the thread's error. */
+ * lost, pending work is dropped. Keeps the thread's error, adding what to
+ * do when the worker came from the worker file. */
 static void session_lost(session *s) {
   snprintf(s->lost, sizeof s->lost, "%s", mt_last_error());
+  with_file_hint(mt_last_status());
   mti_stream_close(s->stream);
   s->stream = NULL;
   s->generation++;
@@ -336,7 +491,10 @@ static mt_status recv_msg(const char *fn, session *s, Modaltensor__V1__WorkerMes
 /* Opens the session's stream (reviving a local worker known to be dead). */
 static mt_status session_open_once(const char *fn, session *s) {
   mt_status st = worker_revive(fn, s->w);
-  if (st || (st = mti_stream_open(fn, s->w->ch, reg.connect_timeout_ms, &s->stream))) return st;
+  if (!st) st = worker_follow_file(fn, s->w);
+  if (st) return st;
+  if ((st = mti_stream_open(fn, s->w->ch, reg.connect_timeout_ms, &s->stream)))
+    return with_file_hint(st);
   Modaltensor__V1__Open open = MODALTENSOR__V1__OPEN__INIT;
   char client[64];
   snprintf(client, sizeof client, "libmodaltensor %s pid %d", mt_version(), (int)getpid());
@@ -573,6 +731,40 @@ mt_status mti_remote_device_properties(const char *fn, int index, mt_device_prop
   *out = s->w->props[s->device];
   pthread_mutex_unlock(&s->w->lock);
   return MT_OK;
+}
+
+/* Reads device's memory numbers from a reply to a fresh Hello to w. Called
+ * with w's lock held, so that a restart cannot swap the channel under it. */
+static mt_status memory_from_hello(const char *fn, worker *w, int device, int64_t *allocated,
+                                   int64_t *reserved) {
+  if (!w->ch)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: the worker at %s is disconnected", fn, w->target);
+  ProtobufCMessage *raw;
+  mt_status st = call_hello(fn, w, reg.timeout_ms, &raw);
+  if (st) return st;
+  Modaltensor__V1__HelloReply *rep = (Modaltensor__V1__HelloReply *)raw;
+  if ((st = remote_status(rep->status))) {
+    mti_error(st, "%s: worker %s refused this client: %s", fn, w->target, rep->status->message);
+  } else if ((size_t)device >= rep->n_devices) {
+    st = mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s now reports %zu devices, not %d", fn,
+                   w->target, rep->n_devices, w->ndevices);
+  } else {
+    *allocated = rep->devices[device]->used_memory;
+    *reserved = rep->devices[device]->reserved_memory;
+  }
+  protobuf_c_message_free_unpacked(raw, NULL);
+  return st;
+}
+
+mt_status mti_remote_memory_usage(const char *fn, int index, int64_t *allocated,
+                                  int64_t *reserved) {
+  mt_status st = mti_remote_check_device(fn, index);
+  if (st) return st;
+  session *s = session_of(index);
+  pthread_mutex_lock(&s->w->lock);
+  st = memory_from_hello(fn, s->w, s->device, allocated, reserved);
+  pthread_mutex_unlock(&s->w->lock);
+  return st;
 }
 
 mt_status mti_remote_synchronize(const char *fn, int index) {

@@ -8,7 +8,9 @@
  * graph passes its size threshold, or after every op with MODALTENSOR_EAGER=1.
  *
  * Devices are numbered across the configured workers (MODALTENSOR_WORKER, a
- * comma-separated list of addresses) in list order; with none configured the
+ * comma-separated list of addresses, or MODALTENSOR_WORKER_FILE, a file
+ * holding one, read again on every reconnect) in list order; with none
+ * configured the
  * library starts a local worker on first use and stops it at mt_shutdown or
  * process exit.
  *
@@ -44,6 +46,13 @@ int mti_remote_device_count(void);
 mt_status mti_remote_check_device(const char *fn, int index);
 
 mt_status mti_remote_device_properties(const char *fn, int index, mt_device_properties *out);
+
+/* The worker's bytes of live blocks and of all blocks it holds (live and
+ * cached) on device index, asked afresh (a Hello call). They cover the work
+ * the worker has received: mti_remote_synchronize first to include all that
+ * is queued. Both 0 from a worker that predates these numbers. */
+mt_status mti_remote_memory_usage(const char *fn, int index, int64_t *allocated,
+                                  int64_t *reserved);
 
 /* Sends everything pending for device index and waits until the worker has
  * run it; returns the first deferred error since the last sync. */

@@ -69,6 +69,9 @@ START_TEST(test_in_process_without_worker) {
   mh_setenv("MODALTENSOR_WORKER", addr);
   mh_setenv("MODALTENSOR_CONNECT_TIMEOUT", "1");
   ck_assert_int_eq(mt_modal_is_available(), 0);
+  int64_t bytes = -1;
+  MH_EXPECT(mt_modal_memory_allocated(0, &bytes), MT_ERR_UNAVAILABLE,
+            "mt_modal_memory_allocated", NULL);
   mt_set_remote_execution(0);
   ck_assert_int_eq(mt_remote_execution_enabled(), 0);
   ck_assert_int_eq(mt_modal_is_available(), 1);
@@ -76,6 +79,13 @@ START_TEST(test_in_process_without_worker) {
   mt_device_properties p;
   MH_OK(mt_modal_get_device_properties(0, &p));
   ck_assert_int_gt(p.total_memory, 0);
+  /* The in-process device is host memory with no pool of its own: 0. */
+  MH_OK(mt_modal_memory_allocated(0, &bytes));
+  ck_assert_int_eq(bytes, 0);
+  bytes = -1;
+  MH_OK(mt_modal_memory_reserved(0, &bytes));
+  ck_assert_int_eq(bytes, 0);
+  MH_EXPECT(mt_modal_memory_reserved(1, &bytes), MT_ERR_DEVICE, "modal:1", NULL);
   float v[4] = {1, 2, 3, 4}, got[4];
   mt_tensor *a = MH_MADE(mt_from_data(v, 1, &four, MT_FLOAT32, MH_MODAL));
   mt_tensor *b = MH_MADE(mt_mul(a, a));
