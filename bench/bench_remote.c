@@ -25,6 +25,9 @@
  * status matters). Numbers are printed as a table; docs/REMOTE.md keeps them.
  *
  * Usage: mt_bench_remote [--worker ADDR] [--reps N] [--quick]
+ * Over TLS: start the worker with --tls-cert/--tls-key and a token, and set
+ * MODALTENSOR_TLS=1, MODALTENSOR_TLS_CA and MODALTENSOR_TOKEN (the bench's
+ * own Stats/Health channel follows MODALTENSOR_TLS_CA).
  */
 #include <modaltensor.h>
 
@@ -574,6 +577,25 @@ static int parse_args(int argc, char **argv, options *o) {
   return 0;
 }
 
+/* The bench's own channel for Stats and the bare Health ping: over TLS,
+ * trusting MODALTENSOR_TLS_CA, when the library is told to use TLS too. */
+static wc_channel *stats_connect(const char *addr) {
+  const char *token = getenv("MODALTENSOR_TOKEN"), *ca = getenv("MODALTENSOR_TLS_CA");
+  if (!ca || !*ca) return wc_connect(addr, token);
+  FILE *f = fopen(ca, "rb");
+  char *pem = f ? calloc(1, 1 << 20) : NULL;
+  size_t n = pem ? fread(pem, 1, (1 << 20) - 1, f) : 0;
+  if (f) fclose(f);
+  if (!n) {
+    fprintf(stderr, "mt_bench_remote: MODALTENSOR_TLS_CA=%s: cannot read it\n", ca);
+    free(pem);
+    return NULL;
+  }
+  wc_channel *ch = wc_connect_tls(addr, token, pem);
+  free(pem);
+  return ch;
+}
+
 int main(int argc, char **argv) {
   options o;
   if (parse_args(argc, argv, &o)) return 2;
@@ -593,7 +615,8 @@ int main(int argc, char **argv) {
   /* The library reads the address at its first call. */
   setenv("MODALTENSOR_WORKER", addr, 1);
   grpc_init();
-  stats_channel = wc_connect(addr, getenv("MODALTENSOR_TOKEN"));
+  stats_channel = stats_connect(addr);
+  if (!stats_channel) return 1;
 
   if (o.child_mlp) { /* (d), eager, in the child: one line for the parent */
     mlp_result r = run_mlp(o.child_mlp, MODAL);

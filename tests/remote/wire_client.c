@@ -38,7 +38,9 @@ static gpr_timespec pluck_deadline(gpr_timespec call_deadline) {
   return gpr_time_add(call_deadline, gpr_time_from_seconds(5, GPR_TIMESPAN));
 }
 
-wc_channel *wc_connect(const char *target, const char *token) {
+/* A channel with creds (released here), carrying token if not NULL. */
+static wc_channel *connect_with(const char *target, const char *token,
+                                grpc_channel_credentials *creds) {
   wc_channel *ch = calloc(1, sizeof *ch);
   grpc_arg args[] = {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = MAX_MESSAGE}},
@@ -53,7 +55,6 @@ wc_channel *wc_connect(const char *target, const char *token) {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
   };
   grpc_channel_args chargs = {sizeof args / sizeof args[0], args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   ch->channel = grpc_channel_create(target, creds, &chargs);
   grpc_channel_credentials_release(creds);
   if (token) {
@@ -61,6 +62,14 @@ wc_channel *wc_connect(const char *target, const char *token) {
     sprintf(ch->auth, "Bearer %s", token);
   }
   return ch;
+}
+
+wc_channel *wc_connect(const char *target, const char *token) {
+  return connect_with(target, token, grpc_insecure_credentials_create());
+}
+
+wc_channel *wc_connect_tls(const char *target, const char *token, const char *ca_pem) {
+  return connect_with(target, token, grpc_ssl_credentials_create(ca_pem, NULL, NULL, NULL));
 }
 
 void wc_channel_free(wc_channel *ch) {

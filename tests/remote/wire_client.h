@@ -23,6 +23,9 @@ typedef struct wc_stream wc_stream;
 /* A channel to target ("127.0.0.1:port"); token NULL sends no
  * authorization metadata. NULL when grpc refuses the target. */
 wc_channel *wc_connect(const char *target, const char *token);
+
+/* The same over TLS, trusting the CA certificates in ca_pem (PEM text). */
+wc_channel *wc_connect_tls(const char *target, const char *token, const char *ca_pem);
 void wc_channel_free(wc_channel *ch);
 
 /* Sends req_len bytes to a unary method and waits (timeout_ms) for the end.
