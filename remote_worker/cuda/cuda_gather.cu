@@ -18,12 +18,6 @@ namespace {
 
 enum { THREADS = 256 };
 
-int64_t numel_of(const int64_t *shape, int from, int to) {
-  int64_t n = 1;
-  for (int d = from; d < to; d++) n *= shape[d];
-  return n;
-}
-
 /* ---- cat ---- */
 
 /* The slab of out one input fills: element e of the input (row-major, of
@@ -53,7 +47,8 @@ bool pitch_ok(int64_t bytes) { return bytes < ((int64_t)1 << 31); }
  * of out's dtype, else the converting kernel. */
 mt_status cat_one(const mtw_cuda_ctx *ctx, const mti_view &v, const mti_view &out, int dim,
                   char *dst) {
-  int64_t outer = numel_of(out.shape, 0, dim), inner = numel_of(out.shape, dim + 1, out.ndim);
+  int64_t outer = mti_shape_numel(dim, out.shape);
+  int64_t inner = mti_shape_numel(out.ndim - dim - 1, out.shape + dim + 1);
   int64_t es = (int64_t)mt_dtype_size(out.dtype), row = v.shape[dim] * inner;
   int64_t pitch = out.shape[dim] * inner;
   if (v.dtype == out.dtype && mti_shape_is_contiguous(v.ndim, v.shape, v.strides) &&
@@ -174,7 +169,7 @@ extern "C" mt_status mtw_cuda_cat(const mtw_cuda_ctx *ctx, const mti_view *in, i
                                   const mti_attrs *at, const mti_view *out) {
   int dim = at->dim;
   if (mti_shape_numel(out->ndim, out->shape) == 0) return MT_OK;
-  int64_t inner = mtw::numel_of(out->shape, dim + 1, out->ndim), offset = 0;
+  int64_t inner = mti_shape_numel(out->ndim - dim - 1, out->shape + dim + 1), offset = 0;
   size_t es = mt_dtype_size(out->dtype);
   for (int i = 0; i < n; i++) {
     const mti_view &v = in[i];
@@ -199,8 +194,8 @@ extern "C" mt_status mtw_cuda_index_select(const mtw_cuda_ctx *ctx, const mti_vi
   g.stride = a.strides[dim];
   g.len = index.ndim == 0 ? 1 : index.shape[0];
   g.step = index.ndim == 0 ? 0 : index.strides[0];
-  g.inner = mtw::numel_of(a.shape, dim + 1, a.ndim);
-  g.rows = mtw::numel_of(a.shape, 0, dim) * g.len;
+  g.inner = mti_shape_numel(a.ndim - dim - 1, a.shape + dim + 1);
+  g.rows = mti_shape_numel(dim, a.shape) * g.len;
   g.group = mtw::pow2_at_least(g.inner < (int64_t)mtw::THREADS ? g.inner : (int64_t)mtw::THREADS);
   if (out->dtype != a.dtype)
     return mti_error(MT_ERR_INTERNAL, "mt_index_select: out has dtype %s",

@@ -365,12 +365,8 @@ mti_view contiguous_f32(const mti_view &v, float *p) {
 extern "C" mt_status mtw_cuda_softmax(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                                       const mti_attrs *at, const mti_view *out) {
   const char *fn = op == MTI_OP_LOG_SOFTMAX ? "mt_log_softmax" : "mt_softmax";
-  int64_t outer = 1, r = 1, inner = 1;
-  for (int d = 0; d < in->ndim; d++) {
-    if (d < at->dim) outer *= in->shape[d];
-    else if (d == at->dim) r = in->shape[d];
-    else inner *= in->shape[d];
-  }
+  int64_t outer, r, inner;
+  mti_shape_split(in->ndim, in->shape, at->dim, &outer, &r, &inner);
   int64_t numel = outer * r * inner;
   if (numel == 0) return MT_OK;
   if (out->dtype != mtw::float_result(in->dtype))

@@ -27,6 +27,18 @@ static inline void mti_dims_copy(int64_t *dst, const int64_t *src, int n) {
 /* Product of the dims; the caller has checked it cannot overflow. */
 int64_t mti_shape_numel(int ndim, const int64_t *shape);
 
+/* Splits shape around dim into [outer, len, inner] element counts, as a
+ * kernel along dim sees it; a 0-d shape (dim 0) is [1, 1, 1]. */
+static inline void mti_shape_split(int ndim, const int64_t *shape, int dim, int64_t *outer,
+                                   int64_t *len, int64_t *inner) {
+  *outer = *len = *inner = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (d < dim) *outer *= shape[d];
+    else if (d == dim) *len = shape[d];
+    else *inner *= shape[d];
+  }
+}
+
 /* Checks 0 <= ndim <= MT_MAX_DIMS, dims >= 0, and that numel * elem_size fits
  * in int64. Sets the error (naming fn) and returns its status on failure. */
 mt_status mti_shape_check(const char *fn, int ndim, const int64_t *shape, size_t elem_size);

@@ -275,12 +275,8 @@ static void softmax_run(mt_dtype ct, const char *x, char *y, int64_t outer, int6
 
 mt_status mti_cpu_softmax(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out) {
   const char *fn = op == MTI_OP_LOG_SOFTMAX ? "mt_log_softmax" : "mt_softmax";
-  int64_t outer = 1, r = 1, inner = 1;
-  for (int d = 0; d < in->ndim; d++) {
-    if (d < at->dim) outer *= in->shape[d];
-    else if (d == at->dim) r = in->shape[d];
-    else inner *= in->shape[d];
-  }
+  int64_t outer, r, inner;
+  mti_shape_split(in->ndim, in->shape, at->dim, &outer, &r, &inner);
   int64_t numel = outer * r * inner;
   if (numel == 0) return MT_OK;
   mt_dtype ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
