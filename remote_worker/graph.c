@@ -28,10 +28,16 @@ typedef struct node_ctx {
   char prefix[96];         /* "mt_add (node 3 of graph 2)" */
 } node_ctx;
 
-/* The node's new output id, when it may still receive a failed storage. */
-static int output_is_free(const node_ctx *c) {
-  uint64_t id = c->node->output_id;
-  return !c->node->into && id != 0 && !mtw_table_find(&c->s->table, id);
+/* Makes each new output id of the node a failed storage with message, so
+ * that later nodes and downloads inherit the failure. Ids that are 0, taken
+ * or repeated stay as they are. An into target is left alone here. */
+static void fail_new_outputs(node_ctx *c, mt_status status, const char *msg) {
+  if (c->node->into) return;
+  for (size_t k = 0; k < c->node->n_outputs; k++) {
+    uint64_t id = c->node->outputs[k]->id;
+    if (id != 0 && !mtw_table_find(&c->s->table, id))
+      mtw_storage_create_failed(c->s, id, status, msg);
+  }
 }
 
 /* Fails the node with "prefix: reason": the deferred error, and a failed
@@ -46,7 +52,7 @@ static void refuse(node_ctx *c, mt_status status, const char *fmt, ...) {
   vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
   va_end(ap);
   mtw_session_defer(c->s, status, "%s", msg);
-  if (output_is_free(c)) mtw_storage_create_failed(c->s, c->node->output_id, status, msg);
+  fail_new_outputs(c, status, msg);
 }
 
 /* The reason in the thread's error without its leading "mt_<op>: ", which
@@ -67,7 +73,7 @@ static void inherit_failure(node_ctx *c, const mtw_storage *failed) {
   mt_status status = failed->fail_status;
   mtw_session_defer(c->s, status, "%s", msg);
   if (c->into && c->into != failed) mtw_storage_fail(c->s, c->into, status, msg);
-  else if (output_is_free(c)) mtw_storage_create_failed(c->s, c->node->output_id, status, msg);
+  else fail_new_outputs(c, status, msg);
 }
 
 static mti_attrs attrs_of(const Modaltensor__V1__Attrs *a) {
@@ -81,6 +87,10 @@ static mti_attrs attrs_of(const Modaltensor__V1__Attrs *a) {
     at.dim = a->dim;
     at.dtype = a->dtype;
     at.flags = a->flags;
+    at.s2 = a->s2;
+    /* more than fit is refused by mti_attrs_check, from n_ints */
+    at.n_ints = a->n_ints > MTI_MAX_INT_ATTRS ? MTI_MAX_INT_ATTRS + 1 : (int32_t)a->n_ints;
+    for (size_t i = 0; i < a->n_ints && i < MTI_MAX_INT_ATTRS; i++) at.ints[i] = a->ints[i];
   }
   return at;
 }
@@ -134,9 +144,9 @@ static int into_target(node_ctx *c, mti_view *out) {
     refuse(c, MT_ERR_INVALID_ARGUMENT, "into: only copy writes into an existing view");
     return -1;
   }
-  if (n->output_id != 0) {
-    refuse(c, MT_ERR_INVALID_ARGUMENT, "output_id %llu and into are both set",
-           (unsigned long long)n->output_id);
+  if (n->n_outputs != 1 || n->outputs[0]->id != 0) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: needs one output with id 0, got %zu outputs",
+           n->n_outputs);
     return -1;
   }
   mtw_storage *st = usable_storage(c, "into", n->into->id);
@@ -149,10 +159,9 @@ static int into_target(node_ctx *c, mti_view *out) {
   return 0;
 }
 
-/* Layer norm's weight and bias are optional: absent ones have id 0. */
+/* Optional inputs the flags call absent have id 0. */
 static int input_absent(const node_ctx *c, const mti_attrs *at, size_t i) {
-  if (c->info->kind != MTI_KIND_LAYER_NORM || i == 0) return 0;
-  return !(at->flags & (i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS));
+  return !mti_input_present(c->info, at, (int)i);
 }
 
 /* Fills metas and views of the inputs; 0 on success. */
@@ -186,87 +195,130 @@ static int same_meta(const mti_meta *a, mt_dtype dtype, size_t ndim, const int64
   return 1;
 }
 
-/* Infers the output and checks it against what the client recorded; a
- * copy into a view must give the view's dtype from a source that
- * broadcasts to the view's shape. 0 on success. */
-static int infer_output(node_ctx *c, const mti_attrs *at, const mti_meta *metas,
-                        const mti_view *into_view, mti_meta *out) {
+/* Checks that output k of the node is what the worker inferred. */
+static int check_expected(node_ctx *c, size_t k, const mti_meta *got_meta) {
+  const Modaltensor__V1__Output *o = c->node->outputs[k];
+  if (same_meta(got_meta, (mt_dtype)o->dtype, o->n_shape, o->shape)) return 0;
+  char got[160], want[160];
+  int nd = o->n_shape > MT_MAX_DIMS ? MT_MAX_DIMS : (int)o->n_shape;
+  refuse(c, MT_ERR_INVALID_ARGUMENT, "output %zu: the client expects %s %s, the worker infers %s %s",
+         k, mt_dtype_name((mt_dtype)o->dtype), mti_shape_str(want, sizeof want, nd, o->shape),
+         mt_dtype_name(got_meta->dtype),
+         mti_shape_str(got, sizeof got, got_meta->ndim, got_meta->shape));
+  return -1;
+}
+
+/* A copy into a view must give the view's dtype from a source that
+ * broadcasts to the view's shape; out then takes the view's shape. */
+static int check_into(node_ctx *c, const mti_view *into_view, mti_meta *out) {
+  int nd;
+  int64_t shape[MT_MAX_DIMS];
+  char got[160], want[160];
+  if (out->dtype != into_view->dtype ||
+      mti_shape_broadcast("into", out->ndim, out->shape, into_view->ndim, into_view->shape, &nd,
+                          shape) != MT_OK ||
+      nd != into_view->ndim || memcmp(shape, into_view->shape, sizeof(int64_t) * (size_t)nd)) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "into: the view is %s %s, the copy gives %s %s",
+           mt_dtype_name(into_view->dtype),
+           mti_shape_str(want, sizeof want, into_view->ndim, into_view->shape),
+           mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
+    return -1;
+  }
+  out->ndim = into_view->ndim;
+  memcpy(out->shape, into_view->shape, sizeof out->shape);
+  return 0;
+}
+
+/* Infers the outputs and checks them against what the client recorded.
+ * 0 on success. */
+static int infer_outputs(node_ctx *c, const mti_attrs *at, const mti_meta *metas,
+                         const mti_view *into_view, mti_meta *out) {
   const Modaltensor__V1__Node *n = c->node;
-  memset(out, 0, sizeof *out);
+  memset(out, 0, sizeof *out * MTI_MAX_OUTPUTS);
   mti_op_kind kind = c->info->kind;
   if (kind == MTI_KIND_FILL || kind == MTI_KIND_ARANGE || kind == MTI_KIND_RANDOM) {
     /* creation ops take their shape from the node */
-    if (n->n_out_shape > MT_MAX_DIMS) {
-      refuse(c, MT_ERR_SHAPE, "out_shape: %zu dims, at most %d", n->n_out_shape, MT_MAX_DIMS);
+    const Modaltensor__V1__Output *o = n->outputs[0];
+    if (o->n_shape > MT_MAX_DIMS) {
+      refuse(c, MT_ERR_SHAPE, "output 0: %zu dims, at most %d", o->n_shape, MT_MAX_DIMS);
       return -1;
     }
-    out->ndim = (int)n->n_out_shape;
-    for (int d = 0; d < out->ndim; d++) out->shape[d] = n->out_shape[d];
+    out->ndim = (int)o->n_shape;
+    for (int d = 0; d < out->ndim; d++) out->shape[d] = o->shape[d];
   }
-  if (mti_infer((mti_op)n->op, (int)n->n_inputs, metas, at, out) != MT_OK ||
-      mti_shape_check("output", out->ndim, out->shape, mt_dtype_size(out->dtype)) != MT_OK) {
+  if (mti_infer((mti_op)n->op, (int)n->n_inputs, metas, at, out) != MT_OK) {
     refuse(c, mt_last_status(), "%s", error_reason(c));
     return -1;
   }
-  char got[160], want[160];
-  if (into_view) {
-    /* mt_copy_ broadcasts its source to the destination view */
-    int nd;
-    int64_t shape[MT_MAX_DIMS];
-    if (out->dtype != into_view->dtype ||
-        mti_shape_broadcast("into", out->ndim, out->shape, into_view->ndim, into_view->shape, &nd,
-                            shape) != MT_OK ||
-        nd != into_view->ndim || memcmp(shape, into_view->shape, sizeof(int64_t) * (size_t)nd)) {
-      refuse(c, MT_ERR_INVALID_ARGUMENT, "into: the view is %s %s, the copy gives %s %s",
-             mt_dtype_name(into_view->dtype),
-             mti_shape_str(want, sizeof want, into_view->ndim, into_view->shape),
-             mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
+  if (into_view && check_into(c, into_view, out)) return -1;
+  for (size_t k = 0; k < n->n_outputs; k++)
+    if (check_expected(c, k, &out[k])) return -1;
+  return 0;
+}
+
+/* Output ids: as many as the op has, each new and distinct (an into copy
+ * has its one id 0, checked by into_target). 0 when they are. */
+static int check_output_ids(node_ctx *c) {
+  const Modaltensor__V1__Node *n = c->node;
+  if (n->n_outputs != (size_t)c->info->nout) {
+    refuse(c, MT_ERR_INVALID_ARGUMENT, "has %d outputs, the node lists %zu", c->info->nout,
+           n->n_outputs);
+    return -1;
+  }
+  if (n->into) return 0;
+  for (size_t k = 0; k < n->n_outputs; k++) {
+    uint64_t id = n->outputs[k]->id;
+    int repeated = 0;
+    for (size_t j = 0; j < k; j++) repeated |= n->outputs[j]->id == id;
+    if (id == 0 || repeated || mtw_table_find(&c->s->table, id)) {
+      refuse(c, MT_ERR_INVALID_ARGUMENT,
+             id == 0 ? "output %zu: %llu is not an id"
+                     : repeated ? "output %zu: storage %llu is listed twice"
+                                : "output %zu: storage %llu already exists",
+             k, (unsigned long long)id);
       return -1;
     }
-    out->ndim = into_view->ndim;
-    memcpy(out->shape, into_view->shape, sizeof out->shape);
-  }
-  if (!same_meta(out, (mt_dtype)n->out_dtype, n->n_out_shape, n->out_shape)) {
-    int nd = n->n_out_shape > MT_MAX_DIMS ? MT_MAX_DIMS : (int)n->n_out_shape;
-    refuse(c, MT_ERR_INVALID_ARGUMENT,
-           "output: the client expects %s %s, the worker infers %s %s",
-           mt_dtype_name((mt_dtype)n->out_dtype), mti_shape_str(want, sizeof want, nd, n->out_shape),
-           mt_dtype_name(out->dtype), mti_shape_str(got, sizeof got, out->ndim, out->shape));
-    return -1;
   }
   return 0;
 }
 
-/* Runs the validated node into a new storage or the into view. */
+/* Creates the node's output storages and their views; 0 on success. */
+static int create_outputs(node_ctx *c, const mti_meta *metas, mtw_storage **targets,
+                          mti_view *views) {
+  for (int k = 0; k < c->info->nout; k++) {
+    const mti_meta *m = &metas[k];
+    int64_t numel = mti_shape_numel(m->ndim, m->shape);
+    if (mtw_storage_create(c->s, c->node->outputs[k]->id, m->dtype, numel, &targets[k]) != MT_OK) {
+      refuse(c, mt_last_status(), "%s", mt_last_error());
+      return -1;
+    }
+    targets[k]->received = targets[k]->nbytes;
+    memset(&views[k], 0, sizeof views[k]);
+    views[k].data = targets[k]->block->ptr;
+    views[k].dtype = m->dtype;
+    views[k].ndim = m->ndim;
+    memcpy(views[k].shape, m->shape, sizeof views[k].shape);
+    mti_shape_contiguous_strides(views[k].ndim, views[k].shape, views[k].strides);
+  }
+  return 0;
+}
+
+/* Runs the validated node into new storages or the into view. */
 static void execute(node_ctx *c, const mti_attrs *at, const mti_view *views,
-                    const mti_meta *out_meta, const mti_view *into_view) {
+                    const mti_meta *out_metas, const mti_view *into_view) {
   mtw_session *s = c->s;
   const mtw_backend *b = s->worker->backend;
-  mtw_storage *target = c->into;
-  mti_view out;
-  if (into_view) {
-    out = *into_view;
-  } else {
-    int64_t numel = mti_shape_numel(out_meta->ndim, out_meta->shape);
-    if (mtw_storage_create(s, c->node->output_id, out_meta->dtype, numel, &target) != MT_OK) {
-      refuse(c, mt_last_status(), "%s", mt_last_error());
-      return;
-    }
-    target->received = target->nbytes;
-    memset(&out, 0, sizeof out);
-    out.data = target->block->ptr;
-    out.dtype = out_meta->dtype;
-    out.ndim = out_meta->ndim;
-    memcpy(out.shape, out_meta->shape, sizeof out.shape);
-    mti_shape_contiguous_strides(out.ndim, out.shape, out.strides);
-  }
-  if (b->ops->run(s->stream, (mti_op)c->node->op, views, (int)c->node->n_inputs, at, &out) !=
+  mtw_storage *targets[MTI_MAX_OUTPUTS] = {c->into};
+  mti_view outs[MTI_MAX_OUTPUTS];
+  if (into_view) outs[0] = *into_view;
+  else if (create_outputs(c, out_metas, targets, outs)) return;
+  if (b->ops->run(s->stream, (mti_op)c->node->op, views, (int)c->node->n_inputs, at, outs) !=
       MT_OK) {
     char msg[MTW_MESSAGE_MAX];
     mt_status status = mt_last_status();
     snprintf(msg, sizeof msg, "%s: %s", c->prefix, error_reason(c));
     mtw_session_defer(s, status, "%s", msg);
-    mtw_storage_fail(s, target, status, msg);
+    for (int k = 0; k < c->info->nout; k++) mtw_storage_fail(s, targets[k], status, msg);
   }
 }
 
@@ -293,14 +345,13 @@ static void run_node(mtw_session *s, const Modaltensor__V1__Node *n, size_t inde
     return;
   }
   mti_attrs at = attrs_of(n->attrs);
-  mti_view into_view;
-  if (n->into ? into_target(&c, &into_view) : 0) return;
-  if (!n->into && (n->output_id == 0 || mtw_table_find(&s->table, n->output_id))) {
-    refuse(&c, MT_ERR_INVALID_ARGUMENT, n->output_id ? "output: storage %llu already exists"
-                                                     : "output: %llu is not an id",
-           (unsigned long long)n->output_id);
+  if (check_output_ids(&c)) return;
+  if (mti_attrs_check((mti_op)n->op, &at) != MT_OK) {
+    refuse(&c, MT_ERR_INVALID_ARGUMENT, "%s", error_reason(&c));
     return;
   }
+  mti_view into_view;
+  if (n->into ? into_target(&c, &into_view) : 0) return;
 
   enum { SMALL = 4 };
   mti_meta small_metas[SMALL];
@@ -317,10 +368,10 @@ static void run_node(mtw_session *s, const Modaltensor__V1__Node *n, size_t inde
       return;
     }
   }
-  mti_meta out_meta;
+  mti_meta out_metas[MTI_MAX_OUTPUTS];
   if (gather_inputs(&c, &at, metas, views) == 0 &&
-      infer_output(&c, &at, metas, n->into ? &into_view : NULL, &out_meta) == 0)
-    execute(&c, &at, views, &out_meta, n->into ? &into_view : NULL);
+      infer_outputs(&c, &at, metas, n->into ? &into_view : NULL, out_metas) == 0)
+    execute(&c, &at, views, out_metas, n->into ? &into_view : NULL);
   if (metas != small_metas) {
     free(metas);
     free(views);

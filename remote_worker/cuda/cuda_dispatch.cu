@@ -1,5 +1,8 @@
 /*
  * cuda_dispatch.cu - routes an op to its kernel family (cuda_kernels.h).
+ *
+ * out points at the op's outputs (ops.def's NOUT views). No default case:
+ * a kind added to core/kinds.def without a cuda family does not compile.
  */
 #include "cuda_common.cuh"
 
@@ -16,6 +19,18 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_MATMUL: return mtw_cuda_matmul_generic(ctx, &in[0], &in[1], out);
   case MTI_KIND_CAT: return mtw_cuda_cat(ctx, in, n, at, out);
   case MTI_KIND_INDEX_SELECT: return mtw_cuda_index_select(ctx, in, at, out);
-  default: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
+  case MTI_KIND_FILL:
+  case MTI_KIND_ARANGE:
+  case MTI_KIND_COPY:
+  case MTI_KIND_BINARY:
+  case MTI_KIND_COMPARE:
+  case MTI_KIND_LOGICAL:
+  case MTI_KIND_SCALAR:
+  case MTI_KIND_UNARY:
+  case MTI_KIND_UNARY_FLOAT:
+  case MTI_KIND_WHERE:
+  case MTI_KIND_CLAMP:
+  case MTI_KIND_CAST: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
   }
+  return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

@@ -6,7 +6,6 @@
  * (cpu tensors, and modal tensors made while remote execution was off), or
  * recorded into the pending graph of the inputs' worker session.
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "api/tensor_impl.h"
@@ -42,16 +41,18 @@ static void scratch_free(op_scratch *s) {
   if (s->views != s->view_inline) free(s->views);
 }
 
-/* Present inputs are non-NULL and share one device, which goes to *device. */
-static mt_status check_inputs(const char *fn, int n, const mt_tensor *const *in,
-                              const char *const *names, const mti_attrs *at, mti_op_kind kind,
-                              mt_device *device, int *remote) {
+/* Present inputs are non-NULL and share one device, which goes to *device.
+ * A NULL optional input is absent: its MTI_FLAG_PRESENT bit stays clear. */
+static mt_status check_inputs(const mti_op_info *info, int n, const mt_tensor *const *in,
+                              const char *const *names, mti_attrs *at, mt_device *device,
+                              int *remote) {
+  const char *fn = info->fn;
   int first = -1;
   for (int i = 0; i < n; i++) {
-    int optional = kind == MTI_KIND_LAYER_NORM && i > 0;
-    if (optional && !(at->flags & (i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS))) continue;
+    if ((info->optional >> i & 1u) && !in[i]) continue;
     mt_status s = mti_check_tensor(fn, names[i], in[i]);
     if (s) return s;
+    if (info->optional >> i & 1u) at->flags |= MTI_FLAG_PRESENT(i);
     if (first < 0) {
       first = i;
       continue;
@@ -75,70 +76,109 @@ static mt_status check_inputs(const char *fn, int n, const mt_tensor *const *in,
   return MT_OK;
 }
 
-/* Records op on remote inputs; returns the output tensor. */
-static mt_tensor *record(const char *fn, mti_op op, int n, const mt_tensor *const *in,
-                         const mti_attrs *at, const mti_meta *meta, mt_device device) {
+/* Frees outs[0..nout) and sets them to NULL. */
+static void free_outputs(int nout, mt_tensor **outs) {
+  for (int k = 0; k < nout; k++) {
+    mt_tensor_free(outs[k]);
+    outs[k] = NULL;
+  }
+}
+
+/* Wraps the op's recorded buffers (taking them) into tensors; on failure
+ * releases the rest and frees what was made. */
+static mt_status wrap_remote(const char *fn, int nout, mti_remote_buffer **bufs,
+                             const mti_meta *metas, mt_device device, mt_tensor **outs) {
+  mt_status st = MT_OK;
+  for (int k = 0; k < nout; k++) {
+    outs[k] = NULL;
+    if (st) {
+      mti_remote_release(bufs[k]);
+      continue;
+    }
+    const mti_meta *m = &metas[k];
+    size_t nbytes = (size_t)mti_shape_numel(m->ndim, m->shape) * mt_dtype_size(m->dtype);
+    mti_storage *s = mti_storage_remote(fn, bufs[k], nbytes); /* releases b on failure */
+    if (!s || !(outs[k] = mti_tensor_wrap(fn, s, m, device))) st = mt_last_status();
+  }
+  if (st) free_outputs(nout, outs);
+  return st;
+}
+
+/* Records op on remote inputs, making its nout output tensors. */
+static mt_status record(const mti_op_info *info, mti_op op, int n, const mt_tensor *const *in,
+                        const mti_attrs *at, const mti_meta *metas, mt_device device,
+                        mt_tensor **outs) {
+  const char *fn = info->fn;
   mti_remote_view inline_views[MTI_INLINE_INPUTS];
   mti_remote_view *views = inline_views;
   if (n > MTI_INLINE_INPUTS && !(views = malloc(sizeof *views * (size_t)n)))
-    return mti_error_oom(fn, sizeof *views * (size_t)n), NULL;
+    return mti_error_oom(fn, sizeof *views * (size_t)n);
   for (int i = 0; i < n; i++) {
     if (in[i]) views[i] = mti_tensor_remote_view(in[i]);
     else views[i].buf = NULL, views[i].ndim = 0, views[i].offset = 0;
   }
-  mti_remote_buffer *b = mti_remote_record(fn, device.index, op, n, views, at, meta);
+  mti_remote_buffer *bufs[MTI_MAX_OUTPUTS];
+  mt_status st = mti_remote_record(fn, device.index, op, n, views, at, metas, bufs);
   if (views != inline_views) free(views);
-  size_t nbytes = (size_t)mti_shape_numel(meta->ndim, meta->shape) * mt_dtype_size(meta->dtype);
-  mti_storage *s = b ? mti_storage_remote(fn, b, nbytes) : NULL;
-  return s ? mti_tensor_wrap(fn, s, meta, device) : NULL;
+  return st ? st : wrap_remote(fn, info->nout, bufs, metas, device, outs);
 }
 
-/* Runs op on host inputs with the cpu backend; returns the output tensor. */
-static mt_tensor *run_host(const char *fn, mti_op op, int n, const mti_view *views,
-                           const mti_attrs *at, const mti_meta *meta, mt_device device) {
-  mt_tensor *out = mti_tensor_new(fn, meta, device);
-  if (!out) return NULL;
-  mti_view ov = mti_tensor_host_view(out);
-  if (mti_cpu_run(op, views, n, at, &ov)) {
-    mt_tensor_free(out);
-    return NULL;
+/* Runs op on host inputs with the cpu backend, making its output tensors. */
+static mt_status run_host(const mti_op_info *info, mti_op op, int n, const mti_view *views,
+                          const mti_attrs *at, const mti_meta *metas, mt_device device,
+                          mt_tensor **outs) {
+  mti_view ov[MTI_MAX_OUTPUTS];
+  for (int k = 0; k < info->nout; k++) {
+    if (!(outs[k] = mti_tensor_new(info->fn, &metas[k], device))) {
+      free_outputs(k, outs);
+      return mt_last_status();
+    }
+    ov[k] = mti_tensor_host_view(outs[k]);
   }
-  return out;
+  mt_status st = mti_cpu_run(op, views, n, at, ov);
+  if (st) free_outputs(info->nout, outs);
+  return st;
 }
 
-mt_tensor *mti_run_op(mti_op op, int n, const mt_tensor *const *in, const char *const *names,
-                      const mti_attrs *at) {
+mt_status mti_run_op_multi(mti_op op, int n, const mt_tensor *const *in,
+                           const char *const *names, const mti_attrs *at_in, mt_tensor **outs) {
   const mti_op_info *info = mti_op_get((int)op);
-  char fn[48];
-  snprintf(fn, sizeof fn, "mt_%s", info->name);
+  for (int k = 0; k < info->nout; k++) outs[k] = NULL;
+  mti_attrs at = *at_in;
   mt_device device;
   int remote = 0;
   op_scratch sc;
-  if (check_inputs(fn, n, in, names, at, info->kind, &device, &remote) ||
-      scratch_init(fn, &sc, n))
-    return NULL;
+  if (check_inputs(info, n, in, names, &at, &device, &remote) ||
+      scratch_init(info->fn, &sc, n))
+    return mt_last_status();
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue; /* absent optional input: never read */
     sc.metas[i] = mti_tensor_meta(in[i]);
     if (!remote) sc.views[i] = mti_tensor_host_view(in[i]);
   }
-  mti_meta meta;
-  mt_tensor *out = NULL;
-  if (!mti_infer(op, n, sc.metas, at, &meta))
-    out = remote ? record(fn, op, n, in, at, &meta, device)
-                 : run_host(fn, op, n, sc.views, at, &meta, device);
+  mti_meta metas[MTI_MAX_OUTPUTS];
+  mt_status st = mti_infer(op, n, sc.metas, &at, metas);
+  if (!st)
+    st = remote ? record(info, op, n, in, &at, metas, device, outs)
+                : run_host(info, op, n, sc.views, &at, metas, device, outs);
   scratch_free(&sc);
-  return out;
+  return st;
+}
+
+mt_tensor *mti_run_op(mti_op op, int n, const mt_tensor *const *in, const char *const *names,
+                      const mti_attrs *at) {
+  mt_tensor *out[MTI_MAX_OUTPUTS];
+  return mti_run_op_multi(op, n, in, names, at, out) ? NULL : out[0];
 }
 
 mt_tensor *mti_run_creation(mti_op op, mt_device device, int ndim, const int64_t *shape,
                             const mti_attrs *at) {
   const mti_op_info *info = mti_op_get((int)op);
-  char fn[48];
-  snprintf(fn, sizeof fn, "mt_%s", info->name);
   mti_meta meta = {.ndim = ndim};
   for (int i = 0; i < ndim; i++) meta.shape[i] = shape[i];
   if (mti_infer(op, 0, NULL, at, &meta)) return NULL;
-  if (mti_device_is_remote(device)) return record(fn, op, 0, NULL, at, &meta, device);
-  return run_host(fn, op, 0, NULL, at, &meta, device);
+  mt_tensor *out = NULL;
+  if (mti_device_is_remote(device)) record(info, op, 0, NULL, at, &meta, device, &out);
+  else run_host(info, op, 0, NULL, at, &meta, device, &out);
+  return out;
 }

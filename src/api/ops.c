@@ -124,7 +124,7 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_KIND_CAT(N, n, A)
 #define WRAP_KIND_INDEX_SELECT(N, n, A)
 
-#define MT_OP(NAME, name, KIND, ARITY) WRAP_KIND_##KIND(NAME, name, ARITY)
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"
 #undef MT_OP
 
@@ -156,7 +156,6 @@ mt_tensor *mt_layer_norm(const mt_tensor *a, const mt_tensor *weight, const mt_t
   const mt_tensor *in[3] = {a, weight, bias};
   mti_attrs at = {0};
   at.s0 = eps;
-  at.flags = (weight ? MTI_FLAG_HAS_WEIGHT : 0) | (bias ? MTI_FLAG_HAS_BIAS : 0);
   return mti_run_op(MTI_OP_LAYER_NORM, 3, in, names, &at);
 }
 

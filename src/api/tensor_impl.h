@@ -91,11 +91,17 @@ static inline int mti_device_equal(mt_device a, mt_device b) {
   return a.type == b.type && a.index == b.index;
 }
 
-/* Runs op on tensor inputs (all on one device) and returns the new output;
- * NULL with the error set. in[i] may be NULL only where the op allows it
- * (layer_norm weight/bias); names[i] names in[i] in messages. */
+/* Runs op on tensor inputs (all on one device) and returns its new output
+ * (ops with one output); NULL with the error set. in[i] may be NULL only
+ * where the op's row marks input i optional (its MTI_FLAG_PRESENT bit is
+ * then set here, from the non-NULL ones); names[i] names in[i] in messages. */
 mt_tensor *mti_run_op(mti_op op, int n, const mt_tensor *const *in, const char *const *names,
                       const mti_attrs *at);
+
+/* The same for an op with several outputs: outs receives its nout tensors
+ * (owned by the caller), or all NULL with the error set. */
+mt_status mti_run_op_multi(mti_op op, int n, const mt_tensor *const *in,
+                           const char *const *names, const mti_attrs *at, mt_tensor **outs);
 
 /* Runs a creation op (fill, arange, rand, randn) making a tensor of
  * meta's shape (dtype from at->dtype) on device. */

@@ -15,32 +15,106 @@
 #include "core/error.h"
 #include "core/shape.h"
 
+/* Short names for the ATTRS column of ops.def. */
+#define A_NONE 0u
+#define A_S0 MTI_ATTR_S0
+#define A_S1 MTI_ATTR_S1
+#define A_S2 MTI_ATTR_S2
+#define A_SEED MTI_ATTR_SEED
+#define A_DIMS MTI_ATTR_DIMS
+#define A_DIM MTI_ATTR_DIM
+#define A_DTYPE MTI_ATTR_DTYPE
+#define A_INTS MTI_ATTR_INTS
+#define A_KEEPDIM (MTI_FLAG_KEEPDIM << MTI_ATTR_FLAG_SHIFT)
+#define A_TF32 (MTI_FLAG_TF32 << MTI_ATTR_FLAG_SHIFT)
+
 static const mti_op_info op_infos[MTI_OP_COUNT] = {
-#define MT_OP(NAME, name, KIND, ARITY) [MTI_OP_##NAME] = {#name, MTI_KIND_##KIND, ARITY},
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) \
+  [MTI_OP_##NAME] = {#name, "mt_" #name, MTI_KIND_##KIND, ARITY, NOUT, OPTIONAL, ATTRS},
 #include "core/ops.def"
 #undef MT_OP
+};
+
+static const char *const kind_names[MTI_KIND_COUNT] = {
+#define MT_KIND(NAME, doc) [MTI_KIND_##NAME] = #NAME,
+#include "core/kinds.def"
+#undef MT_KIND
 };
 
 const mti_op_info *mti_op_get(int op) {
   return op >= 0 && op < MTI_OP_COUNT ? &op_infos[op] : NULL;
 }
 
+const char *mti_kind_name(mti_op_kind kind) {
+  return (int)kind >= 0 && (int)kind < MTI_KIND_COUNT ? kind_names[kind] : "?";
+}
+
+/* The kind goes in by name: kinds may be renumbered, ops may not. */
 uint64_t mti_op_table_hash(int count) {
   uint64_t h = 1469598103934665603ull;
   if (count > MTI_OP_COUNT) count = MTI_OP_COUNT;
   for (int op = 0; op < count; op++) {
-    char rec[96];
-    int len = snprintf(rec, sizeof rec, "%d:%s:%d:%d;", op, op_infos[op].name,
-                       (int)op_infos[op].kind, op_infos[op].arity);
-    for (int i = 0; i < len; i++) h = (h ^ (uint8_t)rec[i]) * 1099511628211ull;
+    const mti_op_info *i = &op_infos[op];
+    char rec[128];
+    int len = snprintf(rec, sizeof rec, "%d:%s:%s:%d:%d:%x:%x;", op, i->name,
+                       mti_kind_name(i->kind), i->arity, i->nout, i->optional, i->attrs);
+    for (int k = 0; k < len; k++) h = (h ^ (uint8_t)rec[k]) * 1099511628211ull;
   }
   return h;
+}
+
+/* Names of the slots for messages, in MTI_ATTR_* bit order. */
+static const char *const slot_names[] = {"s0",   "s1",    "s2",   "seed",
+                                         "dims", "dim",   "dtype", "ints"};
+
+/* Names of the flags for messages, in MTI_FLAG_* bit order. */
+static const char *const flag_names[] = {"KEEPDIM", "TF32"};
+
+static int slot_used(const mti_attrs *at, int slot) {
+  switch (slot) {
+  case 0: return at->s0 != 0 || signbit(at->s0) || isnan(at->s0);
+  case 1: return at->s1 != 0 || signbit(at->s1) || isnan(at->s1);
+  case 2: return at->s2 != 0 || signbit(at->s2) || isnan(at->s2);
+  case 3: return at->seed != 0;
+  case 4: return at->dims_mask != 0;
+  case 5: return at->dim != 0;
+  case 6: return at->dtype != 0;
+  default: return at->n_ints != 0;
+  }
+}
+
+mt_status mti_attrs_check(mti_op op, const mti_attrs *at) {
+  const mti_op_info *info = mti_op_get((int)op);
+  if (!info) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_op: op: %d is not an op", (int)op);
+  for (int slot = 0; slot < MTI_ATTR_FLAG_SHIFT; slot++)
+    if (!(info->attrs >> slot & 1u) && slot_used(at, slot))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: attrs: %s is set, but %s has no such attribute",
+                       info->fn, slot_names[slot], info->fn);
+  if (at->n_ints < 0 || at->n_ints > MTI_MAX_INT_ATTRS)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: attrs: %d ints, at most %d", info->fn,
+                     at->n_ints, MTI_MAX_INT_ATTRS);
+  uint32_t allowed = (info->attrs >> MTI_ATTR_FLAG_SHIFT) |
+                     (info->optional << MTI_FLAG_PRESENT_SHIFT);
+  uint32_t bad = at->flags & ~allowed;
+  if (bad) {
+    int bit = __builtin_ctz(bad);
+    int named = bit < (int)(sizeof flag_names / sizeof *flag_names);
+    char name[32];
+    if (bit >= MTI_FLAG_PRESENT_SHIFT)
+      snprintf(name, sizeof name, "PRESENT(%d)", bit - MTI_FLAG_PRESENT_SHIFT);
+    else
+      snprintf(name, sizeof name, "%s", named ? flag_names[bit] : "unknown");
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: attrs: flag %s (0x%x) is not a flag of %s",
+                     info->fn, name, 1u << bit, info->fn);
+  }
+  return MT_OK;
 }
 
 /* ---- helpers: each sets the error with the op's public name ---- */
 
 typedef struct infer_ctx {
-  char fn[48]; /* "mt_add" */
+  const char *fn; /* "mt_add" */
+  const mti_op_info *info;
 } infer_ctx;
 
 static mt_status check_dtype(const infer_ctx *c, const char *arg, int d) {
@@ -97,45 +171,30 @@ static mt_status infer_broadcast(const infer_ctx *c, int n, const mti_meta *in, 
   return MT_OK;
 }
 
-static mt_status infer_elementwise(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
-                                   const mti_meta *in, const mti_attrs *at, mti_meta *out) {
+/* An elementwise result: the inputs' broadcast shape in dtype dt. */
+static mt_status elementwise_out(const infer_ctx *c, int n, const mti_meta *in, mt_dtype dt,
+                                 mti_meta *out) {
   int ndim;
   int64_t shape[MT_MAX_DIMS];
   mt_status s = infer_broadcast(c, n, in, &ndim, shape);
   if (s) return s;
-  mt_dtype a = in[0].dtype, dt = a;
-  switch (kind) {
-  case MTI_KIND_COPY:
-  case MTI_KIND_CAST:
-    if ((s = check_dtype(c, "dtype", at->dtype))) return s;
-    dt = (mt_dtype)at->dtype;
-    break;
-  case MTI_KIND_BINARY:
-    dt = mti_promote(a, in[1].dtype);
-    if (dt == MT_BOOL && (op == MTI_OP_SUB || op == MTI_OP_POW))
-      return mti_error(MT_ERR_DTYPE, "%s: a, b: not supported for two bool tensors", c->fn);
-    if (op == MTI_OP_DIV) dt = float_result(dt);
-    break;
-  case MTI_KIND_COMPARE:
-  case MTI_KIND_LOGICAL: dt = MT_BOOL; break;
-  case MTI_KIND_SCALAR:
-    if (!mti_dtype_is_float(a))
-      dt = !is_whole_number(at->s0) ? MT_FLOAT32 : a == MT_BOOL ? MT_INT64 : a;
-    break;
-  case MTI_KIND_UNARY:
-    if (a == MT_BOOL && op == MTI_OP_NEG)
-      return mti_error(MT_ERR_DTYPE, "%s: a: not supported for bool (use mt_logical_not)", c->fn);
-    break;
-  case MTI_KIND_UNARY_FLOAT: dt = float_result(a); break;
-  case MTI_KIND_WHERE: dt = mti_promote(in[1].dtype, in[2].dtype); break;
-  case MTI_KIND_CLAMP:
-    if (isnan(at->s0) || isnan(at->s1))
-      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: lo, hi: NaN is not a bound", c->fn);
-    break;
-  default: return mti_error(MT_ERR_INTERNAL, "%s: not an elementwise op", c->fn);
-  }
   set_out(out, dt, ndim, shape);
   return MT_OK;
+}
+
+static mt_status binary_dtype(const infer_ctx *c, mti_op op, const mti_meta *in, mt_dtype *dt) {
+  *dt = mti_promote(in[0].dtype, in[1].dtype);
+  if (*dt == MT_BOOL && (op == MTI_OP_SUB || op == MTI_OP_POW))
+    return mti_error(MT_ERR_DTYPE, "%s: a, b: not supported for two bool tensors", c->fn);
+  if (op == MTI_OP_DIV) *dt = float_result(*dt);
+  return MT_OK;
+}
+
+/* An integer tensor with a fractional scalar computes in float32 (and
+ * bool with a whole one in int64), as PyTorch's scalar promotion. */
+static mt_dtype scalar_dtype(mt_dtype a, double scalar) {
+  if (mti_dtype_is_float(a)) return a;
+  return !is_whole_number(scalar) ? MT_FLOAT32 : a == MT_BOOL ? MT_INT64 : a;
 }
 
 static mt_status check_empty_extent(const infer_ctx *c, const mti_meta *a, uint32_t mask) {
@@ -202,8 +261,7 @@ static mt_status infer_layer_norm(const infer_ctx *c, const mti_meta *in, const 
   int64_t last = a->shape[a->ndim - 1];
   static const char *names[3] = {"a", "weight", "bias"};
   for (int i = 1; i < 3; i++) {
-    uint32_t flag = i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS;
-    if (!(at->flags & flag)) continue;
+    if (!mti_input_present(c->info, at, i)) continue;
     if (in[i].ndim != 1 || in[i].shape[0] != last)
       return mti_error(MT_ERR_SHAPE, "%s: %s: must be 1-d of size %lld (the last dim of a)",
                        c->fn, names[i], (long long)last);
@@ -288,6 +346,7 @@ static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
   return MT_OK;
 }
 
+/* The rule of each kind. No default: a new kind must get its rule here. */
 static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
                             const mti_meta *in, const mti_attrs *at, mti_meta *out) {
   mt_status s;
@@ -295,6 +354,29 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_FILL:
   case MTI_KIND_ARANGE:
   case MTI_KIND_RANDOM: return infer_creation(c, op, at, out);
+  case MTI_KIND_COPY:
+  case MTI_KIND_CAST:
+    if ((s = check_dtype(c, "dtype", at->dtype))) return s;
+    return elementwise_out(c, n, in, (mt_dtype)at->dtype, out);
+  case MTI_KIND_BINARY: {
+    mt_dtype dt;
+    if ((s = binary_dtype(c, op, in, &dt))) return s;
+    return elementwise_out(c, n, in, dt, out);
+  }
+  case MTI_KIND_COMPARE:
+  case MTI_KIND_LOGICAL: return elementwise_out(c, n, in, MT_BOOL, out);
+  case MTI_KIND_SCALAR: return elementwise_out(c, n, in, scalar_dtype(in[0].dtype, at->s0), out);
+  case MTI_KIND_UNARY:
+    if (in[0].dtype == MT_BOOL && op == MTI_OP_NEG)
+      return mti_error(MT_ERR_DTYPE, "%s: a: not supported for bool (use mt_logical_not)", c->fn);
+    return elementwise_out(c, n, in, in[0].dtype, out);
+  case MTI_KIND_UNARY_FLOAT: return elementwise_out(c, n, in, float_result(in[0].dtype), out);
+  case MTI_KIND_WHERE:
+    return elementwise_out(c, n, in, mti_promote(in[1].dtype, in[2].dtype), out);
+  case MTI_KIND_CLAMP:
+    if (isnan(at->s0) || isnan(at->s1))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: lo, hi: NaN is not a bound", c->fn);
+    return elementwise_out(c, n, in, in[0].dtype, out);
   case MTI_KIND_REDUCE: return infer_reduce(c, op, &in[0], at, out);
   case MTI_KIND_ARGREDUCE: return infer_argreduce(c, &in[0], at, out);
   case MTI_KIND_SOFTMAX:
@@ -305,28 +387,24 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_MATMUL: return infer_matmul(c, &in[0], &in[1], out);
   case MTI_KIND_CAT: return infer_cat(c, n, in, at, out);
   case MTI_KIND_INDEX_SELECT: return infer_index_select(c, &in[0], &in[1], at, out);
-  default: return infer_elementwise(c, op, kind, n, in, at, out);
   }
+  return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }
 
 mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, mti_meta *out) {
   const mti_op_info *info = mti_op_get((int)op);
   if (!info) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_op: op: %d is not an op", (int)op);
-  infer_ctx c;
-  snprintf(c.fn, sizeof c.fn, "mt_%s", info->name);
+  infer_ctx c = {info->fn, info};
   mt_status s = check_arity(&c, info, n, in);
   if (s) return s;
-  if ((at->flags & MTI_FLAG_TF32) && info->kind != MTI_KIND_MATMUL)
-    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: flags: TF32 is a matmul flag", c.fn);
   for (int i = 0; i < n; i++) {
-    /* Absent layer_norm weight/bias carry no meta. */
-    if (info->kind == MTI_KIND_LAYER_NORM && i > 0 &&
-        !(at->flags & (i == 1 ? MTI_FLAG_HAS_WEIGHT : MTI_FLAG_HAS_BIAS)))
-      continue;
+    if (!mti_input_present(info, at, i)) continue; /* absent optional inputs carry no meta */
     if ((s = check_meta(&c, "input", &in[i]))) return s;
   }
-  s = infer_kind(&c, op, info->kind, n, in, at, out);
-  if (s) return s;
+  if ((s = infer_kind(&c, op, info->kind, n, in, at, out))) return s;
   /* Broadcasting and matmul batches can multiply sizes past what fits. */
-  return mti_shape_check(c.fn, out->ndim, out->shape, mt_dtype_size(out->dtype));
+  for (int k = 0; k < info->nout; k++)
+    if ((s = mti_shape_check(c.fn, out[k].ndim, out[k].shape, mt_dtype_size(out[k].dtype))))
+      return s;
+  return MT_OK;
 }

@@ -5,8 +5,9 @@
 #ifndef MTI_PROTOCOL_H
 #define MTI_PROTOCOL_H
 
-/* Bumped when the meaning of existing messages changes. */
-#define MTI_PROTOCOL_VERSION 1u
+/* Bumped when the meaning of existing messages changes (2: Node.outputs,
+ * Attrs.s2 and Attrs.ints). */
+#define MTI_PROTOCOL_VERSION 2u
 
 /* gRPC method paths of service modaltensor.v1.Worker. */
 #define MTI_METHOD_HELLO "/modaltensor.v1.Worker/Hello"

@@ -10,9 +10,9 @@
 #include "core/op_table.h"
 #include "core/shape.h"
 
-/* Computes op into out, which is already allocated with the shape and dtype
- * mti_infer gave (contiguous, except for COPY whose out may be any
- * non-overlapping view). in holds n inputs with their own shapes; for
+/* Computes op into its outputs out[0..nout) (ops.def's NOUT), already
+ * allocated with the shapes and dtypes mti_infer gave (contiguous, except
+ * for COPY whose out may be any non-overlapping view). in holds n inputs with their own shapes; for
  * LAYER_NORM in[1] and in[2] are read only when the attrs flags say they are
  * present. Inputs and out must not overlap, except that COPY tolerates any
  * overlap by staging. Returns MT_OK, or a status with the thread's error set

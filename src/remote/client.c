@@ -46,8 +46,9 @@ typedef struct rec_node {
   int n;
   rec_view inline_in[INLINE_INPUTS];
   rec_view *heap_in; /* long cat lists; NULL when inline_in holds the inputs */
-  uint64_t out_id;
-  mti_meta meta;
+  int nout;
+  uint64_t out_ids[MTI_MAX_OUTPUTS]; /* 0 for a copy into a view */
+  mti_meta metas[MTI_MAX_OUTPUTS];
   int has_into;
   rec_view into;
 } rec_node;
@@ -579,24 +580,41 @@ static void fill_attrs(Modaltensor__V1__Attrs *a, const mti_attrs *at) {
   a->dim = at->dim;
   a->dtype = at->dtype;
   a->flags = at->flags;
+  a->s2 = at->s2;
+  a->n_ints = (size_t)at->n_ints;
+  a->ints = (int64_t *)at->ints;
+}
+
+static void fill_output(Modaltensor__V1__Output *o, const rec_node *r, int k) {
+  modaltensor__v1__output__init(o);
+  o->id = r->out_ids[k];
+  o->dtype = (int32_t)r->metas[k].dtype;
+  o->n_shape = (size_t)r->metas[k].ndim;
+  o->shape = (int64_t *)r->metas[k].shape;
 }
 
 /* Sends nodes [first, first + count) as one Graph message. The protobuf
  * structs point into the recorded nodes: nothing is copied but the packing. */
 static mt_status send_graph(const char *fn, session *s, size_t first, size_t count) {
-  size_t nviews = 0;
-  for (size_t i = first; i < first + count; i++) nviews += (size_t)s->nodes[i].n + 1;
+  size_t nviews = 0, nouts = 0;
+  for (size_t i = first; i < first + count; i++) {
+    nviews += (size_t)s->nodes[i].n + 1;
+    nouts += (size_t)s->nodes[i].nout;
+  }
   Modaltensor__V1__Node *nodes = malloc(count * sizeof *nodes);
   Modaltensor__V1__Node **node_ptrs = malloc(count * sizeof *node_ptrs);
   Modaltensor__V1__Attrs *attrs = malloc(count * sizeof *attrs);
   Modaltensor__V1__TensorView *views = malloc(nviews * sizeof *views);
   Modaltensor__V1__TensorView **view_ptrs = malloc(nviews * sizeof *view_ptrs);
+  Modaltensor__V1__Output *outs = malloc(nouts * sizeof *outs);
+  Modaltensor__V1__Output **out_ptrs = malloc(nouts * sizeof *out_ptrs);
   mt_status st = MT_OK;
-  if (!nodes || !node_ptrs || !attrs || !views || !view_ptrs) {
-    st = mti_error_oom(fn, count * (sizeof *nodes + sizeof *attrs) + nviews * sizeof *views);
+  if (!nodes || !node_ptrs || !attrs || !views || !view_ptrs || !outs || !out_ptrs) {
+    st = mti_error_oom(fn, count * (sizeof *nodes + sizeof *attrs) + nviews * sizeof *views +
+                               nouts * sizeof *outs);
     goto done;
   }
-  size_t v = 0;
+  size_t v = 0, o = 0;
   for (size_t k = 0; k < count; k++) {
     rec_node *r = &s->nodes[first + k];
     Modaltensor__V1__Node *n = &nodes[k];
@@ -610,10 +628,12 @@ static mt_status send_graph(const char *fn, session *s, size_t first, size_t cou
     }
     fill_attrs(&attrs[k], &r->at);
     n->attrs = &attrs[k];
-    n->output_id = r->out_id;
-    n->out_dtype = (int32_t)r->meta.dtype;
-    n->n_out_shape = (size_t)r->meta.ndim;
-    n->out_shape = r->meta.shape;
+    n->n_outputs = (size_t)r->nout;
+    n->outputs = &out_ptrs[o];
+    for (int j = 0; j < r->nout; j++, o++) {
+      fill_output(&outs[o], r, j);
+      out_ptrs[o] = &outs[o];
+    }
     if (r->has_into) {
       fill_view(&views[v], &r->into);
       n->into = &views[v++];
@@ -634,6 +654,8 @@ done:
   free(attrs);
   free(views);
   free(view_ptrs);
+  free(outs);
+  free(out_ptrs);
   return st;
 }
 
@@ -939,25 +961,36 @@ static session *lock_for_inputs(const char *fn, int device, int n, const mti_rem
   return s;
 }
 
-mti_remote_buffer *mti_remote_record(const char *fn, int device, mti_op op, int n,
-                                     const mti_remote_view *in, const mti_attrs *at,
-                                     const mti_meta *meta) {
+mt_status mti_remote_record(const char *fn, int device, mti_op op, int n,
+                            const mti_remote_view *in, const mti_attrs *at,
+                            const mti_meta *metas, mti_remote_buffer **outs) {
+  int nout = mti_op_get((int)op)->nout;
+  for (int k = 0; k < nout; k++) outs[k] = NULL;
   session *s = lock_for_inputs(fn, device, n, in);
-  if (!s) return NULL;
-  mti_remote_buffer *b = new_buffer(fn, s, device, meta->dtype,
-                                    mti_shape_numel(meta->ndim, meta->shape));
-  rec_node *r = b ? append_node(fn, s, op, n, in, at) : NULL;
+  if (!s) return mt_last_status();
+  mt_status st = MT_OK;
+  for (int k = 0; k < nout && !st; k++)
+    if (!(outs[k] = new_buffer(fn, s, device, metas[k].dtype,
+                               mti_shape_numel(metas[k].ndim, metas[k].shape))))
+      st = mt_last_status();
+  rec_node *r = st ? NULL : append_node(fn, s, op, n, in, at);
   if (r) {
-    r->out_id = b->id;
-    r->meta = *meta;
-    if (after_record(fn, s)) r = NULL;
+    r->nout = nout;
+    for (int k = 0; k < nout; k++) {
+      r->out_ids[k] = outs[k]->id;
+      r->metas[k] = metas[k];
+    }
+    st = after_record(fn, s);
+  } else if (!st) {
+    st = mt_last_status();
   }
   pthread_mutex_unlock(&s->lock);
-  if (!r) {
-    free(b);
-    return NULL;
-  }
-  return b;
+  if (st)
+    for (int k = 0; k < nout; k++) {
+      free(outs[k]);
+      outs[k] = NULL;
+    }
+  return st;
 }
 
 mt_status mti_remote_record_into(const char *fn, const mti_remote_view *src,
@@ -970,10 +1003,11 @@ mt_status mti_remote_record_into(const char *fn, const mti_remote_view *src,
   if (!r) {
     st = mt_last_status();
   } else {
-    r->out_id = 0;
-    r->meta.dtype = dst->buf->dtype;
-    r->meta.ndim = dst->ndim;
-    memcpy(r->meta.shape, dst->shape, sizeof(int64_t) * (size_t)dst->ndim);
+    r->nout = 1;
+    r->out_ids[0] = 0;
+    r->metas[0].dtype = dst->buf->dtype;
+    r->metas[0].ndim = dst->ndim;
+    memcpy(r->metas[0].shape, dst->shape, sizeof(int64_t) * (size_t)dst->ndim);
     r->has_into = 1;
     set_rec_view(&r->into, dst);
     st = after_record(fn, s);

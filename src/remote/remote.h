@@ -87,11 +87,12 @@ void mti_remote_release(mti_remote_buffer *b);
 /* ---- ops ---- */
 
 /* Records op on n input views (in[i].buf NULL: absent optional input) into
- * device's pending graph, producing a new buffer of meta's dtype and shape
- * (the caller inferred meta with mti_infer). For creation ops n is 0. */
-mti_remote_buffer *mti_remote_record(const char *fn, int device, mti_op op, int n,
-                                     const mti_remote_view *in, const mti_attrs *at,
-                                     const mti_meta *meta);
+ * device's pending graph, producing one new buffer per output of the op in
+ * outs, of metas' dtypes and shapes (the caller inferred metas with
+ * mti_infer). For creation ops n is 0. On failure outs are all NULL. */
+mt_status mti_remote_record(const char *fn, int device, mti_op op, int n,
+                            const mti_remote_view *in, const mti_attrs *at,
+                            const mti_meta *metas, mti_remote_buffer **outs);
 
 /* Records a COPY of src into the existing view dst (mt_copy_). */
 mt_status mti_remote_record_into(const char *fn, const mti_remote_view *src,

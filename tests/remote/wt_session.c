@@ -207,14 +207,26 @@ Modaltensor__V1__Node *wt_graph_node(wt_graph *g, mti_op op, uint64_t output_id,
   modaltensor__v1__attrs__init(&g->attrs[i]);
   n->op = (uint32_t)op;
   n->attrs = &g->attrs[i];
-  n->output_id = output_id;
-  n->out_dtype = (int32_t)out_dtype;
-  n->n_out_shape = (size_t)out_ndim;
-  for (int d = 0; d < out_ndim; d++) g->out_shapes[i][d] = out_shape[d];
-  n->out_shape = g->out_shapes[i];
+  n->outputs = g->output_ptrs[i];
   n->inputs = g->input_ptrs[i];
   g->node_ptrs[i] = n;
+  wt_graph_output(g, output_id, out_dtype, out_ndim, out_shape);
   return n;
+}
+
+void wt_graph_output(wt_graph *g, uint64_t output_id, mt_dtype out_dtype, int out_ndim,
+                     const int64_t *out_shape) {
+  size_t i = g->graph.n_nodes - 1;
+  Modaltensor__V1__Node *n = &g->nodes[i];
+  size_t k = n->n_outputs++;
+  Modaltensor__V1__Output *o = &g->outputs[i][k];
+  modaltensor__v1__output__init(o);
+  o->id = output_id;
+  o->dtype = (int32_t)out_dtype;
+  o->n_shape = (size_t)out_ndim;
+  for (int d = 0; d < out_ndim && d < MT_MAX_DIMS; d++) g->out_shapes[i][k][d] = out_shape[d];
+  o->shape = g->out_shapes[i][k];
+  g->output_ptrs[i][k] = o;
 }
 
 void wt_graph_input(wt_graph *g, const wt_view *v) {

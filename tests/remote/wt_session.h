@@ -83,7 +83,9 @@ typedef struct wt_graph {
   Modaltensor__V1__TensorView into[WT_MAX_NODES];
   wt_view input_views[WT_MAX_NODES][WT_MAX_INPUTS];
   wt_view into_views[WT_MAX_NODES];
-  int64_t out_shapes[WT_MAX_NODES][MT_MAX_DIMS];
+  Modaltensor__V1__Output outputs[WT_MAX_NODES][MTI_MAX_OUTPUTS];
+  Modaltensor__V1__Output *output_ptrs[WT_MAX_NODES][MTI_MAX_OUTPUTS];
+  int64_t out_shapes[WT_MAX_NODES][MTI_MAX_OUTPUTS][MT_MAX_DIMS];
 } wt_graph;
 
 void wt_graph_init(wt_graph *g);
@@ -91,6 +93,9 @@ void wt_graph_init(wt_graph *g);
  * out_shape; its attrs are zero (set them through the returned node). */
 Modaltensor__V1__Node *wt_graph_node(wt_graph *g, mti_op op, uint64_t output_id,
                                      mt_dtype out_dtype, int out_ndim, const int64_t *out_shape);
+/* Appends another output to the last node (ops with several outputs). */
+void wt_graph_output(wt_graph *g, uint64_t output_id, mt_dtype out_dtype, int out_ndim,
+                     const int64_t *out_shape);
 /* Appends an input view to the last node. */
 void wt_graph_input(wt_graph *g, const wt_view *v);
 /* Makes the last node write into v instead of a new storage. */
