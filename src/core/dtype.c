@@ -9,10 +9,9 @@ static const struct {
   const char *name;
   size_t size;
 } dtype_facts[MTI_NUM_DTYPES] = {
-    [MT_BOOL] = {"bool", 1},         [MT_UINT8] = {"uint8", 1},     [MT_INT8] = {"int8", 1},
-    [MT_INT16] = {"int16", 2},       [MT_INT32] = {"int32", 4},     [MT_INT64] = {"int64", 8},
-    [MT_FLOAT16] = {"float16", 2},   [MT_BFLOAT16] = {"bfloat16", 2},
-    [MT_FLOAT32] = {"float32", 4},   [MT_FLOAT64] = {"float64", 8},
+#define MT_DTYPE(NAME, name, size) [MT_##NAME] = {#name, size},
+#include "core/dtypes.def"
+#undef MT_DTYPE
 };
 
 size_t mt_dtype_size(mt_dtype d) { return mti_dtype_valid((int)d) ? dtype_facts[d].size : 0; }

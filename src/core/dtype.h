@@ -10,7 +10,13 @@
 
 #include "modaltensor.h"
 
-#define MTI_NUM_DTYPES 10
+/* Number of dtypes: the rows of dtypes.def. */
+enum {
+  MTI_NUM_DTYPES = 0
+#define MT_DTYPE(NAME, name, size) +1
+#include "core/dtypes.def"
+#undef MT_DTYPE
+};
 
 static inline int mti_dtype_valid(int d) { return d >= MT_BOOL && d <= MT_FLOAT64; }
 static inline int mti_dtype_is_float(mt_dtype d) { return d >= MT_FLOAT16; }
