@@ -385,6 +385,12 @@ mt_tensor *mt_stack(int n, const mt_tensor *const *ts, int dim);
  * MT_ERR_INVALID_ARGUMENT (on a modal device, reported at the next sync). */
 mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index);
 
+/* ---- general elementwise (0.2) ---- */
+
+/* ---- reductions, scans, sorting (0.2) ---- */
+
+/* ---- indexing, shape, creation, sampling (0.2) ---- */
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

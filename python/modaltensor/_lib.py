@@ -151,8 +151,8 @@ def _open():
                       f"{ENV_VAR} to its path. Tried: " + "; ".join(tried))
 
 
-def _declare(lib):
-    for name, (restype, argtypes) in _PROTOTYPES.items():
+def _declare(lib, prototypes):
+    for name, (restype, argtypes) in prototypes.items():
         try:
             function = getattr(lib, name)
         except AttributeError:
@@ -163,7 +163,14 @@ def _declare(lib):
 
 
 lib, path = _open()
-_declare(lib)
+_declare(lib, _PROTOTYPES)
+
+
+def declare(prototypes):
+    """Declares more functions (name: (restype, argtypes)) on the library:
+    each op family's module (_ops_*.py) holds its own prototypes."""
+    _declare(lib, prototypes)
+    _PROTOTYPES.update(prototypes)
 
 
 def shape_array(shape):

@@ -31,6 +31,12 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_WHERE:
   case MTI_KIND_CLAMP:
   case MTI_KIND_CAST: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
+
+  /* ---- general elementwise (0.2) ---- */
+
+  /* ---- reductions, scans, sorting (0.2) ---- */
+
+  /* ---- indexing, shape, creation, sampling (0.2) ---- */
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

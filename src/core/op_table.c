@@ -338,6 +338,12 @@ static mt_status infer_index_select(const infer_ctx *c, const mti_meta *a, const
   return MT_OK;
 }
 
+/* ---- rules: general elementwise (0.2) ---- */
+
+/* ---- rules: reductions, scans, sorting (0.2) ---- */
+
+/* ---- rules: indexing, shape, creation, sampling (0.2) ---- */
+
 static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
                              const mti_meta *in) {
   if (info->arity >= 0 ? n != info->arity : n < 1)
@@ -387,6 +393,12 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_MATMUL: return infer_matmul(c, &in[0], &in[1], out);
   case MTI_KIND_CAT: return infer_cat(c, n, in, at, out);
   case MTI_KIND_INDEX_SELECT: return infer_index_select(c, &in[0], &in[1], at, out);
+
+  /* ---- general elementwise (0.2) ---- */
+
+  /* ---- reductions, scans, sorting (0.2) ---- */
+
+  /* ---- indexing, shape, creation, sampling (0.2) ---- */
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

@@ -87,6 +87,12 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_MATMUL: return mti_cpu_matmul(&in[0], &in[1], out);
   case MTI_KIND_CAT: return mti_cpu_cat(in, n, at, out);
   case MTI_KIND_INDEX_SELECT: return mti_cpu_index_select(&in[0], &in[1], at, out);
+
+  /* ---- general elementwise (0.2) ---- */
+
+  /* ---- reductions, scans, sorting (0.2) ---- */
+
+  /* ---- indexing, shape, creation, sampling (0.2) ---- */
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -774,6 +774,10 @@ typedef struct op_case {
   void (*run)(void);
 } op_case;
 
+#include "conformance_elementwise.inc" /* general elementwise (0.2) */
+#include "conformance_reduce.inc" /* reductions, scans, sorting (0.2) */
+#include "conformance_index.inc" /* indexing, shape, creation, sampling (0.2) */
+
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
     {MTI_OP_ARANGE, case_arange},
@@ -833,6 +837,9 @@ static const op_case cases[] = {
     {MTI_OP_MATMUL, case_matmul},
     {MTI_OP_CAT, case_cat},
     {MTI_OP_INDEX_SELECT, case_index_select},
+    CONFORMANCE_ELEMENTWISE_CASES
+    CONFORMANCE_REDUCE_CASES
+    CONFORMANCE_INDEX_CASES
 };
 
 /* Every op of ops.def, by its enum value. */
