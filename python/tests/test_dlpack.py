@@ -13,6 +13,11 @@ EXCHANGED = ["uint8", "int8", "int16", "int32", "int64", "float16", "float32", "
 NUMPY_HAS_DLPACK_BOOL = tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 25)
 
 
+def _torch_has_dlpack_bool(torch):
+    """kDLBool arrived in PyTorch 2.0 (Debian 12 ships 1.13)."""
+    return tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 0)
+
+
 def _address(array):
     return array.__array_interface__["data"][0]
 
@@ -165,8 +170,16 @@ def test_torch_interop():
     shared = torch.from_dlpack(t)
     t[0] = 42.0
     assert shared[0].item() == 42.0 and shared.data_ptr() == t.data_ptr()
-    flags = torch.from_dlpack(mt.tensor([True, False]))
-    assert flags.dtype == torch.bool
+    flags = mt.tensor([True, False])
+    if _torch_has_dlpack_bool(torch):
+        assert torch.from_dlpack(flags).dtype == torch.bool
+    else:
+        # PyTorch before 2.0 predates kDLBool (it cannot even export its own
+        # bool tensors); NumPy's zero-copy path still carries them across.
+        with pytest.raises(RuntimeError, match="Unsupported code 6"):
+            torch.from_dlpack(flags)
+        shared = torch.from_numpy(flags.numpy())
+        assert shared.dtype == torch.bool and shared.data_ptr() == flags.data_ptr()
     back = mt.from_dlpack(torch.arange(3, dtype=torch.int64))
     assert back.tolist() == [0, 1, 2]
     assert mt.from_dlpack(torch.zeros(2, dtype=torch.bfloat16)).dtype == mt.bfloat16
