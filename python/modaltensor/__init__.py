@@ -13,8 +13,8 @@ import importlib
 
 from . import _lib
 from .device import Device, as_device as device
-from .dtypes import (DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
-                     int64, uint8)
+from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, iinfo, int8,
+                     int16, int32, int64, uint8)
 from .errors import (DeviceError, DTypeError, InternalError, InvalidArgumentError,
                      ModalTensorError, ModalTimeoutError, OutOfMemoryError, RemoteError,
                      ShapeError, Status, UnauthenticatedError, UnavailableError,
@@ -69,6 +69,7 @@ def matmul_tf32_enabled():
 
 __all__ = [
     "Device", "DType", "Tensor", "modal", "device", "library_path", "library_version",
+    "finfo", "iinfo",
     "set_matmul_tf32", "matmul_tf32_enabled",
     "bool_", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
     "float64", "half", "double", "long", "short",

@@ -128,3 +128,54 @@ def promote(a, b):
         other = b if a is uint8 else a
         return {1: int16, 2: int16, 4: int32, 8: int64}[other.itemsize]
     return a if a.value > b.value else b
+
+
+class finfo:
+    """Limits of a floating dtype, as torch.finfo: bits, eps, max, min, tiny
+    (smallest normal), smallest_normal, resolution and dtype (its name)."""
+
+    # bfloat16 has float32's exponent and 8 significand bits (NumPy has no twin).
+    _BFLOAT16 = {"bits": 16, "eps": 2.0 ** -7, "max": 3.3895313892515355e38,
+                 "tiny": 2.0 ** -126, "resolution": 0.01}
+
+    def __init__(self, dtype=None):
+        dt = float32 if dtype is None else as_dtype(dtype)
+        if not dt.is_floating_point:
+            raise DTypeError(f"modaltensor.finfo: {dt.name} is not a floating dtype "
+                             "(use iinfo)")
+        if dt is bfloat16:
+            facts = self._BFLOAT16
+        else:
+            info = np.finfo(dt.numpy_dtype)
+            facts = {"bits": info.bits, "eps": float(info.eps), "max": float(info.max),
+                     "tiny": float(info.tiny), "resolution": float(info.resolution)}
+        self.dtype = dt.name
+        self.bits = facts["bits"]
+        self.eps = facts["eps"]
+        self.max = facts["max"]
+        self.min = -facts["max"]
+        self.tiny = self.smallest_normal = facts["tiny"]
+        self.resolution = facts["resolution"]
+
+    def __repr__(self):
+        return (f"finfo(resolution={self.resolution}, min={self.min}, max={self.max}, "
+                f"eps={self.eps}, tiny={self.tiny}, dtype={self.dtype})")
+
+
+class iinfo:
+    """Limits of an integer dtype (or bool), as torch.iinfo: bits, min, max
+    and dtype (its name)."""
+
+    def __init__(self, dtype):
+        dt = as_dtype(dtype)
+        if dt.is_floating_point:
+            raise DTypeError(f"modaltensor.iinfo: {dt.name} is a floating dtype (use finfo)")
+        if dt is bool_:
+            self.bits, self.min, self.max = 8, 0, 1
+        else:
+            info = np.iinfo(dt.numpy_dtype)
+            self.bits, self.min, self.max = info.bits, int(info.min), int(info.max)
+        self.dtype = dt.name
+
+    def __repr__(self):
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"

@@ -1,24 +1,29 @@
 """The modal device: tensors kept by a worker (a GPU server), or in-process
 while remote execution is disabled. Mirrors torch.cuda's helpers."""
 
-import contextlib
-import ctypes
+import contextlib as _contextlib
+import ctypes as _ctypes
 
-from ._lib import MtDeviceProperties, lib
-from .device import Device, as_device
-from .errors import DeviceError, check
+from ._lib import MtDeviceProperties as _MtDeviceProperties, lib as _lib
+from .device import Device as _Device, as_device as _as_device
+from .errors import DeviceError as _DeviceError, check as _check
+
+__all__ = ["is_available", "device_count", "DeviceProperties", "get_device_properties",
+           "memory_allocated", "memory_reserved", "synchronize", "enable_remote_execution",
+           "disable_remote_execution", "is_remote_execution_enabled", "remote_execution",
+           "shutdown"]
 
 
 def is_available():
     """True when a worker answers for the modal device (the library starts a
     local worker when none is configured), or when modal tensors run
     in-process (remote execution disabled)."""
-    return bool(lib.mt_modal_is_available())
+    return bool(_lib.mt_modal_is_available())
 
 
 def device_count():
     """Number of modal devices across all configured workers; 0 when none."""
-    return lib.mt_modal_device_count()
+    return _lib.mt_modal_device_count()
 
 
 class DeviceProperties:
@@ -43,26 +48,26 @@ class DeviceProperties:
 def _index_of(device):
     if isinstance(device, int):
         return device
-    device = as_device(device)
+    device = _as_device(device)
     if device.type != "modal":
-        raise DeviceError(f"modaltensor.modal: {device} is not a modal device")
+        raise _DeviceError(f"modaltensor.modal: {device} is not a modal device")
     return device.index
 
 
 def get_device_properties(device=0):
     """Properties of modal device `device` (an index, "modal:N" or a Device)."""
-    props = MtDeviceProperties()
+    props = _MtDeviceProperties()
     index = _index_of(device)
-    check(lib.mt_modal_get_device_properties(index, ctypes.byref(props)),
-          "mt_modal_get_device_properties")
+    _check(_lib.mt_modal_get_device_properties(index, _ctypes.byref(props)),
+           "mt_modal_get_device_properties")
     return DeviceProperties(props)
 
 
 def _memory(function, name, device):
     """Calls one of the two C memory queries for device (an index, "modal:N"
     or a Device; modal:0 when None) and returns its int64."""
-    out = ctypes.c_int64()
-    check(function(_index_of(0 if device is None else device), ctypes.byref(out)), name)
+    out = _ctypes.c_int64()
+    _check(function(_index_of(0 if device is None else device), _ctypes.byref(out)), name)
     return out.value
 
 
@@ -72,57 +77,57 @@ def memory_allocated(device=None):
     read afresh. Work still queued here is not counted: synchronize(device)
     first to include it. 0 in-process (remote execution disabled) and from a
     worker too old to report it."""
-    return _memory(lib.mt_modal_memory_allocated, "mt_modal_memory_allocated", device)
+    return _memory(_lib.mt_modal_memory_allocated, "mt_modal_memory_allocated", device)
 
 
 def memory_reserved(device=None):
     """Bytes the worker holds on a modal device (modal:0 when None), as
     torch.cuda.memory_reserved: live blocks and the blocks its caching
     allocator keeps for reuse; equal to memory_allocated on a cpu worker."""
-    return _memory(lib.mt_modal_memory_reserved, "mt_modal_memory_reserved", device)
+    return _memory(_lib.mt_modal_memory_reserved, "mt_modal_memory_reserved", device)
 
 
 def synchronize(device=None):
     """Waits until the work queued for a modal device (every modal device
     when None) has run, and raises the first deferred error of that work."""
     if device is None:
-        devices = [Device("modal", i) for i in range(device_count())]
+        devices = [_Device("modal", i) for i in range(device_count())]
     else:
-        devices = [Device("modal", device) if isinstance(device, int) else as_device(device)]
+        devices = [_Device("modal", device) if isinstance(device, int) else _as_device(device)]
     for d in devices:
-        check(lib.mt_synchronize(d.c), "mt_synchronize")
+        _check(_lib.mt_synchronize(d.c), "mt_synchronize")
 
 
 def enable_remote_execution():
     """Modal tensors made from now on run in a worker (the default)."""
-    lib.mt_set_remote_execution(1)
+    _lib.mt_set_remote_execution(1)
 
 
 def disable_remote_execution():
     """Modal tensors made from now on run in-process, on the host (for
     development and tests without a worker)."""
-    lib.mt_set_remote_execution(0)
+    _lib.mt_set_remote_execution(0)
 
 
 def is_remote_execution_enabled():
-    return bool(lib.mt_remote_execution_enabled())
+    return bool(_lib.mt_remote_execution_enabled())
 
 
-@contextlib.contextmanager
+@_contextlib.contextmanager
 def remote_execution(enabled):
     """Runs a block with remote execution switched on or off, restoring the
     previous setting afterwards."""
     previous = is_remote_execution_enabled()
-    lib.mt_set_remote_execution(int(bool(enabled)))
+    _lib.mt_set_remote_execution(int(bool(enabled)))
     try:
         yield
     finally:
-        lib.mt_set_remote_execution(int(previous))
+        _lib.mt_set_remote_execution(int(previous))
 
 
 def shutdown():
     """Closes remote sessions and stops a worker the library started."""
-    lib.mt_shutdown()
+    _lib.mt_shutdown()
 
 
 if __name__ == "__main__":
