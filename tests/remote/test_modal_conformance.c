@@ -1249,16 +1249,22 @@ START_TEST(test_deferred_index_error) {
 }
 END_TEST
 
-static Suite *conformance_suite(void) {
+/* The whole suite, or (only != NULL) just the ops whose flag is set. */
+static Suite *conformance_suite(const unsigned char *only) {
   Suite *s = suite_create("modal_conformance");
-  TCase *table = tcase_create("op_table");
-  tcase_add_test(table, test_every_op_has_a_case);
-  suite_add_tcase(s, table);
-
   TCase *ops = tcase_create("ops");
   tcase_add_checked_fixture(ops, setup, teardown);
   tcase_set_timeout(ops, MH_TEST_TIMEOUT_S);
+  if (only) {
+    for (int op = 0; op < MTI_OP_COUNT; op++)
+      if (only[op]) tcase_add_loop_test(ops, test_op, op, op + 1);
+    suite_add_tcase(s, ops);
+    return s;
+  }
   tcase_add_loop_test(ops, test_op, 0, MTI_OP_COUNT);
+  TCase *table = tcase_create("op_table");
+  tcase_add_test(table, test_every_op_has_a_case);
+  suite_add_tcase(s, table);
   suite_add_tcase(s, ops);
 
   TCase *api = tcase_create("api");
@@ -1277,4 +1283,39 @@ static Suite *conformance_suite(void) {
   return s;
 }
 
-int main(void) { return mh_run_suite(conformance_suite()); }
+/* Marks the ops named in the comma-separated list; 0, or -1 for a name
+ * that is not an op. */
+static int select_ops(const char *list, unsigned char *only) {
+  char name[64];
+  for (const char *p = list; *p;) {
+    size_t len = strcspn(p, ",");
+    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+    int found = -1;
+    for (int op = 0; op < MTI_OP_COUNT; op++)
+      if (strcmp(op_names[op], name) == 0) found = op;
+    if (found < 0) {
+      fprintf(stderr, "test_modal_conformance: -o: %s is not an op of ops.def\n", name);
+      return -1;
+    }
+    only[found] = 1;
+    p += len + (p[len] == ',');
+  }
+  return 0;
+}
+
+/* test_modal_conformance [-o OP[,OP...]]...: every case, or only those of
+ * the named ops (as ggml's test-backend-ops -o), e.g. -o topk,sort. */
+int main(int argc, char **argv) {
+  unsigned char only[MTI_OP_COUNT] = {0};
+  int selected = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+      if (select_ops(argv[++i], only)) return 2;
+      selected = 1;
+    } else {
+      fprintf(stderr, "usage: %s [-o OP[,OP...]]...\n", argv[0]);
+      return 2;
+    }
+  }
+  return mh_run_suite(conformance_suite(selected ? only : NULL));
+}
