@@ -554,6 +554,76 @@ START_TEST(test_tf32_flag_matmul_only) {
 }
 END_TEST
 
+/* A node whose attributes or outputs break its op's row in ops.def is
+ * refused whole, naming the slot, and nothing of it runs; the next node of
+ * the same graph still does. */
+static void expect_refused(mti_op op, void (*spoil)(Modaltensor__V1__Node *), const char *needle) {
+  wt_session s;
+  open_session(&s);
+  const int64_t s4[1] = {4};
+  const float a[4] = {1, 2, 3, 4}, twice[4] = {2, 4, 6, 8};
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 4, a, 1 << 20), 0);
+  wt_view va = wt_view_of(1, 1, s4);
+  wt_graph g;
+  wt_graph_init(&g);
+  spoil(wt_graph_node(&g, op, 2, MT_FLOAT32, 1, s4));
+  wt_graph_input(&g, &va);
+  wt_graph_input(&g, &va);
+  wt_graph_node(&g, MTI_OP_ADD, 3, MT_FLOAT32, 1, s4);
+  wt_graph_input(&g, &va);
+  wt_graph_input(&g, &va);
+  ck_assert_int_eq(wt_graph_send(&s, &g), 0);
+  char msg[512];
+  ck_assert_int_eq(wt_sync(&s, msg, sizeof msg), MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "(node 0 of graph 1): ") && strstr(msg, needle), "message: %s", msg);
+  wt_view v2 = wt_view_of(2, 1, s4);
+  float got[4];
+  size_t bytes = 0;
+  ck_assert_int_eq(wt_download(&s, &v2, got, sizeof got, &bytes, msg, sizeof msg),
+                   MT_ERR_INVALID_ARGUMENT);
+  expect_f32(&s, 3, 1, s4, twice, 4);
+  close_session(&s);
+}
+
+static void set_unused_double(Modaltensor__V1__Node *n) { n->attrs->s2 = 0.5; }
+static void set_unused_ints(Modaltensor__V1__Node *n) {
+  static int64_t ints[2] = {1, 2};
+  n->attrs->n_ints = 2;
+  n->attrs->ints = ints;
+}
+static void set_present_flag(Modaltensor__V1__Node *n) { n->attrs->flags = MTI_FLAG_PRESENT(1); }
+static void drop_outputs(Modaltensor__V1__Node *n) { n->n_outputs = 0; }
+
+START_TEST(test_attribute_schema_enforced) {
+  expect_refused(MTI_OP_ADD, set_unused_double, "attrs: s2 is set, but mt_add has no such");
+  expect_refused(MTI_OP_MUL, set_unused_ints, "attrs: ints is set");
+  expect_refused(MTI_OP_ADD, set_present_flag, "flag PRESENT(1)");
+  expect_refused(MTI_OP_ADD, drop_outputs, "has 1 outputs, the node lists 0");
+}
+END_TEST
+
+/* Two outputs for a one-output op, or one id listed twice: refused. */
+START_TEST(test_output_list_checked) {
+  wt_session s;
+  open_session(&s);
+  const int64_t s4[1] = {4};
+  const float a[4] = {1, 2, 3, 4};
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 4, a, 1 << 20), 0);
+  wt_view va = wt_view_of(1, 1, s4);
+  wt_graph g;
+  wt_graph_init(&g);
+  wt_graph_node(&g, MTI_OP_NEG, 2, MT_FLOAT32, 1, s4);
+  wt_graph_output(&g, 3, MT_FLOAT32, 1, s4);
+  wt_graph_input(&g, &va);
+  ck_assert_int_eq(wt_graph_send(&s, &g), 0);
+  char msg[512];
+  ck_assert_int_eq(wt_sync(&s, msg, sizeof msg), MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "mt_neg (node 0 of graph 1): has 1 outputs, the node lists 2"),
+                "message: %s", msg);
+  close_session(&s);
+}
+END_TEST
+
 /* -------------------------------------------------------------- counters */
 
 START_TEST(test_counters) {
@@ -853,6 +923,8 @@ static Suite *worker_suite(void) {
 
   tc = tcase("idle", setup_idle);
   tcase_add_test(tc, test_idle_session_ends);
+  tcase_add_test(tc, test_attribute_schema_enforced);
+  tcase_add_test(tc, test_output_list_checked);
   suite_add_tcase(s, tc);
   return s;
 }
