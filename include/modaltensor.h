@@ -387,6 +387,85 @@ mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index);
 
 /* ---- general elementwise (0.2) ---- */
 
+/* Unary with a floating result: integer and bool inputs give float32.
+ * softplus is PyTorch's (beta 1, threshold 20: x above 20, log1p(e^x)
+ * below); gelu_tanh is GPT-2's approximation x/2 (1 + tanh(sqrt(2/pi)
+ * (x + 0.044715 x^3))); mish is x tanh(softplus(x)). Arguments outside a
+ * function's domain give NaN (asin(2), log2(-1)). */
+mt_tensor *mt_erf(const mt_tensor *a);
+mt_tensor *mt_erfc(const mt_tensor *a);
+mt_tensor *mt_log1p(const mt_tensor *a);
+mt_tensor *mt_expm1(const mt_tensor *a);
+mt_tensor *mt_log2(const mt_tensor *a);
+mt_tensor *mt_log10(const mt_tensor *a);
+mt_tensor *mt_tan(const mt_tensor *a);
+mt_tensor *mt_asin(const mt_tensor *a);
+mt_tensor *mt_acos(const mt_tensor *a);
+mt_tensor *mt_atan(const mt_tensor *a);
+mt_tensor *mt_sinh(const mt_tensor *a);
+mt_tensor *mt_cosh(const mt_tensor *a);
+mt_tensor *mt_asinh(const mt_tensor *a);
+mt_tensor *mt_acosh(const mt_tensor *a);
+mt_tensor *mt_atanh(const mt_tensor *a);
+mt_tensor *mt_softplus(const mt_tensor *a);
+mt_tensor *mt_gelu_tanh(const mt_tensor *a);
+mt_tensor *mt_mish(const mt_tensor *a);
+
+/* Unary keeping the dtype. trunc rounds toward zero (integers and bool
+ * are unchanged); square is a * a (wrapping for integers; bool stays bool,
+ * as mt_mul of two bools). bitwise_not is ~a for integers and logical not
+ * for bool; floating inputs are MT_ERR_DTYPE. */
+mt_tensor *mt_trunc(const mt_tensor *a);
+mt_tensor *mt_square(const mt_tensor *a);
+mt_tensor *mt_bitwise_not(const mt_tensor *a);
+
+/* Bool result, any dtype: NaN, +-inf, neither (integers and bool are always
+ * finite). */
+mt_tensor *mt_isnan(const mt_tensor *a);
+mt_tensor *mt_isinf(const mt_tensor *a);
+mt_tensor *mt_isfinite(const mt_tensor *a);
+
+/* Binary, broadcasting. atan2(a, b) is the angle of (b, a), floating (integer
+ * and bool inputs give float32). remainder is Python's a % b (the sign of
+ * b), fmod C's (the sign of a), floor_divide Python's a // b; all three in
+ * the promoted dtype, refusing two bools (MT_ERR_DTYPE). A float divisor 0
+ * gives NaN (remainder, fmod) or +-inf/NaN (floor_divide); an integer divisor
+ * 0 is MT_ERR_INVALID_ARGUMENT (PyTorch's ZeroDivisionError; on a modal
+ * device reported at the next sync), and the minimum integer divided by -1
+ * wraps. logical_xor gives bool from inputs of any dtype (non-zero is
+ * true). The bitwise ops take integers and bool (floats are MT_ERR_DTYPE)
+ * and give the promoted dtype; for bool they are the logical ops. */
+mt_tensor *mt_atan2(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_remainder(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_fmod(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_floor_divide(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_logical_xor(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_bitwise_and(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_bitwise_or(const mt_tensor *a, const mt_tensor *b);
+mt_tensor *mt_bitwise_xor(const mt_tensor *a, const mt_tensor *b);
+
+/* a where a > 0, else a * negative_slope, in a's dtype; a must be floating
+ * (MT_ERR_DTYPE otherwise). NaN stays NaN. */
+mt_tensor *mt_leaky_relu(const mt_tensor *a, double negative_slope);
+
+/* a where a > 0, else alpha * (e^a - 1), in a's floating dtype
+ * (MT_ERR_DTYPE otherwise). */
+mt_tensor *mt_elu(const mt_tensor *a, double alpha);
+
+/* a with NaN replaced by nan, +inf by posinf and -inf by neginf (each
+ * converted to a's dtype, so an out-of-range value becomes inf there).
+ * PyTorch's defaults are 0 and the dtype's largest / lowest finite value.
+ * Integer and bool tensors are returned unchanged (a copy). */
+mt_tensor *mt_nan_to_num(const mt_tensor *a, double nan, double posinf, double neginf);
+
+/* a with value where mask is true. mask must be bool (MT_ERR_DTYPE) and
+ * broadcast to a's shape (MT_ERR_SHAPE); the result has a's dtype and
+ * shape. value is converted as mt_cast does (toward zero for integers),
+ * but must fit: a value outside an integer dtype's range, NaN or inf for an
+ * integer, or a finite value beyond a float dtype's range is
+ * MT_ERR_INVALID_ARGUMENT (as PyTorch's overflow check). */
+mt_tensor *mt_masked_fill(const mt_tensor *a, const mt_tensor *mask, double value);
+
 /* ---- reductions, scans, sorting (0.2) ---- */
 
 /* ---- indexing, shape, creation, sampling (0.2) ---- */

@@ -33,6 +33,12 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_CAST: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
 
   /* ---- general elementwise (0.2) ---- */
+  case MTI_KIND_BITWISE:
+  case MTI_KIND_PREDICATE:
+  case MTI_KIND_BINARY_FLOAT:
+  case MTI_KIND_DIVISION:
+  case MTI_KIND_UNARY_PARAM:
+  case MTI_KIND_MASKED_FILL: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
 

@@ -123,6 +123,13 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_KIND_MATMUL(N, n, A)
 #define WRAP_KIND_CAT(N, n, A)
 #define WRAP_KIND_INDEX_SELECT(N, n, A)
+/* ---- general elementwise (0.2); UNARY_PARAM and MASKED_FILL: ops_elementwise.c ---- */
+#define WRAP_KIND_BITWISE(N, n, A) WRAP_ARITY_##A(N, n)
+#define WRAP_KIND_PREDICATE(N, n, A) WRAP_UNARY(N, n)
+#define WRAP_KIND_BINARY_FLOAT(N, n, A) WRAP_BINARY(N, n)
+#define WRAP_KIND_DIVISION(N, n, A) WRAP_BINARY(N, n)
+#define WRAP_KIND_UNARY_PARAM(N, n, A)
+#define WRAP_KIND_MASKED_FILL(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

@@ -340,6 +340,78 @@ static mt_status infer_index_select(const infer_ctx *c, const mti_meta *a, const
 
 /* ---- rules: general elementwise (0.2) ---- */
 
+/* The bitwise ops: integers and bool only, in the promoted dtype. */
+static mt_status infer_bitwise(const infer_ctx *c, int n, const mti_meta *in, mti_meta *out) {
+  mt_dtype dt = n == 2 ? mti_promote(in[0].dtype, in[1].dtype) : in[0].dtype;
+  for (int i = 0; i < n; i++)
+    if (mti_dtype_is_float(in[i].dtype))
+      return mti_error(MT_ERR_DTYPE, "%s: %s: %s is not an integer or bool dtype", c->fn,
+                       i ? "b" : "a", mt_dtype_name(in[i].dtype));
+  return elementwise_out(c, n, in, dt, out);
+}
+
+/* floor_divide, remainder, fmod: the promoted dtype, which must not be bool
+ * (PyTorch refuses it). An integer divisor 0 is found by the kernel. */
+static mt_status infer_division(const infer_ctx *c, const mti_meta *in, mti_meta *out) {
+  mt_dtype dt = mti_promote(in[0].dtype, in[1].dtype);
+  if (dt == MT_BOOL)
+    return mti_error(MT_ERR_DTYPE, "%s: a, b: not supported for two bool tensors", c->fn);
+  return elementwise_out(c, 2, in, dt, out);
+}
+
+/* leaky_relu and elu take floating tensors only (as PyTorch); nan_to_num
+ * takes any dtype and leaves integers and bool as they are. */
+static mt_status infer_unary_param(const infer_ctx *c, mti_op op, const mti_meta *in,
+                                   mti_meta *out) {
+  if (op != MTI_OP_NAN_TO_NUM && !mti_dtype_is_float(in[0].dtype))
+    return mti_error(MT_ERR_DTYPE, "%s: a: %s is not a floating dtype", c->fn,
+                     mt_dtype_name(in[0].dtype));
+  return elementwise_out(c, 1, in, in[0].dtype, out);
+}
+
+/* Largest finite value of a floating dtype. */
+static double float_max(mt_dtype d) {
+  if (d == MT_FLOAT16) return 65504.0;
+  return d == MT_BFLOAT16 ? 0x1.fep127 : d == MT_FLOAT32 ? 0x1.fffffep127 : INFINITY;
+}
+
+/* Whether value converts to d without overflow (PyTorch's check of a fill
+ * value): integers need a value in their range (NaN and inf are not),
+ * floats a value within their finite range unless it is inf or NaN; bool
+ * takes anything (non-zero is true). */
+static int value_fits(mt_dtype d, double v) {
+  static const double lo[] = {[MT_UINT8] = 0, [MT_INT8] = -128, [MT_INT16] = -32768,
+                              [MT_INT32] = -2147483648.0, [MT_INT64] = -0x1p63};
+  static const double hi[] = {[MT_UINT8] = 255, [MT_INT8] = 127, [MT_INT16] = 32767,
+                              [MT_INT32] = 2147483647.0, [MT_INT64] = 0x1p63};
+  if (d == MT_BOOL) return 1;
+  if (mti_dtype_is_float(d)) return !isfinite(v) || fabs(v) <= float_max(d);
+  return v >= lo[d] && (d == MT_INT64 ? v < hi[d] : v <= hi[d]);
+}
+
+/* masked_fill: a bool mask that broadcasts to a (the result is a's shape
+ * and dtype) and a value that a's dtype can hold. */
+static mt_status infer_masked_fill(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                   mti_meta *out) {
+  if (in[1].dtype != MT_BOOL)
+    return mti_error(MT_ERR_DTYPE, "%s: mask: dtype %s, expected bool", c->fn,
+                     mt_dtype_name(in[1].dtype));
+  mt_status s = elementwise_out(c, 2, in, in[0].dtype, out);
+  if (s) return s;
+  if (out->ndim != in[0].ndim ||
+      memcmp(out->shape, in[0].shape, sizeof(int64_t) * (size_t)out->ndim)) {
+    char sa[160], sm[160];
+    return mti_error(MT_ERR_SHAPE, "%s: mask: shape %s does not broadcast to a's %s", c->fn,
+                     mti_shape_str(sm, sizeof sm, in[1].ndim, in[1].shape),
+                     mti_shape_str(sa, sizeof sa, in[0].ndim, in[0].shape));
+  }
+  if (!value_fits(in[0].dtype, at->s0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT,
+                     "%s: value: %g cannot be converted to %s without overflow", c->fn, at->s0,
+                     mt_dtype_name(in[0].dtype));
+  return MT_OK;
+}
+
 /* ---- rules: reductions, scans, sorting (0.2) ---- */
 
 /* ---- rules: indexing, shape, creation, sampling (0.2) ---- */
@@ -395,6 +467,13 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_INDEX_SELECT: return infer_index_select(c, &in[0], &in[1], at, out);
 
   /* ---- general elementwise (0.2) ---- */
+  case MTI_KIND_BITWISE: return infer_bitwise(c, n, in, out);
+  case MTI_KIND_PREDICATE: return elementwise_out(c, n, in, MT_BOOL, out);
+  case MTI_KIND_BINARY_FLOAT:
+    return elementwise_out(c, n, in, float_result(mti_promote(in[0].dtype, in[1].dtype)), out);
+  case MTI_KIND_DIVISION: return infer_division(c, in, out);
+  case MTI_KIND_UNARY_PARAM: return infer_unary_param(c, op, in, out);
+  case MTI_KIND_MASKED_FILL: return infer_masked_fill(c, in, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
 

@@ -89,6 +89,12 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_INDEX_SELECT: return mti_cpu_index_select(&in[0], &in[1], at, out);
 
   /* ---- general elementwise (0.2) ---- */
+  case MTI_KIND_BITWISE:
+  case MTI_KIND_PREDICATE:
+  case MTI_KIND_BINARY_FLOAT:
+  case MTI_KIND_DIVISION:
+  case MTI_KIND_UNARY_PARAM:
+  case MTI_KIND_MASKED_FILL: return run_elementwise(op, info->kind, in, n, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
 

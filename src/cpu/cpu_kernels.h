@@ -16,7 +16,8 @@
 /* Below this many elements (or inner-loop iterations) a kernel runs on one thread. */
 #define MTI_CPU_PARALLEL_MIN 32768
 
-/* FILL ARANGE COPY BINARY COMPARE LOGICAL SCALAR UNARY UNARY_FLOAT WHERE CLAMP CAST */
+/* FILL ARANGE COPY BINARY COMPARE LOGICAL SCALAR UNARY UNARY_FLOAT WHERE CLAMP CAST,
+ * and of 0.2: BITWISE PREDICATE BINARY_FLOAT DIVISION UNARY_PARAM MASKED_FILL */
 mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_attrs *at,
                               const mti_view *out);
 

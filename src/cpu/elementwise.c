@@ -1,6 +1,7 @@
 /*
  * elementwise.c - the driver of the elementwise kinds: fill, arange,
- * copy/cast, binary, compare, logical, scalar, unary, where, clamp.
+ * copy/cast, binary, compare, logical, scalar, unary, where, clamp, and the
+ * general elementwise kinds of 0.2 (bitwise, predicates, division, ...).
  *
  * An op runs as a leaf kernel (elementwise_kernels.c) over contiguous arrays
  * of one compute dtype ct (float16/bfloat16 compute in float32). The driver
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include <omp.h>
+#include <stdatomic.h>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -230,6 +232,8 @@ static void set_scalars(mti_ew_scalars *sc, mti_op op, mt_dtype ct, const mti_at
     if (op == MTI_OP_POW_SCALAR) sc->i[k] = exponent_of(v[k]);
     if (op == MTI_OP_CLAMP) sc->i[k] = int_bound(v[k], k, ct);
   }
+  sc->f[2] = (float)at->s2; /* s2 is read only as a float (nan_to_num's neginf) */
+  sc->d[2] = at->s2;
 }
 
 /* ---- kinds ---- */
@@ -268,8 +272,39 @@ static int is_identity(mti_op op, mt_dtype ct) {
   case MTI_OP_ABS:
   case MTI_OP_RELU: return ct == MT_UINT8 || ct == MT_BOOL;
   case MTI_OP_SIGN: return ct == MT_BOOL;
+  case MTI_OP_TRUNC: return 1;
+  case MTI_OP_SQUARE: return ct == MT_BOOL;
   default: return 0;
   }
+}
+
+/* masked_fill as a where: mask ? value : a, with the value one element of
+ * out's dtype broadcast to out's shape. */
+static mt_status masked_fill(const char *fn, const mti_view *in, double value,
+                             const mti_view *out) {
+  uint64_t one; /* room for one element of any dtype */
+  mti_store_double(&one, out->dtype, value);
+  mti_view v = {.data = &one, .dtype = out->dtype, .ndim = 0};
+  mti_view ops[3] = {in[1], mti_view_broadcast_to(&v, out->ndim, out->shape), in[0]};
+  ew_job j;
+  memset(&j, 0, sizeof j);
+  mt_dtype ct = mti_compute_dtype(out->dtype);
+  j.kernel = mti_ew_kernel_for(MTI_OP_WHERE, ct);
+  j.want[0] = j.want[2] = j.via[2] = j.want[3] = j.via[3] = ct;
+  j.want[1] = j.via[1] = MT_BOOL;
+  return run_job(fn, &j, out, ops, 3);
+}
+
+/* The integer division ops fail on a divisor 0, as PyTorch's
+ * ZeroDivisionError (the kernels flag it; float division gives inf/NaN). */
+static mt_status run_division(const char *fn, ew_job *j, const mti_view *out,
+                              const mti_view *in) {
+  atomic_int zero = 0;
+  j->sc.zero_divisor = &zero;
+  mt_status s = run_job(fn, j, out, in, 2);
+  if (s == MT_OK && atomic_load(&zero))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: b: integer division by zero", fn);
+  return s;
 }
 
 mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_attrs *at,
@@ -281,25 +316,35 @@ mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_at
   if (kind == MTI_KIND_FILL) return fill(out, at->s0);
   if (kind == MTI_KIND_ARANGE) return arange(out, at->s0, at->s1);
   if (kind == MTI_KIND_COPY || kind == MTI_KIND_CAST) return mti_cpu_convert(&in[0], out);
+  if (kind == MTI_KIND_MASKED_FILL) return masked_fill(fn, in, at->s0, out);
 
   ew_job j;
   memset(&j, 0, sizeof j);
   mt_dtype ct = mti_compute_dtype(out->dtype);
   if (kind == MTI_KIND_COMPARE) ct = mti_compute_dtype(mti_promote(in[0].dtype, in[1].dtype));
   if (kind == MTI_KIND_LOGICAL) ct = MT_BOOL;
+  if (kind == MTI_KIND_PREDICATE) ct = mti_compute_dtype(in[0].dtype);
+  /* Integers and bool are never NaN or inf, and nan_to_num leaves them. */
+  if (kind == MTI_KIND_PREDICATE && !mti_dtype_is_float(ct))
+    return fill(out, op == MTI_OP_ISFINITE);
+  if (kind == MTI_KIND_UNARY_PARAM && !mti_dtype_is_float(ct))
+    return mti_cpu_convert(&in[0], out);
   if (kind == MTI_KIND_UNARY && is_identity(op, ct)) return mti_cpu_convert(&in[0], out);
   j.kernel = mti_ew_kernel_for(op, ct);
   if (!j.kernel || n < 1 || n > MAX_OPERANDS - 1)
     return mti_error(MT_ERR_INTERNAL, "%s: no cpu kernel for %s", fn, mt_dtype_name(ct));
   set_scalars(&j.sc, op, ct, at);
-  j.want[0] = kind == MTI_KIND_COMPARE || kind == MTI_KIND_LOGICAL ? MT_BOOL : ct;
+  j.want[0] = kind == MTI_KIND_COMPARE || kind == MTI_KIND_LOGICAL ||
+                      kind == MTI_KIND_PREDICATE ? MT_BOOL : ct;
   for (int k = 1; k <= n; k++) j.want[k] = j.via[k] = ct;
   if (kind == MTI_KIND_WHERE) j.want[1] = j.via[1] = MT_BOOL;
-  if (kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE) {
+  if (kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE || kind == MTI_KIND_BINARY_FLOAT ||
+      kind == MTI_KIND_DIVISION) {
     mt_dtype common = mti_promote(in[0].dtype, in[1].dtype);
     for (int k = 1; k <= 2; k++)
       if (common != ct && mti_dtype_is_float(common) && in[k - 1].dtype != common)
         j.via[k] = common;
   }
+  if (kind == MTI_KIND_DIVISION) return run_division(fn, &j, out, in);
   return run_job(fn, &j, out, in, n);
 }

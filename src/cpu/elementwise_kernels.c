@@ -266,6 +266,118 @@ DEFINE_WHERE(64)
 INT_TYPES(DEFINE_CLAMP, ~)
 FLOAT_TYPES(DEFINE_CLAMP, ~)
 
+/* ---- general elementwise (0.2) ---- */
+
+/* libm by compute dtype: erff for float32, erf for float64. */
+#define LIBM_f32(fn) fn##f
+#define LIBM_f64(fn) fn
+
+/* GPT-2's gelu: x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))). */
+#define GELU_TANH_EXPR(S, T, x)                                                            \
+  ((T)0.5 * (x) *                                                                          \
+   ((T)1 + TANH_##S((T)0.79788456080286535588 * ((x) + (T)0.044715 * (x) * (x) * (x)))))
+/* PyTorch's softplus (beta 1, threshold 20): x above 20, log1p(e^x) below. */
+#define SOFTPLUS_EXPR(S, x) ((x) > 20 ? (x) : LIBM_##S(log1p)(LIBM_##S(exp)(x)))
+
+/* The float math of 0.2: libm per element (an opaque call, so these loops
+ * stay scalar), except gelu_tanh, which vmath's tanh vectorises. */
+#define DEFINE_EW_MATH(arg, S, T, W)                                                      \
+  LOOP1(erf_##S, T, T, NO_PRELUDE, LIBM_##S(erf)(x))                                      \
+  LOOP1(erfc_##S, T, T, NO_PRELUDE, LIBM_##S(erfc)(x))                                    \
+  LOOP1(log1p_##S, T, T, NO_PRELUDE, LIBM_##S(log1p)(x))                                  \
+  LOOP1(expm1_##S, T, T, NO_PRELUDE, LIBM_##S(expm1)(x))                                  \
+  LOOP1(log2_##S, T, T, NO_PRELUDE, LIBM_##S(log2)(x))                                    \
+  LOOP1(log10_##S, T, T, NO_PRELUDE, LIBM_##S(log10)(x))                                  \
+  LOOP1(tan_##S, T, T, NO_PRELUDE, LIBM_##S(tan)(x))                                      \
+  LOOP1(asin_##S, T, T, NO_PRELUDE, LIBM_##S(asin)(x))                                    \
+  LOOP1(acos_##S, T, T, NO_PRELUDE, LIBM_##S(acos)(x))                                    \
+  LOOP1(atan_##S, T, T, NO_PRELUDE, LIBM_##S(atan)(x))                                    \
+  LOOP1(sinh_##S, T, T, NO_PRELUDE, LIBM_##S(sinh)(x))                                    \
+  LOOP1(cosh_##S, T, T, NO_PRELUDE, LIBM_##S(cosh)(x))                                    \
+  LOOP1(asinh_##S, T, T, NO_PRELUDE, LIBM_##S(asinh)(x))                                  \
+  LOOP1(acosh_##S, T, T, NO_PRELUDE, LIBM_##S(acosh)(x))                                  \
+  LOOP1(atanh_##S, T, T, NO_PRELUDE, LIBM_##S(atanh)(x))                                  \
+  LOOP1(softplus_##S, T, T, NO_PRELUDE, SOFTPLUS_EXPR(S, x))                              \
+  LOOP1(gelu_tanh_##S, T, T, NO_PRELUDE, GELU_TANH_EXPR(S, T, x))                         \
+  LOOP1(mish_##S, T, T, NO_PRELUDE, x * LIBM_##S(tanh)(SOFTPLUS_EXPR(S, x)))             \
+  LOOP1(trunc_##S, T, T, NO_PRELUDE, LIBM_##S(copysign)(elem_floor_##S(FABS_##S(x)), x))  \
+  LOOP1(isnan_##S, T, uint8_t, NO_PRELUDE, x != x)                                        \
+  LOOP1(isinf_##S, T, uint8_t, NO_PRELUDE, FABS_##S(x) == (T)INFINITY)                    \
+  LOOP1(isfinite_##S, T, uint8_t, NO_PRELUDE, FABS_##S(x) < (T)INFINITY)                  \
+  LOOP2(atan2_##S, T, T, LIBM_##S(atan2)(x, y))                                           \
+  LOOP2(fmod_##S, T, T, LIBM_##S(fmod)(x, y))                                             \
+  LOOP2(remainder_##S, T, T, float_remainder_##S(x, y))                                   \
+  LOOP2(floor_divide_##S, T, T, float_floor_divide_##S(x, y))                             \
+  LOOP1(leaky_relu_##S, T, T, const T s = SCALAR_##S(sc, 0), x > 0 ? x : x * s)           \
+  LOOP1(elu_##S, T, T, const T s = SCALAR_##S(sc, 0), x > 0 ? x : LIBM_##S(expm1)(x) * s) \
+  LOOP1(nan_to_num_##S, T, T,                                                             \
+        const T v_nan = SCALAR_##S(sc, 0); const T v_pos = SCALAR_##S(sc, 1);             \
+        const T v_neg = SCALAR_##S(sc, 2),                                                \
+        x != x ? v_nan : x == (T)INFINITY ? v_pos : x == -(T)INFINITY ? v_neg : x)
+
+/* Python's a % b (sign of b) and a // b for floats, as PyTorch computes
+ * them: from fmod, with the quotient rounded to the nearest whole number
+ * so that (a - mod) / b's rounding error does not move it; b = 0 gives
+ * a / b (inf or NaN), a zero quotient takes the sign of a / b. */
+#define DEFINE_FLOAT_DIVISION(arg, S, T, W)                                               \
+  static inline T float_remainder_##S(T a, T b) {                                         \
+    T mod = LIBM_##S(fmod)(a, b);                                                         \
+    return mod != 0 && (b < 0) != (mod < 0) ? mod + b : mod;                              \
+  }                                                                                       \
+  static inline T float_floor_divide_##S(T a, T b) {                                      \
+    if (b == 0) return a / b;                                                             \
+    T mod = LIBM_##S(fmod)(a, b), div = (a - mod) / b;                                    \
+    if (mod != 0 && (b < 0) != (mod < 0)) div -= 1;                                       \
+    if (div == 0) return LIBM_##S(copysign)((T)0, a / b);                                 \
+    T fl = LIBM_##S(floor)(div);                                                          \
+    return div - fl > (T)0.5 ? fl + 1 : fl;                                               \
+  }
+FLOAT_TYPES(DEFINE_FLOAT_DIVISION, ~)
+FLOAT_TYPES(DEFINE_EW_MATH, ~)
+
+/* Integer a // b, a % b (sign of b) and fmod (sign of a) in int64, which
+ * holds every operand. A divisor 0 gives 0 here (the kernel reports it);
+ * b = -1 is done without dividing, so INT64_MIN / -1 wraps instead of
+ * trapping. */
+static inline int64_t int_floor_divide(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  if (b == -1) return (int64_t)(0u - (uint64_t)a);
+  int64_t q = a / b;
+  return q - (a % b != 0 && (a < 0) != (b < 0));
+}
+static inline int64_t int_fmod(int64_t a, int64_t b) { return b == 0 || b == -1 ? 0 : a % b; }
+static inline int64_t int_remainder(int64_t a, int64_t b) {
+  int64_t r = int_fmod(a, b);
+  return r != 0 && (r < 0) != (b < 0) ? r + b : r;
+}
+
+/* An integer division loop: flags a divisor 0 for the driver, which makes
+ * it the op's error (PyTorch's ZeroDivisionError). */
+#define LOOP2_INT_DIV(name, T, fn)                                                         \
+  static void name(void *out, const void *const *in, int64_t n, const mti_ew_scalars *sc) { \
+    const T *restrict a = in[0], *restrict b = in[1];                                    \
+    T *restrict o = out;                                                                 \
+    int zero = 0;                                                                        \
+    for (int64_t i = 0; i < n; i++) {                                                    \
+      zero |= b[i] == 0;                                                                 \
+      o[i] = (T)fn((int64_t)a[i], (int64_t)b[i]);                                        \
+    }                                                                                    \
+    if (zero) atomic_store_explicit(sc->zero_divisor, 1, memory_order_relaxed);          \
+  }
+
+#define DEFINE_INT_EW(arg, S, T, W)                                                       \
+  LOOP2_INT_DIV(floor_divide_##S, T, int_floor_divide)                                    \
+  LOOP2_INT_DIV(fmod_##S, T, int_fmod)                                                    \
+  LOOP2_INT_DIV(remainder_##S, T, int_remainder)                                          \
+  LOOP1(square_##S, T, T, NO_PRELUDE, (W)x * (W)x)                                        \
+  LOOP1(bitwise_not_##S, T, T, NO_PRELUDE, ~(W)x)                                         \
+  LOOP2(bitwise_and_##S, T, T, x & y)                                                     \
+  LOOP2(bitwise_or_##S, T, T, x | y)                                                      \
+  LOOP2(bitwise_xor_##S, T, T, x ^ y)
+INT_TYPES(DEFINE_INT_EW, ~)
+
+LOOP2(xor_b8, uint8_t, uint8_t, (x != 0) ^ (y != 0))
+
 /* ---- the table ---- */
 
 #define INTS(op) \
@@ -319,6 +431,42 @@ static const mti_ew_kernel kernels[MTI_OP_COUNT][MTI_NUM_DTYPES] = {
     [MTI_OP_RECIPROCAL] = {FLOATS(reciprocal)},
     [MTI_OP_WHERE] = {BY_SIZE(where)},
     [MTI_OP_CLAMP] = {[MT_BOOL] = clamp_u8, INTS(clamp), FLOATS(clamp)},
+    /* ---- general elementwise (0.2) ---- */
+    [MTI_OP_ERF] = {FLOATS(erf)},
+    [MTI_OP_ERFC] = {FLOATS(erfc)},
+    [MTI_OP_LOG1P] = {FLOATS(log1p)},
+    [MTI_OP_EXPM1] = {FLOATS(expm1)},
+    [MTI_OP_LOG2] = {FLOATS(log2)},
+    [MTI_OP_LOG10] = {FLOATS(log10)},
+    [MTI_OP_TAN] = {FLOATS(tan)},
+    [MTI_OP_ASIN] = {FLOATS(asin)},
+    [MTI_OP_ACOS] = {FLOATS(acos)},
+    [MTI_OP_ATAN] = {FLOATS(atan)},
+    [MTI_OP_SINH] = {FLOATS(sinh)},
+    [MTI_OP_COSH] = {FLOATS(cosh)},
+    [MTI_OP_ASINH] = {FLOATS(asinh)},
+    [MTI_OP_ACOSH] = {FLOATS(acosh)},
+    [MTI_OP_ATANH] = {FLOATS(atanh)},
+    [MTI_OP_SOFTPLUS] = {FLOATS(softplus)},
+    [MTI_OP_GELU_TANH] = {FLOATS(gelu_tanh)},
+    [MTI_OP_MISH] = {FLOATS(mish)},
+    [MTI_OP_TRUNC] = {FLOATS(trunc)},
+    [MTI_OP_SQUARE] = {INTS(square), FLOATS(square)},
+    [MTI_OP_BITWISE_NOT] = {[MT_BOOL] = not_b8, INTS(bitwise_not)},
+    [MTI_OP_ISNAN] = {FLOATS(isnan)},
+    [MTI_OP_ISINF] = {FLOATS(isinf)},
+    [MTI_OP_ISFINITE] = {FLOATS(isfinite)},
+    [MTI_OP_ATAN2] = {FLOATS(atan2)},
+    [MTI_OP_REMAINDER] = {INTS(remainder), FLOATS(remainder)},
+    [MTI_OP_FMOD] = {INTS(fmod), FLOATS(fmod)},
+    [MTI_OP_FLOOR_DIVIDE] = {INTS(floor_divide), FLOATS(floor_divide)},
+    [MTI_OP_LOGICAL_XOR] = {[MT_BOOL] = xor_b8},
+    [MTI_OP_BITWISE_AND] = {[MT_BOOL] = and_b8, INTS(bitwise_and)},
+    [MTI_OP_BITWISE_OR] = {[MT_BOOL] = or_b8, INTS(bitwise_or)},
+    [MTI_OP_BITWISE_XOR] = {[MT_BOOL] = xor_b8, INTS(bitwise_xor)},
+    [MTI_OP_LEAKY_RELU] = {FLOATS(leaky_relu)},
+    [MTI_OP_ELU] = {FLOATS(elu)},
+    [MTI_OP_NAN_TO_NUM] = {FLOATS(nan_to_num)},
 };
 
 mti_ew_kernel mti_ew_kernel_for(mti_op op, mt_dtype ct) {

@@ -9,18 +9,21 @@
 #ifndef MTI_CPU_ELEMENTWISE_KERNELS_H
 #define MTI_CPU_ELEMENTWISE_KERNELS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/op_table.h"
 
 /* Scalar operands already converted for ct: u holds integers reduced modulo
  * 2^64 (add/mul), i the integer exponent of pow_scalar or integer clamp
- * bounds, f and d the float32 / float64 values. */
+ * bounds, f and d the float32 / float64 values (s0..s2). The integer
+ * division kernels set *zero_divisor when they meet a divisor 0. */
 typedef struct mti_ew_scalars {
   uint64_t u[2];
   int64_t i[2];
-  float f[2];
-  double d[2];
+  float f[3];
+  double d[3];
+  atomic_int *zero_divisor;
 } mti_ew_scalars;
 
 typedef void (*mti_ew_kernel)(void *out, const void *const *in, int64_t n,
