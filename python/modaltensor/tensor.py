@@ -551,29 +551,42 @@ class Tensor:
         return _binary("ge", self, other)
 
     def __and__(self, other):
-        return self._logical("logical_and", other)
+        return self._logical("bitwise_and", other)
 
-    __rand__ = __and__
+    def __rand__(self, other):
+        return self._logical("bitwise_and", other, reflected=True)
 
     def __or__(self, other):
-        return self._logical("logical_or", other)
+        return self._logical("bitwise_or", other)
 
-    __ror__ = __or__
+    def __ror__(self, other):
+        return self._logical("bitwise_or", other, reflected=True)
+
+    def __xor__(self, other):
+        return self._logical("bitwise_xor", other)
+
+    def __rxor__(self, other):
+        return self._logical("bitwise_xor", other, reflected=True)
 
     def __invert__(self):
-        if self.dtype is not bool_:
-            raise DTypeError("modaltensor: ~: bitwise not is only defined for bool tensors")
-        return self.logical_not()
+        return _call("bitwise_not", self._h)
 
-    def _logical(self, name, other):
-        """& and | on bool tensors (the library has no bitwise integer ops)."""
-        other = _coerce(other, self)
-        if other is None:
-            return NotImplemented
-        if self.dtype is not bool_ or other.dtype is not bool_:
-            raise DTypeError(f"modaltensor: {name}: & and | are only defined for bool tensors "
-                             "(use logical_and / logical_or)")
-        return _call(name, self._h, other._h)
+    def _logical(self, name, other, reflected=False):
+        """&, |, ^ as PyTorch: bitwise for integer and bool tensors (for bool
+        the logical ops); floating operands are refused by the library."""
+        return _binary(name, self, other, reflected)
+
+    def __mod__(self, other):
+        return _binary("remainder", self, other)
+
+    def __rmod__(self, other):
+        return _binary("remainder", self, other, reflected=True)
+
+    def __floordiv__(self, other):
+        return _binary("floor_divide", self, other)
+
+    def __rfloordiv__(self, other):
+        return _binary("floor_divide", self, other, reflected=True)
 
     def __neg__(self):
         return _call("neg", self._h)
