@@ -57,6 +57,10 @@ mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, const mti_view
  * WHERE, CLAMP, CAST (cuda_elementwise.cu). */
 mt_status mtw_cuda_elementwise(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
                                const mti_attrs *at, const mti_view *out);
+/* The general elementwise ops of 0.2, MTI_OP_ERF .. MTI_OP_MASKED_FILL
+ * (cuda_elementwise_ops.cu): refused with MT_ERR_UNSUPPORTED for now. */
+mt_status mtw_cuda_elementwise_ops(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
+                                   const mti_attrs *at, const mti_view *out);
 /* RAND, RANDN from the Philox stream of src/core/philox.h (cuda_random.cu). */
 mt_status mtw_cuda_random(const mtw_cuda_ctx *ctx, mti_op op, const mti_attrs *at,
                           const mti_view *out);
