@@ -7,8 +7,10 @@ set(_mt_c_warnings -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 add_compile_options("$<$<COMPILE_LANGUAGE:C>:${_mt_c_warnings}>"
                     "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unknown-pragmas>")
 if(MT_WERROR)
-  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-Werror>"
-                      "$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>")
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-Werror>")
+endif()
+if(MT_WERROR AND MT_CUDA_WERROR) # nvcc 13 only: see cmake/MtCuda.cmake
+  add_compile_options("$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>")
 endif()
 if(MT_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer

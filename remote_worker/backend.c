@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "log.h"
 
 #ifdef MTW_HAVE_CUDA
 /* auto: the GPUs when the cuda backend opens (a device is visible), else
- * the cpu. */
+ * the cpu, saying why CUDA was not used (no device, no driver, ...). */
 static mt_status open_auto(uint64_t max_memory, mtw_backend **out) {
   if (mtw_backend_cuda_open(max_memory, out) == MT_OK) return MT_OK;
+  mtw_log(MTW_LOG_INFO, "--backend auto: using the cpu backend: %s", mt_last_error());
   mt_clear_error();
   return mtw_backend_cpu_open(max_memory, out);
 }

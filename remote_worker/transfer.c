@@ -3,6 +3,7 @@
  * values back as chunks).
  */
 #include <grpc/slice.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,23 +155,72 @@ static int send_failure(mtw_session *s, uint64_t request_id, mt_status status, c
 
 static void block_unref_cb(void *blk) { mtw_block_unref(blk); }
 
-/* Bytes [begin, begin + n) of blk as a slice: the block's own memory when
- * the host can read it (a reference keeps it alive while gRPC sends), else
- * a staging copy. */
-static int chunk_slice(mtw_session *s, mtw_block *blk, size_t begin, size_t n, grpc_slice *out) {
-  const mtw_backend *b = s->worker->backend;
-  const char *host = b->ops->host_address(s->worker->backend, blk->ptr);
-  if (host) {
-    mtw_block_ref(blk);
-    *out = grpc_slice_new_with_user_data((void *)(host + begin), n, block_unref_cb, blk);
-    return 0;
-  }
-  char *staging = malloc(n ? n : 1);
-  if (!staging || b->ops->download(s->stream, staging, (char *)blk->ptr + begin, n) != MT_OK) {
-    free(staging);
+/* Bytes a download stages per backend call when the host cannot read the
+ * device memory in place: 8 chunks, so that the cuda backend's 8 pinned
+ * slots all have a copy in flight (one chunk at a time would leave seven
+ * idle and wait for each), and one malloc serves 8 chunks. */
+#define DOWNLOAD_WINDOW ((size_t)8 * MTI_CHUNK_BYTES)
+
+/* A host copy of a run of chunks, shared by their slices: freed with the
+ * last slice gRPC releases. */
+typedef struct staged_window {
+  atomic_int refs;
+  size_t begin, len; /* bytes [begin, begin + len) of the download */
+  char data[];
+} staged_window;
+
+static void window_unref(void *w) {
+  staged_window *win = w;
+  if (win && atomic_fetch_sub(&win->refs, 1) == 1) free(win);
+}
+
+/* What chunks of one download are cut from: the block in place (host
+ * non-NULL), or the current staged window. */
+typedef struct download_source {
+  mtw_session *s;
+  mtw_block *blk;
+  size_t begin; /* the download's first byte in blk */
+  const char *host;
+  staged_window *window;
+} download_source;
+
+/* Stages bytes [at, at + len) of the download into a new window, replacing
+ * the previous one (its slices keep it alive); -1 with the error set. */
+static int stage_window(download_source *src, size_t at, size_t len) {
+  const mtw_backend *b = src->s->worker->backend;
+  staged_window *w = malloc(sizeof *w + len);
+  if (!w) return -1;
+  atomic_init(&w->refs, 1);
+  w->begin = at;
+  w->len = len;
+  if (b->ops->download(src->s->stream, w->data, (char *)src->blk->ptr + src->begin + at, len)) {
+    free(w);
     return -1;
   }
-  *out = grpc_slice_new(staging, n, free);
+  window_unref(src->window);
+  src->window = w;
+  return 0;
+}
+
+/* Bytes [at, at + n) of the download (n <= MTI_CHUNK_BYTES, of total bytes)
+ * as a slice: the block's own memory when the host can read it (a
+ * reference keeps it alive while gRPC sends), else a part of the staged
+ * window, staging the next one first when at is past it. */
+static int chunk_slice(download_source *src, size_t at, size_t n, size_t total, grpc_slice *out) {
+  if (src->host) {
+    mtw_block_ref(src->blk);
+    *out = grpc_slice_new_with_user_data((void *)(src->host + src->begin + at), n,
+                                         block_unref_cb, src->blk);
+    return 0;
+  }
+  staged_window *w = src->window;
+  if (!w || at >= w->begin + w->len) {
+    size_t len = total - at < DOWNLOAD_WINDOW ? total - at : DOWNLOAD_WINDOW;
+    if (stage_window(src, at, len)) return -1;
+    w = src->window;
+  }
+  atomic_fetch_add(&w->refs, 1);
+  *out = grpc_slice_new_with_user_data(w->data + (at - w->begin), n, window_unref, w);
   return 0;
 }
 
@@ -179,19 +229,29 @@ static int chunk_slice(mtw_session *s, mtw_block *blk, size_t begin, size_t n, g
  * failed before anything was sent (the caller reports it). */
 static int send_chunks(mtw_session *s, uint64_t request_id, mtw_block *blk, size_t begin,
                        size_t nbytes) {
+  mtw_backend *b = s->worker->backend;
+  download_source src = {s, blk, begin, b->ops->host_address(b, blk->ptr), NULL};
   size_t done = 0;
+  int rc = 0;
   do {
     size_t n = nbytes - done < MTI_CHUNK_BYTES ? nbytes - done : MTI_CHUNK_BYTES;
     grpc_slice data;
-    if (chunk_slice(s, blk, begin + done, n, &data)) return done ? -1 : 1;
+    if (chunk_slice(&src, done, n, nbytes, &data)) {
+      rc = done ? -1 : 1;
+      break;
+    }
     int last = done + n == nbytes;
     /* counted before the send completes: the client may ask for the
      * counters as soon as it has the bytes */
     mtw_stats_add(&s->worker->stats, &s->stats, MTW_BYTES_OUT, n);
-    if (send_message(s, mtw_chunk_message(request_id, done, last, data))) return -1;
+    if (send_message(s, mtw_chunk_message(request_id, done, last, data))) {
+      rc = -1;
+      break;
+    }
     done += n;
   } while (done < nbytes);
-  return 0;
+  window_unref(src.window);
+  return rc;
 }
 
 /* A row-major copy of a strided view in a new block. The caller has

@@ -158,7 +158,8 @@ static cudaError_t make_staging(mtw_stream *s) {
   }
   s->fault_host = (unsigned *)(s->pinned + slots);
   for (int i = 0; i < MTW_CUDA_STAGING_SLOTS && e == cudaSuccess; i++)
-    e = cudaEventCreateWithFlags(&s->slot_free[i], cudaEventDisableTiming);
+    e = cudaEventCreateWithFlags(&s->slot_free[i],
+                                 cudaEventDisableTiming | cudaEventBlockingSync);
   return e;
 }
 
@@ -174,7 +175,7 @@ static mt_status cuda_stream_create(mtw_backend *b, int device, mtw_stream **out
   if (status == MT_OK && e == cudaSuccess) e = make_staging(s);
   if (status == MT_OK && e != cudaSuccess) status = mtw_cuda_error(cb, "stream", e);
   if (status == MT_OK) {
-    s->fault = mtw_cuda_pool_alloc(cb->pools[device], s, sizeof(unsigned));
+    s->fault = mtw_cuda_pool_alloc(cb->pools[device], s, sizeof(unsigned), MTW_CUDA_STORAGE);
     if (!s->fault) status = mt_last_status();
     else if ((e = cudaMemsetAsync(s->fault, 0, sizeof(unsigned), s->stream)) != cudaSuccess)
       status = mtw_cuda_error(cb, "stream", e);
@@ -204,7 +205,7 @@ static void cuda_stream_destroy(mtw_stream *s) {
 
 static void *cuda_alloc(mtw_stream *s, size_t nbytes) {
   if (enter(s, "alloc") != MT_OK) return NULL;
-  return mtw_cuda_pool_alloc(s->backend->pools[s->device], s, nbytes);
+  return mtw_cuda_pool_alloc(s->backend->pools[s->device], s, nbytes, MTW_CUDA_STORAGE);
 }
 
 static void cuda_release(mtw_backend *b, int device, void *ptr, size_t nbytes) {
@@ -289,10 +290,14 @@ static mt_status cuda_run(mtw_stream *s, mti_op op, const mti_view *in, int n,
   mt_status status = enter(s, fn);
   if (status != MT_OK) return status;
   s->ctx.device = s->device;
-  if (info && info->kind == MTI_KIND_MATMUL && mtw_cuda_blas_serves(out->dtype))
-    status = mtw_cuda_blas_matmul(s, &in[0], &in[1], at, out);
+  if (info && info->kind == MTI_KIND_MATMUL && mtw_cuda_blas_serves(out[0].dtype))
+    status = mtw_cuda_blas_matmul(s, &in[0], &in[1], at, &out[0]);
   else
     status = mtw_cuda_run_kernel(&s->ctx, op, in, n, at, out);
+  /* the op's regions back to the cache: reusable at once by this stream,
+   * and freed under pressure instead of living as long as the session */
+  mtw_cuda_region_free(s, &s->scratch);
+  mtw_cuda_region_free(s, &s->staging);
   if (status != MT_OK) {
     /* a failed launch may have been a poisoned context: look once. A busy
      * stream answers cudaErrorNotReady, which the runtime also keeps as the
@@ -347,6 +352,18 @@ static const mtw_backend_ops cuda_ops = {
     cuda_destroy,
 };
 
+/* Makes the host sleep, not spin, while it waits for device i (stream and
+ * event synchronization): a waiting session would otherwise keep a core
+ * busy. A failure costs only that, so it is logged and the worker goes on. */
+static void wait_by_blocking(int i) {
+  cudaError_t e = cudaSetDevice(i);
+  if (e == cudaSuccess) e = cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync);
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  mtw_log(MTW_LOG_WARN, "cuda:%d: waits spin a core (cudaDeviceScheduleBlockingSync: %s)", i,
+          cudaGetErrorName(e));
+}
+
 /* Device i's properties, total_memory capped by max_memory (0: none). */
 static mt_status read_props(int i, uint64_t max_memory, mtw_device_props *out) {
   struct cudaDeviceProp p;
@@ -385,7 +402,8 @@ mt_status mtw_backend_cuda_open(uint64_t max_memory, mtw_backend **out) {
   mt_status status = b->props && b->pools ? MT_OK : mti_error_oom("backend", sizeof *b->props);
   for (int i = 0; i < count && status == MT_OK; i++) {
     status = read_props(i, max_memory, &b->props[i]);
-    if (status == MT_OK && !(b->pools[i] = mtw_cuda_pool_new(i)))
+    if (status == MT_OK) wait_by_blocking(i);
+    if (status == MT_OK && !(b->pools[i] = mtw_cuda_pool_new(i, b->props[i].total_memory)))
       status = mti_error_oom("backend", sizeof *b);
   }
   if (status != MT_OK) {

@@ -77,7 +77,8 @@ static mt_status blas_handle(mtw_stream *s) {
     return mtw_cublas_error(s->backend, FN, st);
   }
   s->blas_workspace =
-      mtw_cuda_pool_alloc(s->backend->pools[s->device], s, MTW_CUDA_BLAS_WORKSPACE);
+      mtw_cuda_pool_alloc(s->backend->pools[s->device], s, MTW_CUDA_BLAS_WORKSPACE,
+                          MTW_CUDA_STORAGE);
   if (!s->blas_workspace) {
     mt_status status = mt_last_status();
     mtw_cuda_blas_release(s);

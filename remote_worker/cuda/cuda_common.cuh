@@ -29,13 +29,21 @@ namespace mtw {
 
 /* ---- dtypes ---- */
 
+/* Bool storage as a byte, read as (byte != 0) like the cpu does: data from
+ * the host may hold other non-zero bytes, which C++ bool must not see (its
+ * other values are undefined behaviour). Every kernel reads bool tensors
+ * through this type (dtype_traits<MT_BOOL>) and stores 0 or 1. */
+struct bool8 {
+  uint8_t v;
+};
+
 template <mt_dtype D> struct dtype_traits;
 #define MTW_DTYPE_TRAITS(D, T, C)                                                           \
   template <> struct dtype_traits<D> {                                                     \
     typedef T type;    /* storage */                                                       \
     typedef C compute; /* arithmetic */                                                    \
   };
-MTW_DTYPE_TRAITS(MT_BOOL, bool, bool)
+MTW_DTYPE_TRAITS(MT_BOOL, bool8, bool)
 MTW_DTYPE_TRAITS(MT_UINT8, uint8_t, uint8_t)
 MTW_DTYPE_TRAITS(MT_INT8, int8_t, int8_t)
 MTW_DTYPE_TRAITS(MT_INT16, int16_t, int16_t)
@@ -79,10 +87,53 @@ template <> struct is_floating<double> { static const bool value = true; };
 /* ---- element conversions (mt_cast's rules); host and device, so that
  * host tests can check them ---- */
 
-/* Widening to a type that holds every value exactly: half/bfloat16 -> float. */
-__host__ __device__ __forceinline__ float widen(__half x) { return __half2float(x); }
-__host__ __device__ __forceinline__ float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+/* The bits of 16-bit floats and back (__half_raw converts both ways on
+ * the host and the device). */
+__host__ __device__ __forceinline__ uint16_t bits_of(__half x) { return __half_raw(x).x; }
+__host__ __device__ __forceinline__ uint16_t bits_of(__nv_bfloat16 x) {
+  return __nv_bfloat16_raw(x).x;
+}
+__host__ __device__ __forceinline__ __half half_of_bits(uint16_t b) {
+  __half_raw r;
+  r.x = b;
+  return __half(r);
+}
+__host__ __device__ __forceinline__ __nv_bfloat16 bfloat16_of_bits(uint16_t b) {
+  __nv_bfloat16_raw r;
+  r.x = b;
+  return __nv_bfloat16(r);
+}
+
+/* float32 to 16-bit floats and back with the cpu's bit rules (core/dtype.h:
+ * round to nearest even, NaN keeps its sign and payload), not the CUDA
+ * intrinsics, whose NaN is canonical. */
+__host__ __device__ __forceinline__ __half to_half(float f) {
+  return half_of_bits(mti_f32_to_f16(f));
+}
+__host__ __device__ __forceinline__ __nv_bfloat16 to_bfloat16(float f) {
+  return bfloat16_of_bits(mti_f32_to_bf16(f));
+}
+
+/* Widening to a type that holds every value exactly: half/bfloat16 ->
+ * float, bool bytes -> bool. */
+__host__ __device__ __forceinline__ float widen(__half x) { return mti_f16_to_f32(bits_of(x)); }
+__host__ __device__ __forceinline__ float widen(__nv_bfloat16 x) {
+  return mti_bf16_to_f32(bits_of(x));
+}
+__host__ __device__ __forceinline__ bool widen(bool8 x) { return x.v != 0; }
 template <class T> __host__ __device__ __forceinline__ T widen(T x) { return x; }
+
+/* float64 <-> float32 with the cpu's NaN bits (core/dtype.h); any other
+ * pair is a plain C++ conversion. */
+template <class To, class From> __host__ __device__ __forceinline__ To float_as(From x) {
+  return (To)x;
+}
+template <> __host__ __device__ __forceinline__ float float_as<float, double>(double x) {
+  return mti_f64_to_f32(x);
+}
+template <> __host__ __device__ __forceinline__ double float_as<double, float>(float x) {
+  return mti_f32_to_f64(x);
+}
 
 /* Range of integer type I as doubles: [lo, hi]; hi_excl = hi + 1 (exact). */
 template <class I> struct int_range;
@@ -118,21 +169,30 @@ template <class To, class From> struct converter {
 template <class From> struct converter<bool, From> {
   __host__ __device__ __forceinline__ static bool run(From x) { return widen(x) != 0; }
 };
+template <class From> struct converter<bool8, From> {
+  __host__ __device__ __forceinline__ static bool8 run(From x) {
+    return bool8{(uint8_t)(widen(x) != 0)};
+  }
+};
 template <class From> struct converter<float, From> {
-  __host__ __device__ __forceinline__ static float run(From x) { return (float)widen(x); }
+  __host__ __device__ __forceinline__ static float run(From x) {
+    return float_as<float>(widen(x));
+  }
 };
 template <class From> struct converter<double, From> {
-  __host__ __device__ __forceinline__ static double run(From x) { return (double)widen(x); }
+  __host__ __device__ __forceinline__ static double run(From x) {
+    return float_as<double>(widen(x));
+  }
 };
 /* 16-bit floats go through float32 (double -> float -> half, as the cpu). */
 template <class From> struct converter<__half, From> {
   __host__ __device__ __forceinline__ static __half run(From x) {
-    return __float2half_rn((float)widen(x));
+    return to_half(converter<float, From>::run(x));
   }
 };
 template <class From> struct converter<__nv_bfloat16, From> {
   __host__ __device__ __forceinline__ static __nv_bfloat16 run(From x) {
-    return __float2bfloat16_rn((float)widen(x));
+    return to_bfloat16(converter<float, From>::run(x));
   }
 };
 template <> struct converter<__half, __half> {
@@ -144,6 +204,41 @@ template <> struct converter<__nv_bfloat16, __nv_bfloat16> {
 
 template <class To, class From> __host__ __device__ __forceinline__ To convert(From x) {
   return converter<To, From>::run(x);
+}
+
+/* ---- rounding as the cpu ---- */
+
+/* a * b and a + b rounded each on its own, never fused into one multiply-
+ * add, where a result must round as the cpu's ISO C build does (nvcc fuses
+ * a * b + c by default). On the host (the host tests) the plain operators:
+ * ISO C++ does not contract them either. */
+__host__ __device__ __forceinline__ float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+__host__ __device__ __forceinline__ double mul_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+__host__ __device__ __forceinline__ float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+__host__ __device__ __forceinline__ double add_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
 }
 
 /* ---- strided views ---- */

@@ -33,6 +33,10 @@
 
 #include "cuda_common.cuh"
 
+extern "C" {
+#include "core/elementwise_rules.h"
+}
+
 namespace mtw {
 namespace ew {
 
@@ -55,12 +59,6 @@ const int64_t CHUNK_LIMIT = (int64_t)1 << 31;
 
 /* ---- element types ---- */
 
-/* Bool storage as a byte, read as (byte != 0) like the cpu does: data from
- * the host may hold other non-zero bytes, which C++ bool must not see. */
-struct bool8 {
-  uint8_t v;
-};
-
 /* Storage type S of an operand: its compute type and conversions. */
 template <class S> struct elem {
   typedef S compute;
@@ -69,18 +67,18 @@ template <class S> struct elem {
 };
 template <> struct elem<bool8> {
   typedef bool compute;
-  static MTW_HD bool load(bool8 x) { return x.v != 0; }
+  static MTW_HD bool load(bool8 x) { return widen(x); }
   static MTW_HD bool8 store(bool x) { return bool8{(uint8_t)x}; }
 };
 template <> struct elem<__half> {
   typedef float compute;
-  static MTW_HD float load(__half x) { return __half2float(x); }
-  static MTW_HD __half store(float x) { return __float2half_rn(x); }
+  static MTW_HD float load(__half x) { return widen(x); }
+  static MTW_HD __half store(float x) { return to_half(x); }
 };
 template <> struct elem<__nv_bfloat16> {
   typedef float compute;
-  static MTW_HD float load(__nv_bfloat16 x) { return __bfloat162float(x); }
-  static MTW_HD __nv_bfloat16 store(float x) { return __float2bfloat16_rn(x); }
+  static MTW_HD float load(__nv_bfloat16 x) { return widen(x); }
+  static MTW_HD __nv_bfloat16 store(float x) { return to_bfloat16(x); }
 };
 
 /* The compute types' families (bool is no integer here). */
@@ -112,16 +110,6 @@ MTW_HD float m_cos(float x) { return cosf(x); }
 MTW_HD double m_cos(double x) { return cos(x); }
 MTW_HD float m_tanh(float x) { return tanhf(x); }
 MTW_HD double m_tanh(double x) { return tanh(x); }
-
-/* a^e in wrapping integer arithmetic: a negative exponent gives 0 except
- * for the bases 1 and -1; 0^0 is 1 (the cpu's int_pow). */
-MTW_HD int64_t int_pow(int64_t a, int64_t e) {
-  if (e < 0) return a == 1 ? 1 : a == -1 ? ((e & 1) ? -1 : 1) : 0;
-  uint64_t r = 1, b = (uint64_t)a;
-  for (; e; e >>= 1, b *= b)
-    if (e & 1) r *= b;
-  return (int64_t)r;
-}
 
 /* ---- scalar operands, prepared on the host as set_scalars does ---- */
 
@@ -191,12 +179,12 @@ struct op_div : op_base {
   template <class T> MTW_HD T operator()(T x, T y) const { return x / y; }
 };
 
-/* Integers by squaring, wrapping (int_pow); floats by the math library. */
+/* Integers by squaring, wrapping (mti_int_pow); floats by the math library. */
 struct op_pow : op_base {
   static constexpr int arity = 2;
   template <class T> static constexpr bool ok() { return !is_bool_v<T>; }
   template <class T> MTW_HD T operator()(T x, T y) const {
-    if constexpr (is_int_v<T>) return (T)int_pow((int64_t)x, (int64_t)y);
+    if constexpr (is_int_v<T>) return (T)mti_int_pow((int64_t)x, (int64_t)y);
     else return m_pow(x, y);
   }
 };
@@ -259,7 +247,7 @@ struct op_pow_scalar : op_base {
   template <class T> static constexpr bool ok() { return !is_bool_v<T>; }
   template <class T> MTW_HD T operator()(T x) const {
     if constexpr (is_int_v<T>) {
-      return (T)int_pow((int64_t)x, s.i[0]);
+      return (T)mti_int_pow((int64_t)x, s.i[0]);
     } else {
       T e = scalar_of<T>(s, 0);
       return e == (T)2 ? x * x : m_pow(x, e);
@@ -341,13 +329,15 @@ struct op_silu : op_base {
  * In float, rounding erfc's argument z would scale erfc(z) by about
  * e^(2 z^2 eps), some 100 ulp at x = -10; so erfc(z) is evaluated as
  * e^(-x^2 / 2) * erfcx(z), where erfcx hardly depends on the rounding of z
- * and x^2 = hi + lo exactly (fmaf), e^(-x^2 / 2) = e^(-hi / 2) (1 - lo / 2).
- * |x| is clamped at 22, past which e^(-x^2 / 2) is 0 in float, so that
- * inf gives inf and -inf NaN (-inf * 0), as on the cpu. In double the
- * cpu's form, x/2 * erfc(-x / sqrt 2). */
+ * and x^2 = hi + lo exactly (hi the rounded square, lo = fmaf(a, a, -hi)),
+ * e^(-x^2 / 2) = e^(-hi / 2) (1 - lo / 2), a fused multiply-add welcome.
+ * This is not the cpu's float evaluation (mti_vgeluf): the two agree to a
+ * few ulp, not bit for bit. |x| is clamped at 22, past which e^(-x^2 / 2) is
+ * 0 in float, so that inf gives inf and -inf NaN (-inf * 0), as on the cpu.
+ * In double the cpu's form, x/2 * erfc(-x / sqrt 2) (no sum to fuse). */
 MTW_HD float gelu_f32(float x) {
   float a = fminf(fabsf(x), 22.0f);
-  float hi = a * a, lo = fmaf(a, a, -hi);
+  float hi = mul_rn(a, a), lo = fmaf(a, a, -hi);
   float c = 0.5f * expf(-0.5f * hi) * (1.0f - 0.5f * lo) * erfcxf(a * 0.70710678118654752f);
   return x * (x < 0.0f ? c : 1.0f - c);
 }
@@ -407,10 +397,10 @@ template <class B> struct op_fill : op_base {
 };
 
 /* Conversions between the floating dtypes for the contiguous cast path:
- * a plain C++ conversion to D's compute type is mt_cast's rule there. */
+ * a conversion to D's compute type with the cpu's NaN bits (float_as). */
 template <class DC> struct op_float_cast : op_base {
   static constexpr int arity = 1;
-  template <class T> MTW_HD DC operator()(T x) const { return (DC)x; }
+  template <class T> MTW_HD DC operator()(T x) const { return float_as<DC>(x); }
 };
 
 /* op applied to its arity's leading values of x (where has no apply: see
@@ -542,8 +532,8 @@ template <class CT> MTW_HD CT load_as(const char *p, int64_t off, int d, int via
   default: v = convert<CT>(reinterpret_cast<const double *>(p)[off]); break;
   }
   if constexpr (std::is_same<CT, float>::value) {
-    if (via == MT_FLOAT16) v = __half2float(__float2half_rn(v));
-    if (via == MT_BFLOAT16) v = __bfloat162float(__float2bfloat16_rn(v));
+    if (via == MT_FLOAT16) v = widen(to_half(v));
+    if (via == MT_BFLOAT16) v = widen(to_bfloat16(v));
   }
   return v;
 }
@@ -553,8 +543,8 @@ template <class CT> MTW_HD CT load_as(const char *p, int64_t off, int d, int via
  * op) wrap into d's width. */
 template <class R> MTW_HD void store_as(char *p, int64_t off, int d, R v) {
   if constexpr (std::is_same<R, float>::value) {
-    if (d == MT_FLOAT16) reinterpret_cast<__half *>(p)[off] = __float2half_rn(v);
-    else if (d == MT_BFLOAT16) reinterpret_cast<__nv_bfloat16 *>(p)[off] = __float2bfloat16_rn(v);
+    if (d == MT_FLOAT16) reinterpret_cast<__half *>(p)[off] = to_half(v);
+    else if (d == MT_BFLOAT16) reinterpret_cast<__nv_bfloat16 *>(p)[off] = to_bfloat16(v);
     else reinterpret_cast<float *>(p)[off] = v;
   } else if constexpr (std::is_same<R, int64_t>::value) {
     switch (d) {
@@ -572,7 +562,7 @@ template <class R> MTW_HD void store_as(char *p, int64_t off, int d, R v) {
 /* Stores v into out of any dtype d with mt_cast's rules (copy and cast). */
 template <class R> MTW_HD void store_any(char *p, int64_t off, int d, R v) {
   switch (d) {
-  case MT_BOOL: reinterpret_cast<bool *>(p)[off] = convert<bool>(v); break;
+  case MT_BOOL: reinterpret_cast<bool8 *>(p)[off] = convert<bool8>(v); break;
   case MT_UINT8: reinterpret_cast<uint8_t *>(p)[off] = convert<uint8_t>(v); break;
   case MT_INT8: reinterpret_cast<int8_t *>(p)[off] = convert<int8_t>(v); break;
   case MT_INT16: reinterpret_cast<int16_t *>(p)[off] = convert<int16_t>(v); break;
@@ -608,17 +598,12 @@ template <class Op, class CT> MTW_HD void strided_element(const Op &op, const st
   }
 }
 
-/* out[i * stride] = start + i * step, in double and then converted. On the
- * device the product and the sum are rounded separately (__dmul_rn,
- * __dadd_rn) so that no fused multiply-add changes a value: the cpu rounds
- * both. */
+/* out[i * stride] = start + i * step, in double and then converted; the
+ * product and the sum are rounded separately (mul_rn, add_rn) so that no
+ * fused multiply-add changes a value: the cpu rounds both. */
 template <class S> MTW_HD void arange_element(S *out, int64_t stride, int64_t i, double start,
                                               double step) {
-#ifdef __CUDA_ARCH__
-  double v = __dadd_rn(start, __dmul_rn((double)i, step));
-#else
-  double v = start + (double)i * step;
-#endif
+  double v = add_rn(start, mul_rn((double)i, step));
   out[i * stride] = convert<S>(v);
 }
 
@@ -1139,56 +1124,19 @@ mt_status arange(const X &exec, const char *fn, const mti_view &out, double star
 
 /* ---- scalars (the cpu's set_scalars) ---- */
 
-/* A whole number reduced modulo 2^64: integer add/mul with a scalar wrap
- * like the tensor arithmetic does. */
-inline uint64_t wrap_to_u64(double v) {
-  if (!isfinite(v)) return 0;
-  double r = fmod(v, 18446744073709551616.0); /* exact, |r| < 2^64 */
-  return r < 0 ? 0u - (uint64_t)(-r) : (uint64_t)r;
-}
-
-/* Integer exponent of pow_scalar: huge magnitudes keep their parity
- * (every double beyond 2^53 is even). */
-inline int64_t exponent_of(double v) {
-  if (v >= 0x1p62) return INT64_C(1) << 62;
-  if (v <= -0x1p62) return -(INT64_C(1) << 62);
-  return v == v ? (int64_t)v : 0;
-}
-
-/* Clamp bound for an integer ct: lo rounds up, hi down, both saturate. */
-inline int64_t int_bound(double v, bool upper, mt_dtype ct) {
-  v = upper ? floor(v) : ceil(v);
-  if (ct == MT_BOOL) return v >= 1 ? 1 : 0;
-  return mti_double_to_int(v, ct);
-}
-
 inline scalars scalars_for(mti_op op, mt_dtype ct, const mti_attrs *at) {
   scalars s;
   double v[2] = {at->s0, at->s1};
-  s.u = wrap_to_u64(v[0]);
+  s.u = mti_wrap_to_u64(v[0]);
   for (int k = 0; k < 2; k++) {
     s.f[k] = (float)v[k];
     s.d[k] = v[k];
     s.i[k] = 0;
     if (mti_dtype_is_float(ct)) continue;
-    if (op == MTI_OP_POW_SCALAR) s.i[k] = exponent_of(v[k]);
-    if (op == MTI_OP_CLAMP) s.i[k] = int_bound(v[k], k == 1, ct);
+    if (op == MTI_OP_POW_SCALAR) s.i[k] = mti_pow_exponent(v[k]);
+    if (op == MTI_OP_CLAMP) s.i[k] = mti_clamp_bound(v[k], k == 1, ct);
   }
   return s;
-}
-
-/* The unary ops that leave values of some dtypes unchanged (copies). */
-inline bool is_identity(mti_op op, mt_dtype ct) {
-  if (mti_dtype_is_float(ct)) return false;
-  switch (op) {
-  case MTI_OP_FLOOR:
-  case MTI_OP_CEIL:
-  case MTI_OP_ROUND: return true;
-  case MTI_OP_ABS:
-  case MTI_OP_RELU: return ct == MT_UINT8 || ct == MT_BOOL;
-  case MTI_OP_SIGN: return ct == MT_BOOL;
-  default: return false;
-  }
 }
 
 /* The op's functor run in ct. */
@@ -1297,7 +1245,8 @@ mt_status elementwise(const X &exec, mti_op op, const mti_view *in, int n, const
     return convert_views(exec, fn, in[0], *out);
   case MTI_KIND_CAST: return convert_views(exec, fn, in[0], *out);
   case MTI_KIND_UNARY:
-    if (is_identity(op, mti_compute_dtype(out->dtype))) return convert_views(exec, fn, in[0], *out);
+    if (mti_unary_is_identity(op, mti_compute_dtype(out->dtype)))
+      return convert_views(exec, fn, in[0], *out);
     break;
   default: break;
   }

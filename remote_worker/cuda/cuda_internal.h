@@ -38,7 +38,8 @@ typedef struct mtw_cuda_backend {
   char lost_why[256];      /* written before lost is set */
 } mtw_cuda_backend;
 
-/* A grow-only device region owned by a stream (scratch, matmul staging). */
+/* A device region of a stream for the op being enqueued (scratch, matmul
+ * staging), given back to the cache when the op is (cuda_run). */
 typedef struct mtw_cuda_region {
   void *ptr;
   size_t size;
@@ -72,20 +73,28 @@ mt_status mtw_cublas_error(mtw_cuda_backend *b, const char *fn, cublasStatus_t s
 
 /* ---- the caching allocator (cuda_alloc.c) ---- */
 
-mtw_cuda_pool *mtw_cuda_pool_new(int device);
+/* The block cache of device, whose budget is limit bytes (its
+ * total_memory, which --max-memory caps; 0: none). */
+mtw_cuda_pool *mtw_cuda_pool_new(int device, int64_t limit);
 
 /* Frees every cached block; the pool's streams are all gone. */
 void mtw_cuda_pool_destroy(mtw_cuda_pool *p);
 
+/* What a block is for: session storages (which the session layer charges
+ * to the budget before asking) and a stream's fixed buffers, or scratch,
+ * which the allocator itself refuses past the budget. */
+typedef enum mtw_cuda_use { MTW_CUDA_STORAGE, MTW_CUDA_SCRATCH } mtw_cuda_use;
+
 /* nbytes of device memory for stream s (usable by s at once); NULL with
  * MT_ERR_OUT_OF_MEMORY (or the CUDA error) set. */
-void *mtw_cuda_pool_alloc(mtw_cuda_pool *p, mtw_stream *s, size_t nbytes);
+void *mtw_cuda_pool_alloc(mtw_cuda_pool *p, mtw_stream *s, size_t nbytes, mtw_cuda_use use);
 
 /* Gives ptr back to the cache; any thread, even after its stream is gone. */
 void mtw_cuda_pool_release(mtw_cuda_pool *p, void *ptr);
 
 /* Called by stream_destroy once s has finished its work: blocks s used
- * become free for every stream without waiting. */
+ * become free for every stream without waiting. Waits for releases still
+ * recording an event on s. */
 void mtw_cuda_pool_forget_stream(mtw_cuda_pool *p, const mtw_stream *s);
 
 /* Bytes in live blocks and in all blocks (live and cached). */
@@ -101,8 +110,9 @@ void mtw_cuda_pool_keep_pinned(mtw_cuda_pool *p, void *buf);
 cublasHandle_t mtw_cuda_pool_take_blas(mtw_cuda_pool *p);
 void mtw_cuda_pool_keep_blas(mtw_cuda_pool *p, cublasHandle_t h);
 
-/* A region of at least nbytes, regrown (old one back to the cache, which
- * keeps it safe for work still queued) when too small. */
+/* A region of at least nbytes for the op being enqueued, regrown (the old
+ * one back to the cache, which keeps it safe for work still queued) when
+ * too small; region_free gives it back once the op is enqueued. */
 void *mtw_cuda_region_get(mtw_stream *s, mtw_cuda_region *r, size_t nbytes);
 void mtw_cuda_region_free(mtw_stream *s, mtw_cuda_region *r);
 

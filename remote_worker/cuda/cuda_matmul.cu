@@ -29,6 +29,10 @@ template <class Out> struct mm_types {
   typedef Out C;
   typedef uint32_t A;
 };
+template <> struct mm_types<bool8> {
+  typedef bool C;
+  typedef uint32_t A;
+};
 template <> struct mm_types<int64_t> {
   typedef int64_t C;
   typedef uint64_t A;
@@ -60,7 +64,7 @@ template <class A, class C> __device__ __forceinline__ A mm_step(A acc, C x, C y
  * cpu's wrap), bool is "any", floats round. */
 template <class Out, class A> __device__ __forceinline__ Out mm_result(A acc) {
   if constexpr (is_floating<Out>::value) return convert<Out>(acc);
-  else if constexpr (::cuda::std::is_same<Out, bool>::value) return acc != 0;
+  else if constexpr (::cuda::std::is_same<Out, bool8>::value) return bool8{(uint8_t)(acc != 0)};
   else return (Out)acc;
 }
 

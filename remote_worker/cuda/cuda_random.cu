@@ -43,7 +43,8 @@ template <bool NORMAL> struct block_values<float, NORMAL> {
 };
 
 /* The float16/bfloat16 uniforms are exact in those types (no rounding);
- * normals are the float32 ones rounded to nearest even. */
+ * normals are the float32 ones rounded to nearest even (the cpu's rule,
+ * to_half / to_bfloat16). */
 template <bool NORMAL> struct block_values<__half, NORMAL> {
   static const int E = 4;
   __host__ __device__ static void run(mti_philox_words w, __half *v) {
@@ -53,7 +54,7 @@ template <bool NORMAL> struct block_values<__half, NORMAL> {
     } else {
       for (int j = 0; j < 4; j++) f[j] = mti_philox_uniform_f16(w.w[j]);
     }
-    for (int j = 0; j < 4; j++) v[j] = __float2half_rn(f[j]);
+    for (int j = 0; j < 4; j++) v[j] = to_half(f[j]);
   }
 };
 
@@ -66,7 +67,7 @@ template <bool NORMAL> struct block_values<__nv_bfloat16, NORMAL> {
     } else {
       for (int j = 0; j < 4; j++) f[j] = mti_philox_uniform_bf16(w.w[j]);
     }
-    for (int j = 0; j < 4; j++) v[j] = __float2bfloat16_rn(f[j]);
+    for (int j = 0; j < 4; j++) v[j] = to_bfloat16(f[j]);
   }
 };
 

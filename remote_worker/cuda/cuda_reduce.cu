@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(RED_BLOCK)
   typedef typename Op::acc acc;
   __shared__ acc smem[32];
   int G = p.group, lane = (int)threadIdx.x % G;
-  int64_t o = (int64_t)blockIdx.x * (RED_BLOCK / G) + threadIdx.x / G, kout = 0;
+  int64_t o = (int64_t)blockIdx.x * (blockDim.x / G) + threadIdx.x / G, kout = 0;
   acc a = o < p.g.nout ? reduce_lane(op, x, p, o, lane, blockIdx.y, &kout) : op.identity();
   if (G == RED_BLOCK) a = block_combine(op, a, smem);
   else if (G > 1) a = group_combine(op, a, G);
@@ -80,16 +80,16 @@ mt_status launch_reduce(const mtw_cuda_ctx *ctx, const char *fn, const In *x, co
   red_params p = red_plan(g, mean_div);
   char *obase = (char *)out + g.out_base * (int64_t)esz;
   if (p.splits == 1) {
-    reduce_kernel<<<dim3((unsigned)p.blocks), RED_BLOCK, 0, ctx->stream>>>(x, p, op, (acc *)nullptr,
-                                                                           obase);
+    reduce_kernel<<<dim3((unsigned)p.blocks), p.threads, 0, ctx->stream>>>(x, p, op,
+                                                                           (acc *)nullptr, obase);
     return launched(fn);
   }
   acc *part = (acc *)ctx->scratch(ctx, (size_t)(g.nout * p.splits) * sizeof(acc));
   if (!part) return MT_ERR_OUT_OF_MEMORY;
-  reduce_kernel<<<dim3((unsigned)p.blocks, (unsigned)p.splits), RED_BLOCK, 0, ctx->stream>>>(
+  reduce_kernel<<<dim3((unsigned)p.blocks, (unsigned)p.splits), p.threads, 0, ctx->stream>>>(
       x, p, op, part, nullptr);
   red_params q = red_plan_join(p);
-  reduce_kernel<<<dim3((unsigned)q.blocks), RED_BLOCK, 0, ctx->stream>>>((const pin *)part, q, op,
+  reduce_kernel<<<dim3((unsigned)q.blocks), q.threads, 0, ctx->stream>>>((const pin *)part, q, op,
                                                                          (acc *)nullptr, obase);
   return launched(fn);
 }
@@ -158,8 +158,6 @@ mt_status reduce_dispatch(const mtw_cuda_ctx *ctx, mti_op op, const char *fn, co
   if (out->dtype != reduce_out_dtype(op, in->dtype))
     return mti_error(MT_ERR_INTERNAL, "%s: out has dtype %s, expected %s", fn,
                      mt_dtype_name(out->dtype), mt_dtype_name(reduce_out_dtype(op, in->dtype)));
-  /* bool is read as uint8 (its bytes are 0 or 1): same results, fewer kernels. */
-  if (in->dtype == MT_BOOL) return reduce_typed<uint8_t>(ctx, op, fn, in, g, out);
   MTW_DISPATCH(in->dtype, return reduce_typed<scalar_t>(ctx, op, fn, in, g, out));
   return mti_error(MT_ERR_DTYPE, "%s: dtype %d is not a dtype", fn, (int)in->dtype);
 }

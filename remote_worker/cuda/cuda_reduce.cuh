@@ -69,14 +69,15 @@ __device__ __forceinline__ T block_combine(const Op &op, T v, T *smem) {
 /* Element `off` of p (dtype d) converted by mt_cast's rules to storage type
  * To. For data that is small, or whose kernels are not worth a template per
  * input dtype (staging of integer inputs, weights, matmul tiles). */
-template <class To> __device__ __forceinline__ To load_as(const void *p, mt_dtype d, int64_t off) {
+template <class To>
+__host__ __device__ __forceinline__ To load_as(const void *p, mt_dtype d, int64_t off) {
   MTW_DISPATCH(d, return convert<To>(((const scalar_t *)p)[off]));
   return To();
 }
 
 /* Stores v (any storage or compute type) into element `off` of p (dtype d). */
 template <class From>
-__device__ __forceinline__ void store_as(void *p, mt_dtype d, int64_t off, From v) {
+__host__ __device__ __forceinline__ void store_as(void *p, mt_dtype d, int64_t off, From v) {
   MTW_DISPATCH(d, ((scalar_t *)p)[off] = convert<scalar_t>(v); return);
 }
 
@@ -210,7 +211,9 @@ struct int_sum_op {
   mt_dtype od;
   __host__ __device__ acc identity() const { return alt ? 1u : 0u; }
   __host__ __device__ acc combine(acc a, acc b) const { return alt ? a * b : a + b; }
-  template <class In> __host__ __device__ acc from(In x, int64_t) const { return (acc)x; }
+  template <class In> __host__ __device__ acc from(In x, int64_t) const {
+    return (acc)widen(x); /* a bool byte counts as 0 or 1 */
+  }
   __device__ void store(void *out, int64_t off, acc a, double mean_div) const {
     if (od != MT_FLOAT32) ((int64_t *)out)[off] = (int64_t)a;
     else if (mean_div > 0) ((float *)out)[off] = convert<float>((double)(int64_t)a / mean_div);
@@ -237,6 +240,7 @@ template <class S> struct float_sum_op {
 template <class T> struct cmp_type { typedef T type; };
 template <> struct cmp_type<__half> { typedef float type; };
 template <> struct cmp_type<__nv_bfloat16> { typedef float type; };
+template <> struct cmp_type<bool8> { typedef uint8_t type; }; /* 0 or 1 */
 
 /* amax (amin when alt) of storage type S: a NaN operand wins and stays
  * (v > NaN is false); the identity is the lowest (highest) value. */
@@ -306,16 +310,18 @@ enum {
   RED_BLOCK = 256,          /* threads per block                                  */
   RED_TARGET_BLOCKS = 4096, /* blocks worth launching: several waves on any GPU   */
   RED_MIN_PER_THREAD = 16,  /* reduced elements a thread takes at least per split */
-  RED_WHOLE_BLOCK_MIN = 1024 /* reduced extents from here on get a block per output */
+  RED_WHOLE_BLOCK_MIN = 1024, /* reduced extents from here on get a block per output */
+  RED_MIN_COLUMNS = 8          /* kept inner extents from here on read a row per warp */
 };
 
 /* One launch of the reduction kernel. Group (blockIdx.x, threadIdx.x /
- * group) reduces output o = blockIdx.x * (RED_BLOCK / group) + threadIdx.x
+ * group) reduces output o = blockIdx.x * (threads / group) + threadIdx.x
  * / group over split blockIdx.y, i.e. reduced indices [split * chunk,
  * min(count, (split + 1) * chunk)). */
 struct red_params {
   red_geom g;      /* input offsets relative to the kernel's x (in_base applied) */
   int group;       /* lanes per output: 1..32 (a power of two) or RED_BLOCK      */
+  int threads;     /* per block: RED_BLOCK, or fewer warps for few columns        */
   int64_t splits;  /* pieces of the reduced range per output                     */
   int64_t chunk;   /* reduced elements per split                                 */
   double mean_div; /* > 0: divide by it (mean)                                   */
@@ -331,27 +337,33 @@ __host__ __device__ inline int pow2_at_least(int64_t n) {
 }
 
 /* Lanes per output: one when the innermost dim is kept (threads run along
- * it, coalesced) and there are enough outputs to keep a block busy; else a
- * block for long reduced extents, or the power of two that covers short
- * ones (up to a warp). */
+ * it, so a warp reads a row's consecutive columns) and it has at least
+ * RED_MIN_COLUMNS outputs; else a block for long reduced extents, or the
+ * power of two that covers short ones (up to a warp). Lanes along the
+ * reduced dim of a kept-inner layout would each read one element per
+ * memory sector, a few times the bytes the sum needs. */
 __host__ __device__ inline int red_group(const red_geom &g) {
   int64_t rin = g.nred ? g.rstride[g.nred - 1] : 0, kin = g.nkept ? g.kstride[g.nkept - 1] : 0;
   if (rin < 0) rin = -rin;
   bool kept_inner = g.nkept && g.nred && kin < rin;
-  if (kept_inner && g.nout >= 64) return 1;
+  if (kept_inner && g.nout >= RED_MIN_COLUMNS) return 1;
   if (g.count >= RED_WHOLE_BLOCK_MIN) return RED_BLOCK;
   return pow2_at_least(g.count < 32 ? g.count : 32);
 }
 
 /* Pass 1 for g; splits > 1 when the outputs alone launch fewer than
- * RED_TARGET_BLOCKS blocks and the reduced extent is long enough. The
- * plan depends on the shape alone, so results are reproducible. */
+ * RED_TARGET_BLOCKS blocks and the reduced extent is long enough (so few
+ * columns are split along the reduced dim, in blocks of as many warps as
+ * the columns need). The plan depends on the shape alone, so results are
+ * reproducible. */
 __host__ __device__ inline red_params red_plan(const red_geom &g, double mean_div) {
   red_params p;
   p.g = g;
   p.group = red_group(g);
+  p.threads = RED_BLOCK;
+  if (p.group == 1 && g.nout < RED_BLOCK) p.threads = (int)cdiv64(g.nout, 32) * 32;
   p.mean_div = mean_div;
-  p.blocks = cdiv64(g.nout, RED_BLOCK / p.group);
+  p.blocks = cdiv64(g.nout, p.threads / p.group);
   int64_t splits = 1;
   if (p.blocks < RED_TARGET_BLOCKS) {
     int64_t most = cdiv64(g.count, (int64_t)p.group * RED_MIN_PER_THREAD);
@@ -381,6 +393,7 @@ __host__ __device__ inline red_params red_plan_join(const red_params &p) {
   q.chunk = p.splits;
   q.group = p.splits >= RED_WHOLE_BLOCK_MIN / 4 ? RED_BLOCK
                                                 : pow2_at_least(p.splits < 32 ? p.splits : 32);
+  q.threads = RED_BLOCK;
   q.blocks = cdiv64(p.g.nout, RED_BLOCK / q.group);
   return q;
 }

@@ -45,10 +45,6 @@ const int64_t WARP_ROW = 32 * WARP_ITEMS;
 
 /* ---- arithmetic as the cpu rounds it ---- */
 
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
 __device__ __forceinline__ float exp_ct(float x) { return expf(x); }
 __device__ __forceinline__ double exp_ct(double x) { return exp(x); }
 
@@ -250,9 +246,9 @@ __global__ void __launch_bounds__(WIDTH == 32 ? WARP_ROWS_BLOCK : ROW_BLOCK)
   if (isinf(sum)) sum = row_sum<WIDTH, ITEMS, true>(v, cached, xr, n, step, s.lane, ident);
   double mean = sum / (double)n;
   CT mh = (CT)mean, ml = (CT)(mean - (double)mh);
-  auto dev2 = [mh, ml](auto t) {
+  auto dev2 = [mh, ml](auto t) { /* the square rounded before it is summed */
     auto d = (t - mh) - ml;
-    return d * d;
+    return mul_rn(d, d);
   };
   double sq = row_sum<WIDTH, ITEMS, false>(v, cached, xr, n, step, s.lane, dev2);
   if (isinf(sq)) sq = row_sum<WIDTH, ITEMS, true>(v, cached, xr, n, step, s.lane, dev2);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 
 #include "core/dtype.h"
+#include "core/elementwise_rules.h"
 #include "core/error.h"
 #include "cpu_kernels.h"
 #include "elementwise_kernels.h"
@@ -198,39 +199,16 @@ static mt_status run_job(const char *fn, ew_job *j, const mti_view *out, const m
 
 /* ---- scalars ---- */
 
-/* A whole number reduced modulo 2^64: integer add/mul with a scalar wrap
- * like the tensor arithmetic does. */
-static uint64_t wrap_to_u64(double v) {
-  if (!isfinite(v)) return 0;
-  double r = fmod(v, 18446744073709551616.0); /* exact, |r| < 2^64 */
-  return r < 0 ? 0u - (uint64_t)(-r) : (uint64_t)r;
-}
-
-/* Integer exponent of pow_scalar (a whole number): huge magnitudes keep
- * their parity (every double beyond 2^53 is even). */
-static int64_t exponent_of(double v) {
-  if (v >= 0x1p62) return INT64_C(1) << 62;
-  if (v <= -0x1p62) return -(INT64_C(1) << 62);
-  return v == v ? (int64_t)v : 0;
-}
-
-/* Clamp bound for an integer ct: lo rounds up, hi down, both saturate. */
-static int64_t int_bound(double v, int upper, mt_dtype ct) {
-  v = upper ? floor(v) : ceil(v);
-  if (ct == MT_BOOL) return v >= 1 ? 1 : 0;
-  return mti_double_to_int(v, ct);
-}
-
 static void set_scalars(mti_ew_scalars *sc, mti_op op, mt_dtype ct, const mti_attrs *at) {
   double v[2] = {at->s0, at->s1};
   for (int k = 0; k < 2; k++) {
     sc->f[k] = (float)v[k];
     sc->d[k] = v[k];
-    sc->u[k] = wrap_to_u64(v[k]);
+    sc->u[k] = mti_wrap_to_u64(v[k]);
     sc->i[k] = 0;
     if (mti_dtype_is_float(ct)) continue;
-    if (op == MTI_OP_POW_SCALAR) sc->i[k] = exponent_of(v[k]);
-    if (op == MTI_OP_CLAMP) sc->i[k] = int_bound(v[k], k, ct);
+    if (op == MTI_OP_POW_SCALAR) sc->i[k] = mti_pow_exponent(v[k]);
+    if (op == MTI_OP_CLAMP) sc->i[k] = mti_clamp_bound(v[k], k, ct);
   }
   sc->f[2] = (float)at->s2; /* s2 is read only as a float (nan_to_num's neginf) */
   sc->d[2] = at->s2;
@@ -260,22 +238,6 @@ static mt_status arange(const mti_view *out, double start, double step) {
     convert_1d((const char *)vals, MT_FLOAT64, 1, dst, out->dtype, stride, len);
   }
   return MT_OK;
-}
-
-/* The unary ops that leave values of some dtypes unchanged. */
-static int is_identity(mti_op op, mt_dtype ct) {
-  if (mti_dtype_is_float(ct)) return 0;
-  switch (op) {
-  case MTI_OP_FLOOR:
-  case MTI_OP_CEIL:
-  case MTI_OP_ROUND: return 1;
-  case MTI_OP_ABS:
-  case MTI_OP_RELU: return ct == MT_UINT8 || ct == MT_BOOL;
-  case MTI_OP_SIGN: return ct == MT_BOOL;
-  case MTI_OP_TRUNC: return 1;
-  case MTI_OP_SQUARE: return ct == MT_BOOL;
-  default: return 0;
-  }
 }
 
 /* masked_fill as a where: mask ? value : a, with the value one element of
@@ -329,7 +291,8 @@ mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_at
     return fill(out, op == MTI_OP_ISFINITE);
   if (kind == MTI_KIND_UNARY_PARAM && !mti_dtype_is_float(ct))
     return mti_cpu_convert(&in[0], out);
-  if (kind == MTI_KIND_UNARY && is_identity(op, ct)) return mti_cpu_convert(&in[0], out);
+    if (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, ct))
+    return mti_cpu_convert(&in[0], out);
   j.kernel = mti_ew_kernel_for(op, ct);
   if (!j.kernel || n < 1 || n > MAX_OPERANDS - 1)
     return mti_error(MT_ERR_INTERNAL, "%s: no cpu kernel for %s", fn, mt_dtype_name(ct));

@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "core/dtype.h"
+#include "core/elementwise_rules.h"
 #include "cpu_simd.h"
 #include "elementwise_kernels.h"
 #include "vmath.h"
@@ -63,16 +64,6 @@
   INT_TYPES(X, arg)            \
   FLOAT_TYPES(X, arg)
 
-/* a^e in wrapping integer arithmetic. A negative exponent gives 0 except
- * for the bases 1 and -1 (PyTorch's rule); 0^0 is 1. */
-static inline int64_t int_pow(int64_t a, int64_t e) {
-  if (e < 0) return a == 1 ? 1 : a == -1 ? ((e & 1) ? -1 : 1) : 0;
-  uint64_t r = 1, b = (uint64_t)a;
-  for (; e; e >>= 1, b *= b)
-    if (e & 1) r *= b;
-  return (int64_t)r;
-}
-
 /* ---- binary and scalar arithmetic ---- */
 
 #define MAX_NAN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) > (y) ? (x) : (y))
@@ -82,12 +73,12 @@ static inline int64_t int_pow(int64_t a, int64_t e) {
   LOOP2(add_##S, T, T, (W)x + (W)y)                                                       \
   LOOP2(sub_##S, T, T, (W)x - (W)y)                                                       \
   LOOP2(mul_##S, T, T, (W)x * (W)y)                                                       \
-  LOOP2(pow_##S, T, T, int_pow((int64_t)x, (int64_t)y))                                   \
+  LOOP2(pow_##S, T, T, mti_int_pow((int64_t)x, (int64_t)y))                               \
   LOOP2(maximum_##S, T, T, x > y ? x : y)                                                 \
   LOOP2(minimum_##S, T, T, x < y ? x : y)                                                 \
   LOOP1(add_scalar_##S, T, T, const W s = (W)sc->u[0], (W)x + s)                          \
   LOOP1(mul_scalar_##S, T, T, const W s = (W)sc->u[0], (W)x * s)                          \
-  LOOP1(pow_scalar_##S, T, T, const int64_t e = sc->i[0], int_pow((int64_t)x, e))
+  LOOP1(pow_scalar_##S, T, T, const int64_t e = sc->i[0], mti_int_pow((int64_t)x, e))
 INT_TYPES(DEFINE_INT_ARITH, ~)
 
 #define DEFINE_FLOAT_ARITH(arg, S, T, W)                                                  \

@@ -27,7 +27,10 @@ extern "C" {
 }
 
 using namespace mtw::ew;
+using mtw::bits_of;
+using mtw::bool8;
 using mtw::convert;
+using mtw::widen;
 
 static int failures = 0;
 static int checks = 0;
@@ -613,8 +616,8 @@ static void test_hand_values() {
   EXPECT((int8_t)add((int64_t)127, (int64_t)1) == -128, "int8 add wraps after narrowing");
   EXPECT(isnan(mx(1.0f, NAN)) && isnan(mx(NAN, 1.0f)) && isnan(mn(NAN, -INFINITY)),
          "maximum/minimum propagate NaN");
-  EXPECT(int_pow(2, -1) == 0 && int_pow(-1, -3) == -1 && int_pow(1, -7) == 1 &&
-             int_pow(0, 0) == 1 && int_pow(3, 4) == 81,
+  EXPECT(mti_int_pow(2, -1) == 0 && mti_int_pow(-1, -3) == -1 && mti_int_pow(1, -7) == 1 &&
+             mti_int_pow(0, 0) == 1 && mti_int_pow(3, 4) == 81,
          "integer pow");
   op_unary neg{{}, MTI_OP_NEG}, abs_{{}, MTI_OP_ABS}, relu{{}, MTI_OP_RELU},
       sign{{}, MTI_OP_SIGN}, round_{{}, MTI_OP_ROUND};
@@ -633,19 +636,75 @@ static void test_hand_values() {
   EXPECT(clamp(10.0f) == -3.0f && isnan(clamp(NAN)), "clamp: lo > hi gives hi, NaN stays");
   EXPECT(gelu_f32(INFINITY) == INFINITY && isnan(gelu_f32(-INFINITY)) && gelu_f32(0.0f) == 0.0f,
          "gelu at the ends");
-  EXPECT(wrap_to_u64(-1.0) == UINT64_MAX && wrap_to_u64(18446744073709551616.0 + 4096.0) == 4096,
+  EXPECT(mti_wrap_to_u64(-1.0) == UINT64_MAX &&
+             mti_wrap_to_u64(18446744073709551616.0 + 4096.0) == 4096,
          "scalars wrap modulo 2^64");
-  EXPECT(exponent_of(1e300) % 2 == 0 && exponent_of(-1e300) < 0, "huge exponents stay even");
+  EXPECT(mti_pow_exponent(1e300) % 2 == 0 && mti_pow_exponent(-1e300) < 0,
+         "huge exponents stay even");
   EXPECT(convert<int32_t>(3e9f) == INT32_MAX && convert<uint8_t>(-5.0) == 0 &&
              convert<int64_t>((double)NAN) == 0 && convert<int8_t>((int64_t)300) == 44,
          "conversions saturate floats, wrap integers");
-  EXPECT(__half2float(convert<__half>(65520.0f)) == INFINITY &&
-             __half2float(convert<__half>(2049.0f)) == 2048.0f,
+  EXPECT(widen(convert<__half>(65520.0f)) == INFINITY &&
+             widen(convert<__half>(2049.0f)) == 2048.0f,
          "float16 rounds to nearest even");
+  bool8 two = {2};
+  EXPECT(convert<bool8>(two).v == 1 && convert<int32_t>(two) == 1 && convert<float>(two) == 1.0f,
+         "a bool byte 2 reads as true, 1");
+}
+
+/* ---- NaN bits ---- */
+
+/* NaNs of dtype d with both signs, quiet and signalling, payloads high and
+ * low: n patterns into bits[]. */
+static int nan_patterns(mt_dtype d, uint64_t *bits) {
+  static const uint64_t f16[] = {0x7e00, 0xfe00, 0x7c01, 0x7d55, 0xffff, 0x7e3f};
+  static const uint64_t bf16[] = {0x7fc0, 0xffc0, 0x7f81, 0x7faa, 0xffff, 0x7fc1};
+  static const uint64_t f32[] = {0x7fc00000, 0xffc00000, 0x7f800001, 0x7fa5a5a5, 0xffffffff,
+                                 0x7fc0e001};
+  static const uint64_t f64[] = {0x7ff8000000000000, 0xfff8000000000000, 0x7ff0000000000001,
+                                 0x7ffa5a5a5a5a5a5a, 0xffffffffffffffff, 0x7ff80000e0000001};
+  const uint64_t *src = d == MT_FLOAT16 ? f16 : d == MT_BFLOAT16 ? bf16 : d == MT_FLOAT32 ? f32 : f64;
+  for (int i = 0; i < 6; i++) bits[i] = src[i];
+  return 6;
+}
+
+/* Casts NaN payloads between every pair of floating dtypes, contiguous
+ * (vector path) and strided: the bits must be the cpu's, which keeps sign
+ * and payload (the CUDA intrinsics would give one canonical NaN). */
+static void test_nan_bits() {
+  const mt_dtype floats[] = {MT_FLOAT16, MT_BFLOAT16, MT_FLOAT32, MT_FLOAT64};
+  for (mt_dtype ds : floats)
+    for (mt_dtype dd : floats)
+      for (bool strided : {false, true}) {
+        uint64_t bits[6];
+        int np = nan_patterns(ds, bits);
+        int64_t n = 64;
+        host_tensor src(ds, 1, &n, n), ours(dd, 1, &n), cpu(dd, 1, &n);
+        size_t size = mt_dtype_size(ds);
+        for (int64_t i = 0; i < 2 * n; i++) memcpy((char *)src.mem + i * size, &bits[i % np], size);
+        if (strided) src.v.strides[0] = 2;
+        mti_attrs at;
+        memset(&at, 0, sizeof at);
+        at.dtype = dd;
+        host_exec x;
+        EXPECT(elementwise(x, MTI_OP_CAST, &src.v, 1, &at, &ours.v) == MT_OK, "cast");
+        EXPECT(mti_cpu_run(MTI_OP_CAST, &src.v, 1, &at, &cpu.v) == MT_OK, "cast (cpu)");
+        char what[96];
+        snprintf(what, sizeof what, "NaN bits of cast %s -> %s%s", mt_dtype_name(ds),
+                 mt_dtype_name(dd), strided ? " (strided)" : "");
+        EXPECT(memcmp(ours.mem, cpu.mem, (size_t)n * mt_dtype_size(dd)) == 0, "%s", what);
+      }
+  /* a float16/bfloat16 op whose input is rounded to it first (via) */
+  float payload = mti_bits_f32(0xffa5a5a5u);
+  EXPECT(bits_of(convert<__half>(payload)) == mti_f32_to_f16(payload) &&
+             bits_of(convert<__nv_bfloat16>(payload)) == mti_f32_to_bf16(payload) &&
+             bits_of(elem<__half>::store(payload)) == 0xff2du,
+         "16-bit stores keep the sign and payload of a NaN");
 }
 
 int main() {
   test_hand_values();
+  test_nan_bits();
   test_one_input_ops();
   test_two_input_ops();
   test_where();

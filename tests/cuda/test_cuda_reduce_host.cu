@@ -125,7 +125,8 @@ static void run_pass(const Op &op, const In *x, const red_params &p,
   typedef typename Op::acc acc;
   int G = p.group;
   CHECK(G >= 1 && G <= RED_BLOCK && (G & (G - 1)) == 0, "group %d", G);
-  CHECK(p.blocks * (RED_BLOCK / G) >= p.g.nout, "blocks %lld cover %lld outputs",
+  CHECK(p.threads % 32 == 0 && p.threads <= RED_BLOCK && p.blocks * (p.threads / G) >= p.g.nout,
+        "blocks %lld cover %lld outputs",
         (long long)p.blocks, (long long)p.g.nout);
   CHECK(p.splits * p.chunk >= p.g.count && (p.splits - 1) * p.chunk < p.g.count,
         "splits %lld x chunk %lld for count %lld", (long long)p.splits, (long long)p.chunk,
@@ -235,21 +236,26 @@ static void check_case(const test_view &v, uint32_t mask, bool arg, const std::v
   float_sum_op<float> fsum{false};
   extreme_op<float> fmax{false}, fmin{true};
   extreme_op<int32_t> imax{false};
-  extreme_op<uint8_t> bmax{false}; /* bool goes through the uint8 kernels */
+  extreme_op<bool8> bmax{false};
+  int_sum_op bsum{false, MT_INT64};
+  /* bool storage as the host may send it: any non-zero byte is true */
+  std::vector<bool8> bb(bs.size());
+  for (size_t i = 0; i < bs.size(); i++) bb[i].v = bs[i] ? (uint8_t)(1 + i % 3) : 0;
   std::vector<uint64_t> rs, rp;
   std::vector<double> rfs;
   std::vector<float> rmax, rmin;
   std::vector<int32_t> rimax;
   std::vector<uint8_t> rbmax;
-  std::vector<int64_t> k1, k2, k3, k4, k5, k6, k7;
+  std::vector<uint64_t> rbsum;
+  std::vector<int64_t> k1, k2, k3, k4, k5, k6, k7, k8;
   run_reduce<int_sum_op, int64_t>(isum, is.data() + v.base, g, &rs, &k1);
   run_reduce<int_sum_op, int64_t>(iprod, bs.data() + v.base, g, &rp, &k2);
   run_reduce<float_sum_op<float>, double>(fsum, fs.data() + v.base, g, &rfs, &k3);
   run_reduce<extreme_op<float>, float>(fmax, fs.data() + v.base, g, &rmax, &k4);
   run_reduce<extreme_op<float>, float>(fmin, fs.data() + v.base, g, &rmin, &k5);
   run_reduce<extreme_op<int32_t>, int32_t>(imax, is.data() + v.base, g, &rimax, &k6);
-  run_reduce<extreme_op<uint8_t>, uint8_t>(bmax, (const uint8_t *)(bs.data() + v.base), g,
-                                           &rbmax, &k7);
+  run_reduce<extreme_op<bool8>, uint8_t>(bmax, bb.data() + v.base, g, &rbmax, &k7);
+  run_reduce<int_sum_op, int64_t>(bsum, bb.data() + v.base, g, &rbsum, &k8);
   std::vector<char> hit(g.nout, 0);
   for (int64_t o = 0; o < g.nout; o++) {
     int64_t q = g.out_base + k1[o];
@@ -264,6 +270,7 @@ static void check_case(const test_view &v, uint32_t mask, bool arg, const std::v
     float mx = -INFINITY, mn = INFINITY;
     int32_t imx = INT32_MIN;
     bool bany = false, has_nan = false;
+    uint64_t btrue = 0;
     for (int64_t off : grp) {
       s += (uint64_t)(int64_t)is[off];
       prod *= (uint64_t)(int64_t)bs[off];
@@ -273,6 +280,7 @@ static void check_case(const test_view &v, uint32_t mask, bool arg, const std::v
       else mx = fs[off] > mx ? fs[off] : mx, mn = fs[off] < mn ? fs[off] : mn;
       imx = is[off] > imx ? is[off] : imx;
       bany = bany || bs[off] != 0;
+      btrue += bs[off] != 0;
     }
     CHECK(rs[o] == s, "sum int32: %lld, expected %lld", (long long)rs[o], (long long)s);
     CHECK(rp[o] == prod, "prod int8: %llu, expected %llu", (unsigned long long)rp[o],
@@ -288,7 +296,9 @@ static void check_case(const test_view &v, uint32_t mask, bool arg, const std::v
             mx, mn);
     }
     CHECK(rimax[o] == imx, "amax int32: %d, expected %d", rimax[o], imx);
-    CHECK((rbmax[o] != 0) == bany, "amax bool: %d, expected %d", (int)rbmax[o], (int)bany);
+    CHECK(rbmax[o] == (uint8_t)bany, "amax bool: %d, expected %d", (int)rbmax[o], (int)bany);
+    CHECK(rbsum[o] == btrue, "sum bool (bytes 1..3): %llu, expected %llu",
+          (unsigned long long)rbsum[o], (unsigned long long)btrue);
   }
 }
 
@@ -330,6 +340,7 @@ static void random_cases(int n_cases) {
 static void large_cases() {
   static const int64_t shapes[][3] = {
       {3, 5000, 0}, {5000, 70, 0}, {100000, 0, 0}, {2, 3000, 7}, {40, 40, 40}, {1, 70000, 3},
+      {20000, 32, 0}, {9000, 9, 0},
   };
   for (const auto &sh : shapes) {
     int ndim = sh[1] == 0 ? 1 : sh[2] == 0 ? 2 : 3;
@@ -361,6 +372,16 @@ static void plan_cases() {
   p = red_plan(g, 0.0);
   CHECK(p.group == 1 && p.blocks == 32 && p.splits == 128, "column sum: group %d splits %lld",
         p.group, (long long)p.splits);
+  int64_t tall[2] = {1000000, 32}, talls[2] = {32, 1}; /* sum([1e6, 32], dim=0) */
+  red_geom_init(&g, 2, tall, talls, 1u, 0);
+  p = red_plan(g, 0.0);
+  int64_t k0, k31, unused;
+  offsets2(g.nkept, g.kshape, g.kstride, g.kostride, 0, &k0, &unused);
+  offsets2(g.nkept, g.kshape, g.kstride, g.kostride, 31, &k31, &unused);
+  CHECK(p.group == 1 && p.threads == 32 && p.splits >= 1024 && k31 - k0 == 31,
+        "32 columns: a warp reads a row's 32 consecutive values, rows split (group %d, "
+        "threads %d, splits %lld)",
+        p.group, p.threads, (long long)p.splits);
   red_geom_init(&g, 2, sq, sqs, 2u, 0); /* over the last dim: a block per row */
   p = red_plan(g, 0.0);
   CHECK(p.group == RED_BLOCK && p.blocks == 8192 && p.splits == 1, "row sum: group %d",
