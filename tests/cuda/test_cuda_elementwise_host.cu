@@ -262,6 +262,11 @@ static const char *op_name(mti_op op) { return mti_op_get((int)op)->name; }
 /* ---- element ops over all dtypes and layouts ---- */
 
 /* Unary-like ops (one tensor input): contiguous, reversed and 0-d inputs. */
+/* The 0.2 elementwise ops (erf .. masked_fill) have no cuda kernels yet:
+ * the backend refuses them with MT_ERR_UNSUPPORTED, so there is nothing to
+ * compare until they are written. */
+static bool has_cuda_kernel(int op) { return op < MTI_OP_ERF || op > MTI_OP_MASKED_FILL; }
+
 static void test_one_input_ops() {
   static const double scalars_s0[] = {2.0, 3.0, 2.5, -1.0, -2.0, 0.0, 0.5, 300.0, 1e20, -1e20, 63};
   static const double clamp_bounds[][2] = {{-1.5, 2.5}, {0.0, 0.0}, {3.0, -3.0},
@@ -272,7 +277,7 @@ static void test_one_input_ops() {
     bool one = kind == MTI_KIND_UNARY || kind == MTI_KIND_UNARY_FLOAT || kind == MTI_KIND_SCALAR ||
                kind == MTI_KIND_CLAMP || kind == MTI_KIND_CAST || kind == MTI_KIND_COPY ||
                (kind == MTI_KIND_LOGICAL && mti_op_get(op)->arity == 1);
-    if (!one) continue;
+    if (!one || !has_cuda_kernel(op)) continue;
     int nattr = kind == MTI_KIND_SCALAR ? (int)(sizeof scalars_s0 / sizeof scalars_s0[0])
                 : kind == MTI_KIND_CLAMP ? (int)(sizeof clamp_bounds / sizeof clamp_bounds[0])
                 : kind == MTI_KIND_CAST || kind == MTI_KIND_COPY ? MTI_NUM_DTYPES
@@ -314,7 +319,7 @@ static void test_two_input_ops() {
     mti_op_kind kind = mti_op_get(op)->kind;
     bool two = kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE ||
                (kind == MTI_KIND_LOGICAL && mti_op_get(op)->arity == 2);
-    if (!two) continue;
+    if (!two || !has_cuda_kernel(op)) continue;
     for (int da = 0; da < MTI_NUM_DTYPES; da++) {
       for (int db = 0; db < MTI_NUM_DTYPES; db++) {
         int64_t col[2] = {NV, 1}, row[2] = {1, NV}, grid[2] = {NV, NV};
