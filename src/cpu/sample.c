@@ -45,9 +45,9 @@ mt_status mti_cpu_eye(const mti_view *out) {
 /* ------------------------------------------------------------ linspace */
 
 /* As PyTorch: the first half steps up from start, the second half down
- * from end, so both ends are exact. */
+ * from end, so both ends are exact; one step is start. */
 static double linspace_at(double start, double end, int64_t steps, double step, int64_t i) {
-  return i < steps / 2 ? start + step * (double)i : end - step * (double)(steps - 1 - i);
+  return i < steps / 2 || steps == 1 ? start + step * (double)i : end - step * (double)(steps - 1 - i);
 }
 
 mt_status mti_cpu_linspace(const mti_attrs *at, const mti_view *out) {
