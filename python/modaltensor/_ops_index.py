@@ -164,17 +164,18 @@ def _view_strides(shape, strides, new_shape):
     None (PyTorch's computeStride: runs of dims that are contiguous in
     memory can be split and merged). shape is not empty and not 0-d."""
     new_strides = [0] * len(new_shape)
-    view_d, chunk, tensor_numel = len(new_shape) - 1, 1, 1
+    view_d, base, tensor_numel, view_numel = len(new_shape) - 1, strides[-1], 1, 1
     for d in range(len(shape) - 1, -1, -1):
         tensor_numel *= shape[d]
-        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * strides[d]):
-            while view_d >= 0 and (chunk < tensor_numel or new_shape[view_d] == 1):
-                new_strides[view_d] = chunk * strides[d]
-                chunk *= new_shape[view_d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * base
+                view_numel *= new_shape[view_d]
                 view_d -= 1
-            if chunk != tensor_numel:
+            if view_numel != tensor_numel:
                 return None
-            chunk, tensor_numel = 1, 1
+            if d > 0:
+                base, tensor_numel, view_numel = strides[d - 1], 1, 1
     return tuple(new_strides) if view_d == -1 else None
 
 
