@@ -73,8 +73,8 @@ def test_gather(dtype, device, rng):
         for a in (make(values, dtype, device), noncontiguous(values, dtype, device)):
             check(a.gather(dim, mt.tensor(index, device=device)),
                   gather_reference(values, dim % 2, index), dtype)
-    with pytest.raises(mt.InvalidArgumentError, match="mt_gather: index: 7 is out of range"):
-        make(values, dtype, device).gather(1, mt.tensor([[7]], device=device)).numpy()
+    with pytest.raises(mt.InvalidArgumentError, match=r"mt_gather.*index: 7 is out of range for dim 1 of size 7"):
+        host(make(values, dtype, device).gather(1, mt.tensor([[7]], device=device)))
 
 
 @needs_torch
@@ -118,7 +118,7 @@ def test_embedding(dtype, device, rng):
         check(F.embedding(mt.tensor(index, device=device), w), weight[index], dtype)
         check(F.embedding(mt.tensor(3, device=device), w), weight[3], dtype)
     with pytest.raises(mt.InvalidArgumentError, match="mt_embedding"):
-        F.embedding(mt.tensor([6], device=device), make(weight, dtype, device)).numpy()
+        host(F.embedding(mt.tensor([6], device=device), make(weight, dtype, device)))
 
 
 def test_one_hot(device, rng):
