@@ -291,7 +291,7 @@ mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_at
     return fill(out, op == MTI_OP_ISFINITE);
   if (kind == MTI_KIND_UNARY_PARAM && !mti_dtype_is_float(ct))
     return mti_cpu_convert(&in[0], out);
-    if (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, ct))
+  if (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, ct))
     return mti_cpu_convert(&in[0], out);
   j.kernel = mti_ew_kernel_for(op, ct);
   if (!j.kernel || n < 1 || n > MAX_OPERANDS - 1)
