@@ -470,6 +470,112 @@ mt_tensor *mt_masked_fill(const mt_tensor *a, const mt_tensor *mask, double valu
 
 /* ---- indexing, shape, creation, sampling (0.2) ---- */
 
+/* An n x m matrix with ones on the diagonal, zeros elsewhere (torch.eye).
+ * n, m >= 0. Caller owns the result. Errors: MT_ERR_SHAPE (negative size),
+ * MT_ERR_DTYPE, MT_ERR_DEVICE. */
+mt_tensor *mt_eye(int64_t n, int64_t m, mt_dtype dtype, mt_device device);
+
+/* steps >= 0 values evenly spaced from start to end, both included
+ * (torch.linspace; the first half counts up from start, the second down
+ * from end, so both ends are exact; integer dtypes truncate). start and end
+ * must be finite. Errors: MT_ERR_INVALID_ARGUMENT, MT_ERR_DTYPE,
+ * MT_ERR_DEVICE. */
+mt_tensor *mt_linspace(double start, double end, int64_t steps, mt_dtype dtype, mt_device device);
+
+/* Integers drawn uniformly from [low, high) (torch.randint) from the
+ * Philox stream of seed: the same numbers on every device (layout in
+ * src/core/philox.h). Any dtype whose values hold [low, high) exactly.
+ * Errors: MT_ERR_INVALID_ARGUMENT (low >= high, a range the dtype cannot
+ * hold), MT_ERR_SHAPE, MT_ERR_DTYPE, MT_ERR_DEVICE. */
+mt_tensor *mt_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, mt_dtype dtype,
+                      mt_device device, uint64_t seed);
+
+/* out[i][j][k] = a[index[i][j][k]][j][k] for dim 0 (torch.gather): out has
+ * index's shape and a's dtype. index is int32/int64 with a's number of
+ * dims and no dim larger than a's except along dim. An entry outside
+ * [0, size of dim) is MT_ERR_INVALID_ARGUMENT (on a modal device, at the
+ * next sync). Errors also: MT_ERR_SHAPE, MT_ERR_DTYPE. */
+mt_tensor *mt_gather(const mt_tensor *a, int dim, const mt_tensor *index);
+
+/* A copy of a with src's entries written (scatter) or added (scatter_add)
+ * at the positions index names along dim (torch.Tensor.scatter /
+ * scatter_add, out-of-place): out[index[i][j]][j] = src[i][j] for dim 0.
+ * index as for mt_gather, and no dim larger than src's; src has a's dtype.
+ * Duplicate positions: scatter keeps the last write in index order on cpu
+ * (as PyTorch's cpu; on a cuda worker, which duplicate wins is unspecified),
+ * scatter_add sums them all. Errors as mt_gather's. */
+mt_tensor *mt_scatter(const mt_tensor *a, int dim, const mt_tensor *index, const mt_tensor *src);
+mt_tensor *mt_scatter_add(const mt_tensor *a, int dim, const mt_tensor *index,
+                          const mt_tensor *src);
+
+/* A copy of a with src's slice i along dim added to slice index[i]
+ * (torch.Tensor.index_add, out-of-place, alpha 1): index is 0-d or 1-d
+ * int32/int64, src is a's shape with dim of index's length, and a's dtype;
+ * duplicate indices accumulate. Errors as mt_gather's. */
+mt_tensor *mt_index_add(const mt_tensor *a, int dim, const mt_tensor *index, const mt_tensor *src);
+
+/* Rows of the 2-d weight [num, width] picked by an int32/int64 index of
+ * any shape: the result is index's shape + [width]. An index outside
+ * [0, num) is MT_ERR_INVALID_ARGUMENT (on modal, at the next sync). */
+mt_tensor *mt_embedding(const mt_tensor *weight, const mt_tensor *index);
+
+/* int64 index's shape + [num_classes], 1 at each index value, 0 elsewhere
+ * (torch.nn.functional.one_hot). num_classes must be > 0: PyTorch's -1
+ * ("max + 1") would need the values before the shape is known, which a
+ * lazy graph cannot give. A value outside [0, num_classes) is
+ * MT_ERR_INVALID_ARGUMENT (on modal, at the next sync). */
+mt_tensor *mt_one_hot(const mt_tensor *index, int64_t num_classes);
+
+/* A copy of a with the order of the elements reversed along the ndims
+ * dims (torch.flip; negative dims count from the end, none twice; ndims 0
+ * copies). Errors: MT_ERR_SHAPE (bad dim), MT_ERR_INVALID_ARGUMENT. */
+mt_tensor *mt_flip(const mt_tensor *a, int ndims, const int *dims);
+
+/* A copy of a with its elements shifted by shifts[i] along dims[i]
+ * (torch.roll; elements leaving one end come back at the other). dims NULL
+ * rolls the flattened tensor by shifts[0] (ndims must be 1) and keeps the
+ * shape. Errors: MT_ERR_SHAPE (bad or repeated dim), MT_ERR_INVALID_ARGUMENT. */
+mt_tensor *mt_roll(const mt_tensor *a, int ndims, const int64_t *shifts, const int *dims);
+
+/* a tiled repeats[d] times along each dim (torch.Tensor.repeat): ndim >=
+ * a's dims, a's dims align right, counts >= 0. Errors: MT_ERR_SHAPE,
+ * MT_ERR_INVALID_ARGUMENT. */
+mt_tensor *mt_repeat(const mt_tensor *a, int ndim, const int64_t *repeats);
+
+/* a padded (torch.nn.functional.pad): pads holds (before, after) pairs for
+ * the last dim, then the one before it, ... (npads even, at most 2 * ndim).
+ * MT_PAD_CONSTANT fills with value, and negative pads crop;
+ * MT_PAD_REFLECT mirrors without repeating the edge (pads < size);
+ * MT_PAD_REPLICATE repeats the edge; both need pads >= 0. Errors:
+ * MT_ERR_INVALID_ARGUMENT, MT_ERR_SHAPE. */
+typedef enum mt_pad_mode { MT_PAD_CONSTANT = 0, MT_PAD_REFLECT = 1, MT_PAD_REPLICATE = 2 } mt_pad_mode;
+mt_tensor *mt_pad(const mt_tensor *a, int npads, const int64_t *pads, mt_pad_mode mode, double value);
+
+/* A copy of a (at least 2 dims; the last two are the matrix) with the
+ * elements above (tril) or below (triu) the diagonal zeroed; diagonal 0 is
+ * the main one, > 0 above it, < 0 below (torch.tril/triu). */
+mt_tensor *mt_tril(const mt_tensor *a, int64_t diagonal);
+mt_tensor *mt_triu(const mt_tensor *a, int64_t diagonal);
+
+/* num_samples > 0 category indices (int64) drawn from each row of the 1-d
+ * or 2-d floating probs (non-negative weights, not necessarily summing to
+ * 1; torch.multinomial), with or without replacement (then num_samples <=
+ * categories), from the Philox stream of seed: the same draws on every
+ * device (layout in src/core/philox.h). A row with a negative, NaN or
+ * infinite entry, a zero sum, or (without replacement) fewer non-zero
+ * entries than num_samples is MT_ERR_INVALID_ARGUMENT (on modal, at the
+ * next sync). Errors also: MT_ERR_DTYPE, MT_ERR_SHAPE. */
+mt_tensor *mt_multinomial(const mt_tensor *probs, int64_t num_samples, int replacement,
+                          uint64_t seed);
+
+/* a (floating) with each element zeroed with probability p and the others
+ * scaled by 1 / (1 - p), computed as a * mask as PyTorch does (NaN stays
+ * NaN). The mask of element i (row-major) comes from Philox of (seed, i):
+ * the same on every device and for every dtype. p = 0 gives a's values,
+ * p = 1 zeros. Errors: MT_ERR_INVALID_ARGUMENT (p outside [0, 1]),
+ * MT_ERR_DTYPE. */
+mt_tensor *mt_dropout(const mt_tensor *a, double p, uint64_t seed);
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

@@ -235,9 +235,8 @@ static int infer_outputs(node_ctx *c, const mti_attrs *at, const mti_meta *metas
                          const mti_view *into_view, mti_meta *out) {
   const Modaltensor__V1__Node *n = c->node;
   memset(out, 0, sizeof *out * MTI_MAX_OUTPUTS);
-  mti_op_kind kind = c->info->kind;
-  if (kind == MTI_KIND_FILL || kind == MTI_KIND_ARANGE || kind == MTI_KIND_RANDOM) {
-    /* creation ops take their shape from the node */
+  if (c->info->arity == 0) {
+    /* creation ops (no inputs) take their shape from the node */
     const Modaltensor__V1__Output *o = n->outputs[0];
     if (o->n_shape > MT_MAX_DIMS) {
       refuse(c, MT_ERR_SHAPE, "output 0: %zu dims, at most %d", o->n_shape, MT_MAX_DIMS);

@@ -4,7 +4,8 @@
   binding (_lib.py or an _ops_*.py family module), with the argument and
   result types the header declares;
 - every op of src/core/ops.def has its public C function and is reachable
-  from Python as modaltensor.<name> and/or Tensor.<name> (PyTorch's names).
+  from Python as modaltensor.<name>, Tensor.<name> or
+  modaltensor.nn.functional.<name> (PyTorch's names).
 """
 
 import ctypes
@@ -130,8 +131,11 @@ def test_every_op_is_public_and_in_python(name, kind, nout):
         assert c_result == want, f"mt_{name} returns {c_result!r}; an op with {nout} outputs " \
                                  f"returns {want!r}"
     python_name = PYTHON_NAMES.get(name, name)
-    assert hasattr(mt, python_name) or hasattr(mt.Tensor, python_name), \
-        f"op {name} is neither modaltensor.{python_name} nor Tensor.{python_name}"
+    functional = mt.nn.functional  # torch.nn.functional's ops: embedding, pad, ...
+    assert hasattr(mt, python_name) or hasattr(mt.Tensor, python_name) or \
+        hasattr(functional, python_name), \
+        f"op {name} is neither modaltensor.{python_name}, Tensor.{python_name} nor " \
+        f"modaltensor.nn.functional.{python_name}"
 
 
 def test_finfo_and_iinfo_match_numpy_and_torch():

@@ -47,6 +47,18 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   /* ---- reductions, scans, sorting (0.2) ---- */
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
+  case MTI_KIND_EYE: return mtw_cuda_eye(ctx, out);
+  case MTI_KIND_LINSPACE: return mtw_cuda_linspace(ctx, at, out);
+  case MTI_KIND_RANDINT: return mtw_cuda_randint(ctx, at, out);
+  case MTI_KIND_GATHER: return mtw_cuda_gather(ctx, in, at, out);
+  case MTI_KIND_SCATTER: return mtw_cuda_scatter(ctx, op, in, at, out);
+  case MTI_KIND_INDEX_ADD: return mtw_cuda_index_add(ctx, in, at, out);
+  case MTI_KIND_EMBEDDING: return mtw_cuda_embedding(ctx, in, out);
+  case MTI_KIND_ONE_HOT: return mtw_cuda_one_hot(ctx, in, at, out);
+  case MTI_KIND_REMAP: return mtw_cuda_remap(ctx, op, in, at, out);
+  case MTI_KIND_TRIANGLE: return mtw_cuda_triangle(ctx, op, in, at, out);
+  case MTI_KIND_MULTINOMIAL: return mtw_cuda_multinomial(ctx, in, at, out);
+  case MTI_KIND_DROPOUT: return mtw_cuda_dropout(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

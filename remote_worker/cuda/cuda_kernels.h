@@ -29,7 +29,7 @@ extern "C" {
 #include "core/shape.h"
 
 /* Fault words: (op << 8) | reason; the first fault of a stream wins. */
-enum { MTW_CUDA_FAULT_INDEX_RANGE = 1 };
+enum { MTW_CUDA_FAULT_INDEX_RANGE = 1, MTW_CUDA_FAULT_INVALID_PROBS = 2 };
 #define MTW_CUDA_FAULT(op, reason) ((unsigned)(op) << 8 | (unsigned)(reason))
 
 typedef struct mtw_cuda_ctx mtw_cuda_ctx;
@@ -86,6 +86,33 @@ mt_status mtw_cuda_index_select(const mtw_cuda_ctx *ctx, const mti_view *in,
  * mti_cpu_matmul's broadcasting and accumulation rules (cuda_matmul.cu). */
 mt_status mtw_cuda_matmul_generic(const mtw_cuda_ctx *ctx, const mti_view *a, const mti_view *b,
                                   const mti_view *out);
+
+/* ---- indexing, shape, creation, sampling (0.2) ---- */
+
+/* EYE, LINSPACE, RANDINT (Philox as src/core/philox.h), DROPOUT,
+ * MULTINOMIAL (cuda_sample.cu). */
+mt_status mtw_cuda_eye(const mtw_cuda_ctx *ctx, const mti_view *out);
+mt_status mtw_cuda_linspace(const mtw_cuda_ctx *ctx, const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_randint(const mtw_cuda_ctx *ctx, const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_dropout(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                           const mti_view *out);
+mt_status mtw_cuda_multinomial(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                               const mti_view *out);
+/* GATHER, SCATTER/SCATTER_ADD, INDEX_ADD, EMBEDDING, ONE_HOT (cuda_index.cu). */
+mt_status mtw_cuda_gather(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                          const mti_view *out);
+mt_status mtw_cuda_scatter(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                           const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_index_add(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                             const mti_view *out);
+mt_status mtw_cuda_embedding(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_view *out);
+mt_status mtw_cuda_one_hot(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                           const mti_view *out);
+/* REMAP (flip, roll, repeat, pad) and TRIANGLE (tril, triu) (cuda_shape.cu). */
+mt_status mtw_cuda_remap(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                         const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_triangle(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                            const mti_attrs *at, const mti_view *out);
 
 #ifdef __cplusplus
 }

@@ -130,6 +130,19 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_KIND_DIVISION(N, n, A) WRAP_BINARY(N, n)
 #define WRAP_KIND_UNARY_PARAM(N, n, A)
 #define WRAP_KIND_MASKED_FILL(N, n, A)
+/* ---- indexing, shape, creation, sampling (0.2): in api/ops_index.c ---- */
+#define WRAP_KIND_EYE(N, n, A)
+#define WRAP_KIND_LINSPACE(N, n, A)
+#define WRAP_KIND_RANDINT(N, n, A)
+#define WRAP_KIND_GATHER(N, n, A)
+#define WRAP_KIND_SCATTER(N, n, A)
+#define WRAP_KIND_INDEX_ADD(N, n, A)
+#define WRAP_KIND_EMBEDDING(N, n, A)
+#define WRAP_KIND_ONE_HOT(N, n, A)
+#define WRAP_KIND_REMAP(N, n, A)
+#define WRAP_KIND_TRIANGLE(N, n, A)
+#define WRAP_KIND_MULTINOMIAL(N, n, A)
+#define WRAP_KIND_DROPOUT(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -27,6 +28,9 @@
 #define A_INTS MTI_ATTR_INTS
 #define A_KEEPDIM (MTI_FLAG_KEEPDIM << MTI_ATTR_FLAG_SHIFT)
 #define A_TF32 (MTI_FLAG_TF32 << MTI_ATTR_FLAG_SHIFT)
+#define A_REPLACEMENT (MTI_FLAG_REPLACEMENT << MTI_ATTR_FLAG_SHIFT)
+#define A_PAD_REFLECT (MTI_FLAG_PAD_REFLECT << MTI_ATTR_FLAG_SHIFT)
+#define A_PAD_REPLICATE (MTI_FLAG_PAD_REPLICATE << MTI_ATTR_FLAG_SHIFT)
 
 static const mti_op_info op_infos[MTI_OP_COUNT] = {
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) \
@@ -68,7 +72,8 @@ static const char *const slot_names[] = {"s0",   "s1",    "s2",   "seed",
                                          "dims", "dim",   "dtype", "ints"};
 
 /* Names of the flags for messages, in MTI_FLAG_* bit order. */
-static const char *const flag_names[] = {"KEEPDIM", "TF32"};
+static const char *const flag_names[] = {"KEEPDIM", "TF32", [5] = "REPLACEMENT",
+                                          [6] = "PAD_REFLECT", [7] = "PAD_REPLICATE"};
 
 static int slot_used(const mti_attrs *at, int slot) {
   switch (slot) {
@@ -103,7 +108,7 @@ mt_status mti_attrs_check(mti_op op, const mti_attrs *at) {
     if (bit >= MTI_FLAG_PRESENT_SHIFT)
       snprintf(name, sizeof name, "PRESENT(%d)", bit - MTI_FLAG_PRESENT_SHIFT);
     else
-      snprintf(name, sizeof name, "%s", named ? flag_names[bit] : "unknown");
+      snprintf(name, sizeof name, "%s", named && flag_names[bit] ? flag_names[bit] : "unknown");
     return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: attrs: flag %s (0x%x) is not a flag of %s",
                      info->fn, name, 1u << bit, info->fn);
   }
@@ -416,6 +421,257 @@ static mt_status infer_masked_fill(const infer_ctx *c, const mti_meta *in, const
 
 /* ---- rules: indexing, shape, creation, sampling (0.2) ---- */
 
+static mt_status check_index_dtype(const infer_ctx *c, const char *arg, const mti_meta *idx) {
+  if (idx->dtype != MT_INT32 && idx->dtype != MT_INT64)
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected int32 or int64", c->fn, arg,
+                     mt_dtype_name(idx->dtype));
+  return MT_OK;
+}
+
+static mt_status check_float_input(const infer_ctx *c, const char *arg, const mti_meta *m) {
+  if (!mti_dtype_is_float(m->dtype))
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected a floating dtype", c->fn, arg,
+                     mt_dtype_name(m->dtype));
+  return MT_OK;
+}
+
+static mt_status check_n_ints(const infer_ctx *c, const char *arg, const mti_attrs *at, int n) {
+  if (at->n_ints != n)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: %s: %d integer attributes, expected %d", c->fn,
+                     arg, at->n_ints, n);
+  return MT_OK;
+}
+
+/* The largest integer dtype d holds exactly (floats: 2^mantissa bits). */
+static int64_t dtype_max_exact(mt_dtype d) {
+  switch (d) {
+  case MT_BOOL: return 1;
+  case MT_UINT8: return UINT8_MAX;
+  case MT_INT8: return INT8_MAX;
+  case MT_INT16: return INT16_MAX;
+  case MT_INT32: return INT32_MAX;
+  case MT_INT64: return INT64_MAX;
+  case MT_FLOAT16: return (int64_t)1 << 11;
+  case MT_BFLOAT16: return (int64_t)1 << 8;
+  case MT_FLOAT32: return (int64_t)1 << 24;
+  case MT_FLOAT64: return (int64_t)1 << 53;
+  }
+  return 0;
+}
+
+static int64_t dtype_min_exact(mt_dtype d) {
+  if (d == MT_BOOL || d == MT_UINT8) return 0;
+  if (mti_dtype_is_float(d)) return -dtype_max_exact(d);
+  return d == MT_INT64 ? INT64_MIN : -dtype_max_exact(d) - 1;
+}
+
+/* eye, linspace, randint: out[0] comes with its shape; the rule checks it
+ * and the attributes (randint's [low, high) must be non-empty and its
+ * values representable in the dtype, as PyTorch's from/to check). */
+static mt_status infer_index_creation(const infer_ctx *c, mti_op op, const mti_attrs *at,
+                                      mti_meta *out) {
+  mt_status s = check_dtype(c, "dtype", at->dtype);
+  if (s) return s;
+  out->dtype = (mt_dtype)at->dtype;
+  if ((s = mti_shape_check(c->fn, out->ndim, out->shape, mt_dtype_size(out->dtype)))) return s;
+  int want = op == MTI_OP_EYE ? 2 : op == MTI_OP_LINSPACE ? 1 : out->ndim;
+  if (out->ndim != want) return mti_error(MT_ERR_SHAPE, "%s: result must be %d-d", c->fn, want);
+  if (op == MTI_OP_LINSPACE && (!isfinite(at->s0) || !isfinite(at->s1)))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: start, end: must be finite", c->fn);
+  if (op != MTI_OP_RANDINT) return MT_OK;
+  if ((s = check_n_ints(c, "low, high", at, 2))) return s;
+  int64_t low = at->ints[0], high = at->ints[1];
+  if (low >= high)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: low, high: [%lld, %lld) is empty", c->fn,
+                     (long long)low, (long long)high);
+  if (low < dtype_min_exact(out->dtype) || high - 1 > dtype_max_exact(out->dtype))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: low, high: [%lld, %lld) is out of range for %s",
+                     c->fn, (long long)low, (long long)high, mt_dtype_name(out->dtype));
+  return MT_OK;
+}
+
+/* index against a (and src, when given) as torch.gather/scatter check it:
+ * the same number of dims, and no dim of index larger than a's (except
+ * along dim) or src's. */
+static mt_status check_scatter_index(const infer_ctx *c, const mti_meta *a, const mti_meta *idx,
+                                     const mti_meta *src, int dim) {
+  mt_status s = check_dim(c, "dim", dim, a->ndim);
+  if (s || (s = check_index_dtype(c, "index", idx))) return s;
+  if (idx->ndim != a->ndim || (src && src->ndim != a->ndim))
+    return mti_error(MT_ERR_SHAPE, "%s: index%s: %d dims, a has %d", c->fn, src ? ", src" : "",
+                     src && idx->ndim == a->ndim ? src->ndim : idx->ndim, a->ndim);
+  for (int d = 0; d < a->ndim; d++) {
+    if (d != dim && idx->shape[d] > a->shape[d])
+      return mti_error(MT_ERR_SHAPE, "%s: index: dim %d is %lld, larger than a's %lld", c->fn, d,
+                       (long long)idx->shape[d], (long long)a->shape[d]);
+    if (src && idx->shape[d] > src->shape[d])
+      return mti_error(MT_ERR_SHAPE, "%s: index: dim %d is %lld, larger than src's %lld", c->fn,
+                       d, (long long)idx->shape[d], (long long)src->shape[d]);
+  }
+  if (src && src->dtype != a->dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: src: dtype %s, a is %s", c->fn, mt_dtype_name(src->dtype),
+                     mt_dtype_name(a->dtype));
+  return MT_OK;
+}
+
+/* index_add: src is a with dim resized to the index's length. */
+static mt_status infer_index_add(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                 mti_meta *out) {
+  const mti_meta *a = &in[0], *idx = &in[1], *src = &in[2];
+  mt_status s = check_dim(c, "dim", at->dim, a->ndim);
+  if (s || (s = check_index_dtype(c, "index", idx))) return s;
+  if (idx->ndim > 1)
+    return mti_error(MT_ERR_SHAPE, "%s: index: must be 0-d or 1-d, got %d dims", c->fn, idx->ndim);
+  int64_t len = idx->ndim ? idx->shape[0] : 1;
+  int match = src->ndim == a->ndim;
+  for (int d = 0; match && d < a->ndim; d++)
+    match = src->shape[d] == (d == at->dim ? len : a->shape[d]);
+  if (!match || (a->ndim == 0 && len != 1)) {
+    char sa[160], ss[160];
+    return mti_error(MT_ERR_SHAPE, "%s: src: shape %s, expected a's %s with dim %d of size %lld",
+                     c->fn, mti_shape_str(ss, sizeof ss, src->ndim, src->shape),
+                     mti_shape_str(sa, sizeof sa, a->ndim, a->shape), at->dim, (long long)len);
+  }
+  if (src->dtype != a->dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: src: dtype %s, a is %s", c->fn, mt_dtype_name(src->dtype),
+                     mt_dtype_name(a->dtype));
+  set_out(out, a->dtype, a->ndim, a->shape);
+  return MT_OK;
+}
+
+/* embedding and one_hot: index's shape and one more dim. */
+static mt_status infer_index_plus_dim(const infer_ctx *c, mti_op op, const mti_meta *in,
+                                      const mti_attrs *at, mti_meta *out) {
+  const mti_meta *idx = op == MTI_OP_EMBEDDING ? &in[1] : &in[0];
+  mt_status s = check_index_dtype(c, "index", idx);
+  if (s) return s;
+  if (idx->ndim >= MT_MAX_DIMS)
+    return mti_error(MT_ERR_SHAPE, "%s: index: %d dims leave no room for one more", c->fn,
+                     idx->ndim);
+  int64_t last;
+  mt_dtype dt = MT_INT64;
+  if (op == MTI_OP_EMBEDDING) {
+    if (in[0].ndim != 2)
+      return mti_error(MT_ERR_SHAPE, "%s: weight: must be 2-d, got %d dims", c->fn, in[0].ndim);
+    last = in[0].shape[1];
+    dt = in[0].dtype;
+  } else {
+    if ((s = check_n_ints(c, "num_classes", at, 1))) return s;
+    if ((last = at->ints[0]) <= 0)
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: num_classes: %lld, expected > 0", c->fn,
+                       (long long)last);
+  }
+  set_out(out, dt, idx->ndim, idx->shape);
+  out->shape[out->ndim++] = last;
+  return MT_OK;
+}
+
+/* roll: (dim, shift) pairs over distinct dims. */
+static mt_status check_roll(const infer_ctx *c, const mti_meta *a, const mti_attrs *at) {
+  if (at->n_ints < 2 || at->n_ints % 2)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: dims, shifts: %d integers, expected pairs",
+                     c->fn, at->n_ints);
+  uint32_t seen = 0;
+  for (int k = 0; k < at->n_ints; k += 2) {
+    int64_t d = at->ints[k];
+    if (d < 0 || d >= (a->ndim ? a->ndim : 1))
+      return mti_error(MT_ERR_SHAPE, "%s: dims: dim %lld is out of range for a %d-d tensor", c->fn,
+                       (long long)d, a->ndim);
+    if (seen >> d & 1u) return mti_error(MT_ERR_SHAPE, "%s: dims: dim %lld appears twice", c->fn,
+                                         (long long)d);
+    seen |= 1u << d;
+  }
+  return MT_OK;
+}
+
+/* repeat: one count per out dim (at least a's dims; a's align right). */
+static mt_status infer_repeat(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                              mti_meta *out) {
+  int n = at->n_ints;
+  if (n < a->ndim || n > MT_MAX_DIMS)
+    return mti_error(MT_ERR_SHAPE, "%s: repeats: %d counts, expected %d..%d (a has %d dims)",
+                     c->fn, n, a->ndim, MT_MAX_DIMS, a->ndim);
+  out->dtype = a->dtype;
+  out->ndim = n;
+  for (int d = 0; d < n; d++) {
+    int64_t r = at->ints[d], size = d < n - a->ndim ? 1 : a->shape[d - (n - a->ndim)];
+    if (r < 0)
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: repeats: %lld is negative", c->fn,
+                       (long long)r);
+    if (size && r > INT64_MAX / size)
+      return mti_error(MT_ERR_SHAPE, "%s: repeats: dim %d overflows", c->fn, d);
+    out->shape[d] = r * size;
+  }
+  return MT_OK;
+}
+
+/* pad: (before, after) pairs from the last dim backwards. */
+static mt_status infer_pad(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                           mti_meta *out) {
+  int n = at->n_ints;
+  uint32_t mode = at->flags & (MTI_FLAG_PAD_REFLECT | MTI_FLAG_PAD_REPLICATE);
+  if (n < 2 || n % 2 || n > 2 * a->ndim)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: pads: %d values, expected 2..%d, even", c->fn,
+                     n, 2 * a->ndim);
+  if (mode == (MTI_FLAG_PAD_REFLECT | MTI_FLAG_PAD_REPLICATE))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: mode: reflect and replicate both set", c->fn);
+  set_out(out, a->dtype, a->ndim, a->shape);
+  for (int k = 0; k < n / 2; k++) {
+    int d = a->ndim - 1 - k;
+    int64_t lo = at->ints[2 * k], hi = at->ints[2 * k + 1], size = a->shape[d];
+    if (mode && (lo < 0 || hi < 0))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: pads: negative for dim %d (only constant "
+                       "padding crops)", c->fn, d);
+    if (mode == MTI_FLAG_PAD_REFLECT && (lo >= size || hi >= size))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: pads: (%lld, %lld) for dim %d of size %lld: "
+                       "reflect needs pads < size", c->fn, (long long)lo, (long long)hi, d,
+                       (long long)size);
+    if (mode == MTI_FLAG_PAD_REPLICATE && size == 0 && (lo || hi))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: pads: dim %d is empty: nothing to replicate",
+                       c->fn, d);
+    if (llabs(lo) > INT64_MAX / 4 || llabs(hi) > INT64_MAX / 4 || size + lo + hi < 0)
+      return mti_error(MT_ERR_SHAPE, "%s: pads: (%lld, %lld) for dim %d of size %lld leave a "
+                       "negative size", c->fn, (long long)lo, (long long)hi, d, (long long)size);
+    out->shape[d] = size + lo + hi;
+  }
+  return MT_OK;
+}
+
+static mt_status infer_remap(const infer_ctx *c, mti_op op, const mti_meta *a,
+                             const mti_attrs *at, mti_meta *out) {
+  mt_status s;
+  if (op == MTI_OP_REPEAT) return infer_repeat(c, a, at, out);
+  if (op == MTI_OP_PAD) return infer_pad(c, a, at, out);
+  if (op == MTI_OP_ROLL && (s = check_roll(c, a, at))) return s;
+  uint32_t all = a->ndim ? (uint32_t)((1u << a->ndim) - 1u) : 0u;
+  if (at->dims_mask & ~all)
+    return mti_error(MT_ERR_SHAPE, "%s: dims: mask 0x%x names dims a %d-d tensor lacks", c->fn,
+                     at->dims_mask, a->ndim);
+  set_out(out, a->dtype, a->ndim, a->shape);
+  return MT_OK;
+}
+
+/* multinomial: float rows of probabilities; without replacement there
+ * must be as many categories as samples. */
+static mt_status infer_multinomial(const infer_ctx *c, const mti_meta *p, const mti_attrs *at,
+                                   mti_meta *out) {
+  mt_status s = check_float_input(c, "probs", p);
+  if (s || (s = check_n_ints(c, "num_samples", at, 1))) return s;
+  if (p->ndim != 1 && p->ndim != 2)
+    return mti_error(MT_ERR_SHAPE, "%s: probs: must be 1-d or 2-d, got %d dims", c->fn, p->ndim);
+  int64_t cats = p->shape[p->ndim - 1], n = at->ints[0];
+  if (cats == 0) return mti_error(MT_ERR_SHAPE, "%s: probs: no categories", c->fn);
+  if (n <= 0)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: num_samples: %lld, expected > 0", c->fn,
+                     (long long)n);
+  if (!(at->flags & MTI_FLAG_REPLACEMENT) && n > cats)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: num_samples: %lld without replacement from "
+                     "%lld categories", c->fn, (long long)n, (long long)cats);
+  set_out(out, MT_INT64, p->ndim, p->shape);
+  out->shape[p->ndim - 1] = n;
+  return MT_OK;
+}
+
 static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
                              const mti_meta *in) {
   if (info->arity >= 0 ? n != info->arity : n < 1)
@@ -478,6 +734,34 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   /* ---- reductions, scans, sorting (0.2) ---- */
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
+  case MTI_KIND_EYE:
+  case MTI_KIND_LINSPACE:
+  case MTI_KIND_RANDINT: return infer_index_creation(c, op, at, out);
+  case MTI_KIND_GATHER:
+    if ((s = check_scatter_index(c, &in[0], &in[1], NULL, at->dim))) return s;
+    set_out(out, in[0].dtype, in[1].ndim, in[1].shape);
+    return MT_OK;
+  case MTI_KIND_SCATTER:
+    if ((s = check_scatter_index(c, &in[0], &in[1], &in[2], at->dim))) return s;
+    set_out(out, in[0].dtype, in[0].ndim, in[0].shape);
+    return MT_OK;
+  case MTI_KIND_INDEX_ADD: return infer_index_add(c, in, at, out);
+  case MTI_KIND_EMBEDDING:
+  case MTI_KIND_ONE_HOT: return infer_index_plus_dim(c, op, in, at, out);
+  case MTI_KIND_REMAP: return infer_remap(c, op, &in[0], at, out);
+  case MTI_KIND_TRIANGLE:
+    if ((s = check_n_ints(c, "diagonal", at, 1))) return s;
+    if (in[0].ndim < 2)
+      return mti_error(MT_ERR_SHAPE, "%s: a: needs at least 2 dims, got %d", c->fn, in[0].ndim);
+    set_out(out, in[0].dtype, in[0].ndim, in[0].shape);
+    return MT_OK;
+  case MTI_KIND_MULTINOMIAL: return infer_multinomial(c, &in[0], at, out);
+  case MTI_KIND_DROPOUT:
+    if ((s = check_float_input(c, "a", &in[0]))) return s;
+    if (!(at->s0 >= 0.0 && at->s0 <= 1.0))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: p: %g is outside [0, 1]", c->fn, at->s0);
+    set_out(out, in[0].dtype, in[0].ndim, in[0].shape);
+    return MT_OK;
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

@@ -44,6 +44,23 @@
  * The uniform mappings are exact (the value is an integer times a power of
  * two that the dtype represents without rounding) and never give 1.0.
  * A tail block past the last element is computed and its extra values dropped.
+ *
+ * The integer and sampling ops use streams of their own:
+ *
+ *   randint (E = 2), r = high - low as uint64:
+ *          element 2b+j = low + ((uint64)w[2j+1] << 32 | w[2j]) % r
+ *   dropout (E = 4): element 4b+j is kept when uniform_f32(w[j]) >= p
+ *   multinomial, row r of R rows, C categories, n samples:
+ *          with replacement: sample s of row r takes block r * n + s and
+ *          u = uniform_f64(w[0], w[1]); it is the first category whose
+ *          running sum of probabilities (float64, in category order)
+ *          exceeds u * total, or the last category with a positive
+ *          probability when rounding leaves none;
+ *          without replacement: category c of row r takes block r * C + c,
+ *          u = uniform_f64(w[0], w[1]) + 2^-53 in (0, 1], and the key
+ *          -log(u) / p (mti_philox_log; +inf for p = 0); the samples are
+ *          the n smallest keys in increasing order, ties by lower category
+ *          (an exponential race: the Gumbel top-k trick).
  */
 #ifndef MTI_PHILOX_H
 #define MTI_PHILOX_H
@@ -63,7 +80,13 @@
 #define MTI_PHILOX_W0 0x9E3779B9u /* key schedule (Weyl) increments */
 #define MTI_PHILOX_W1 0xBB67AE85u
 
-enum { MTI_PHILOX_STREAM_UNIFORM = 0, MTI_PHILOX_STREAM_NORMAL = 1 };
+enum {
+  MTI_PHILOX_STREAM_UNIFORM = 0,
+  MTI_PHILOX_STREAM_NORMAL = 1,
+  MTI_PHILOX_STREAM_RANDINT = 2,     /* see "randint" below */
+  MTI_PHILOX_STREAM_MULTINOMIAL = 3, /* see "multinomial" below */
+  MTI_PHILOX_STREAM_DROPOUT = 4      /* see "dropout" below */
+};
 
 typedef struct mti_philox_words {
   uint32_t w[4];

@@ -99,6 +99,18 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   /* ---- reductions, scans, sorting (0.2) ---- */
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
+  case MTI_KIND_EYE: return mti_cpu_eye(out);
+  case MTI_KIND_LINSPACE: return mti_cpu_linspace(at, out);
+  case MTI_KIND_RANDINT: return mti_cpu_randint(at, out);
+  case MTI_KIND_GATHER: return mti_cpu_gather(&in[0], &in[1], at, out);
+  case MTI_KIND_SCATTER: return mti_cpu_scatter(op, in, at, out);
+  case MTI_KIND_INDEX_ADD: return mti_cpu_index_add(in, at, out);
+  case MTI_KIND_EMBEDDING: return mti_cpu_embedding(&in[0], &in[1], out);
+  case MTI_KIND_ONE_HOT: return mti_cpu_one_hot(&in[0], at, out);
+  case MTI_KIND_REMAP: return mti_cpu_remap(op, &in[0], at, out);
+  case MTI_KIND_TRIANGLE: return mti_cpu_triangle(op, &in[0], at, out);
+  case MTI_KIND_MULTINOMIAL: return mti_cpu_multinomial(&in[0], at, out);
+  case MTI_KIND_DROPOUT: return mti_cpu_dropout(&in[0], at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -39,6 +39,28 @@ mt_status mti_cpu_index_select(const mti_view *a, const mti_view *index, const m
 /* RANDOM */
 mt_status mti_cpu_random(mti_op op, const mti_attrs *at, const mti_view *out);
 
+/* ---- indexing, shape, creation, sampling (0.2) ---- */
+
+/* EYE LINSPACE RANDINT (sample.c): out's shape as mti_infer gave it */
+mt_status mti_cpu_eye(const mti_view *out);
+mt_status mti_cpu_linspace(const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_randint(const mti_attrs *at, const mti_view *out);
+/* GATHER SCATTER INDEX_ADD EMBEDDING ONE_HOT (index_ops.c) */
+mt_status mti_cpu_gather(const mti_view *a, const mti_view *index, const mti_attrs *at,
+                         const mti_view *out);
+mt_status mti_cpu_scatter(mti_op op, const mti_view *in, const mti_attrs *at,
+                          const mti_view *out);
+mt_status mti_cpu_index_add(const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_embedding(const mti_view *weight, const mti_view *index, const mti_view *out);
+mt_status mti_cpu_one_hot(const mti_view *index, const mti_attrs *at, const mti_view *out);
+/* REMAP (flip roll repeat pad) TRIANGLE (tril triu) (shape_ops.c) */
+mt_status mti_cpu_remap(mti_op op, const mti_view *a, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_triangle(mti_op op, const mti_view *a, const mti_attrs *at,
+                           const mti_view *out);
+/* MULTINOMIAL DROPOUT (sample.c) */
+mt_status mti_cpu_multinomial(const mti_view *probs, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_dropout(const mti_view *a, const mti_attrs *at, const mti_view *out);
+
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
  * other families. */

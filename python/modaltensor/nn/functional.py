@@ -1,0 +1,49 @@
+"""torch.nn.functional's names and arguments over modaltensor ops."""
+
+from .._lib import shape_array
+from .._ops_index import PAD_MODES, _seed
+from ..tensor import _call, _index_tensor
+
+__all__ = ["embedding", "one_hot", "pad", "dropout"]
+
+
+def embedding(input, weight):
+    """Rows of the 2-D weight picked by the integer input (any shape):
+    input's shape + [weight.shape[1]] (F.embedding)."""
+    input = _index_tensor(input, weight.device)
+    return _call("embedding", weight._h, input._h)
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 tensor's shape + [num_classes], 1 at each value (F.one_hot).
+    num_classes=-1 means max + 1, which reads the values first (a sync on a
+    modal device: the C API needs the number of classes up front)."""
+    if num_classes == -1:
+        if tensor.numel() == 0:
+            raise ValueError("modaltensor.one_hot: num_classes=-1 needs a non-empty tensor")
+        num_classes = int(tensor.amax().item()) + 1
+    return _call("one_hot", tensor._h, num_classes)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """input padded by (before, after) pairs from the last dim backwards
+    (F.pad); constant fills with value (0 when None) and crops for negative
+    pads; reflect and replicate take no value."""
+    if mode not in PAD_MODES:
+        raise ValueError(f"modaltensor.pad: mode {mode!r}: expected one of {sorted(PAD_MODES)}")
+    pads = tuple(int(p) for p in pad)
+    return _call("pad", input._h, len(pads), shape_array(pads), PAD_MODES[mode],
+                 0.0 if value is None else float(value))
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
+    """input with elements zeroed with probability p and the rest scaled by
+    1 / (1 - p) when training (F.dropout; input itself otherwise). The mask
+    comes from seed (drawn when None, see mt.manual_seed): the same on every
+    device."""
+    if inplace:
+        raise ValueError("modaltensor.dropout: inplace=True is not supported; results are new "
+                         "tensors")
+    if not training:
+        return input
+    return _call("dropout", input._h, float(p), _seed(seed))
