@@ -131,7 +131,7 @@ static void *writer_main(void *arg) {
     sleep_until(link_free);
     int failed = 0;
     for (size_t off = 0; off < pc->len && !failed;) {
-      ssize_t n = write(d->to, pc->data + off, pc->len - off);
+      ssize_t n = send(d->to, pc->data + off, pc->len - off, MSG_NOSIGNAL);
       if (n <= 0) failed = 1;
       else off += (size_t)n;
     }
