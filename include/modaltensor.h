@@ -147,6 +147,35 @@ mt_status mt_modal_memory_reserved(int index, int64_t *out);
  * deferred error of that work. A no-op for cpu. */
 mt_status mt_synchronize(mt_device d);
 
+/* Like mt_synchronize on every modal device that has work queued, all at
+ * once: the syncs go out together, so n workers cost one round trip, not n.
+ * Returns the first failure. MT_OK when nothing is queued anywhere. */
+mt_status mt_modal_synchronize_all(void);
+
+/* Counters of this process's modal traffic (all devices), since the first
+ * modal call or mt_modal_stats_reset: round trips (waits for a worker:
+ * syncs, downloads, Hello calls), sync points that waited, graphs and nodes
+ * sent, payload bytes uploaded and downloaded, messages sent, and what the
+ * content-addressed uploads did not send (bytes and tensors the worker
+ * already held). */
+typedef struct mt_modal_stats {
+  uint64_t round_trips;
+  uint64_t syncs;
+  uint64_t graphs;
+  uint64_t nodes;
+  uint64_t bytes_up;
+  uint64_t bytes_down;
+  uint64_t messages;
+  uint64_t bytes_skipped;
+  uint64_t uploads_skipped;
+} mt_modal_stats;
+
+/* Fills *out with the counters. MT_ERR_INVALID_ARGUMENT for NULL. */
+mt_status mt_modal_get_stats(mt_modal_stats *out);
+
+/* Sets every counter to 0. */
+void mt_modal_stats_reset(void);
+
 /* Chooses where modal tensors made from now on live: 1 (default) in a
  * worker, 0 in-process. Existing tensors keep their home and keep working;
  * an op mixing the two homes is MT_ERR_DEVICE, and mt_to(t, modal, dtype, 1)

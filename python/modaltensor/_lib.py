@@ -35,6 +35,13 @@ class MtDeviceProperties(Structure):
                 ("major", c_int32), ("minor", c_int32), ("multiprocessors", c_int32)]
 
 
+class MtModalStats(Structure):
+    """struct mt_modal_stats."""
+    _fields_ = [(name, c_uint64) for name in (
+        "round_trips", "syncs", "graphs", "nodes", "bytes_up", "bytes_down", "messages",
+        "bytes_skipped", "uploads_skipped")]
+
+
 MtDeleter = CFUNCTYPE(None, c_void_p)
 
 _TENSOR = c_void_p  # mt_tensor *: a Python int, or None for NULL
@@ -57,6 +64,9 @@ _PROTOTYPES = {
     "mt_modal_memory_allocated": (c_int, [c_int, POINTER(c_int64)]),
     "mt_modal_memory_reserved": (c_int, [c_int, POINTER(c_int64)]),
     "mt_synchronize": (c_int, [MtDevice]),
+    "mt_modal_synchronize_all": (c_int, []),
+    "mt_modal_get_stats": (c_int, [c_void_p]),
+    "mt_modal_stats_reset": (None, []),
     "mt_set_remote_execution": (None, [c_int]),
     "mt_remote_execution_enabled": (c_int, []),
     "mt_shutdown": (None, []),

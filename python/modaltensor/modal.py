@@ -4,14 +4,14 @@ while remote execution is disabled. Mirrors torch.cuda's helpers."""
 import contextlib as _contextlib
 import ctypes as _ctypes
 
-from ._lib import MtDeviceProperties as _MtDeviceProperties, lib as _lib
+from ._lib import MtDeviceProperties as _MtDeviceProperties, MtModalStats as _MtModalStats, lib as _lib
 from .device import Device as _Device, as_device as _as_device
 from .errors import DeviceError as _DeviceError, check as _check
 
 __all__ = ["is_available", "device_count", "DeviceProperties", "get_device_properties",
            "memory_allocated", "memory_reserved", "synchronize", "enable_remote_execution",
            "disable_remote_execution", "is_remote_execution_enabled", "remote_execution",
-           "shutdown"]
+           "shutdown", "stats", "reset_stats"]
 
 
 def is_available():
@@ -90,12 +90,25 @@ def memory_reserved(device=None):
 def synchronize(device=None):
     """Waits until the work queued for a modal device (every modal device
     when None) has run, and raises the first deferred error of that work."""
-    if device is None:
-        devices = [_Device("modal", i) for i in range(device_count())]
-    else:
-        devices = [_Device("modal", device) if isinstance(device, int) else _as_device(device)]
-    for d in devices:
-        _check(_lib.mt_synchronize(d.c), "mt_synchronize")
+    if device is None:  # all at once: one round trip for every worker
+        _check(_lib.mt_modal_synchronize_all(), "mt_modal_synchronize_all")
+        return
+    d = _Device("modal", device) if isinstance(device, int) else _as_device(device)
+    _check(_lib.mt_synchronize(d.c), "mt_synchronize")
+
+
+def stats():
+    """This process's modal traffic (mt_modal_get_stats) as a dict: round
+    trips, syncs, graphs, nodes, bytes up and down, messages, and what
+    content addressing skipped."""
+    s = _MtModalStats()
+    _check(_lib.mt_modal_get_stats(_ctypes.byref(s)), "mt_modal_get_stats")
+    return {name: getattr(s, name) for name, _ in s._fields_}
+
+
+def reset_stats():
+    """Sets every counter of stats() to 0."""
+    _lib.mt_modal_stats_reset()
 
 
 def enable_remote_execution():

@@ -145,4 +145,17 @@ mt_status mt_synchronize(mt_device d) {
   return mti_check_device(fn, d);
 }
 
+mt_status mt_modal_synchronize_all(void) {
+  /* In-process modal work, like cpu work, is done when each call returns. */
+  return mti_remote_synchronize_all("mt_modal_synchronize_all");
+}
+
+mt_status mt_modal_get_stats(mt_modal_stats *out) {
+  if (!out) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_modal_get_stats: out: NULL");
+  mti_remote_stats(out);
+  return MT_OK;
+}
+
+void mt_modal_stats_reset(void) { mti_remote_stats_reset(); }
+
 void mt_shutdown(void) { mti_remote_shutdown(); }

@@ -58,6 +58,14 @@ mt_status mti_remote_memory_usage(const char *fn, int index, int64_t *allocated,
  * run it; returns the first deferred error since the last sync. */
 mt_status mti_remote_synchronize(const char *fn, int index);
 
+/* Syncs every device that has work out: all Syncs are sent before any
+ * answer is awaited (one round trip for all). The first failure. */
+mt_status mti_remote_synchronize_all(const char *fn);
+
+/* The process's counters since start or the last reset (mt_modal_stats). */
+void mti_remote_stats(mt_modal_stats *out);
+void mti_remote_stats_reset(void);
+
 /* Closes every session and stops a worker the library started. Buffers that
  * are still alive report MT_ERR_UNAVAILABLE afterwards; releasing them is
  * still safe. */

@@ -172,6 +172,10 @@ void mti_channel_destroy(mti_channel *ch) {
 
 const char *mti_channel_target(const mti_channel *ch) { return ch->target; }
 
+void mti_channel_connect(mti_channel *ch) {
+  grpc_channel_check_connectivity_state(ch->channel, 1);
+}
+
 /* ------------------------------------------------------------ messages */
 
 static grpc_byte_buffer *pack(const ProtobufCMessage *msg) {
@@ -413,8 +417,9 @@ mt_status mti_stream_open(const char *fn, mti_channel *ch, int64_t timeout_ms, m
   ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
   ops[0].data.send_initial_metadata.count = auth_metadata(ch, &md);
   ops[0].data.send_initial_metadata.metadata = &md;
-  if (run_batch(s, ops, 1, &s->send_tag, timeout_ms) != 1) {
-    mt_status st = stream_failed(fn, s, 0);
+  int ok = run_batch(s, ops, 1, &s->send_tag, timeout_ms);
+  if (ok != 1) {
+    mt_status st = ok == -1 ? MT_ERR_TIMEOUT : stream_failed(fn, s, 0);
     mti_stream_close(s);
     return st;
   }

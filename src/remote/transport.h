@@ -31,6 +31,10 @@ typedef struct mti_channel_config {
 mt_status mti_channel_create(const char *fn, const char *address, const mti_channel_config *cfg,
                              mti_channel **out);
 void mti_channel_destroy(mti_channel *ch);
+
+/* Starts connecting ch in the background (no wait), so that the transport
+ * is up, or nearly, when the first call needs it. */
+void mti_channel_connect(mti_channel *ch);
 const char *mti_channel_target(const mti_channel *ch);
 
 /* After a wait on ch ran out of time: when ch speaks TLS and its last
@@ -48,7 +52,7 @@ mt_status mti_channel_unary(const char *fn, mti_channel *ch, const char *method,
                             ProtobufCMessage **reply);
 
 /* Opens a Session stream (no message sent yet), waiting at most timeout_ms
- * for the worker to accept connections. */
+ * for the worker to accept connections: MT_ERR_TIMEOUT when none did. */
 mt_status mti_stream_open(const char *fn, mti_channel *ch, int64_t timeout_ms, mti_stream **out);
 
 /* Sends msg; returns when gRPC has taken it (flow control may make that

@@ -58,16 +58,40 @@ static grpc_byte_buffer *hello_reply(void) {
   return bb;
 }
 
-/* Answers one call and waits until it is over. */
+/* What a worker of another protocol answers a Session's Open with (as the
+ * real worker does): a refusal, before the stream ends. */
+static grpc_byte_buffer *opened_reply(void) {
+  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
+  st.code = MT_ERR_UNSUPPORTED;
+  st.message = "fake-worker: " MH_FAKE_REASON;
+  Modaltensor__V1__Opened o = MODALTENSOR__V1__OPENED__INIT;
+  o.status = &st;
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED;
+  m.opened = &o;
+  size_t len = modaltensor__v1__worker_message__get_packed_size(&m);
+  uint8_t *buf = malloc(len ? len : 1);
+  modaltensor__v1__worker_message__pack(&m, buf);
+  grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+  free(buf);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+/* Answers one call and waits until it is over: Hello and Session with a
+ * refusal, anything else as unimplemented. */
 static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
   int is_hello = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Hello") == 0;
-  grpc_byte_buffer *request = NULL, *reply = is_hello ? hello_reply() : NULL;
+  int is_session = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Session") == 0;
+  grpc_byte_buffer *request = NULL,
+                   *reply = is_hello ? hello_reply() : is_session ? opened_reply() : NULL;
   int cancelled = 0;
   grpc_op ops[5];
   memset(ops, 0, sizeof ops);
   size_t n = 0;
   ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  if (is_hello) {
+  if (reply) {
     ops[n].op = GRPC_OP_RECV_MESSAGE;
     ops[n++].data.recv_message.recv_message = &request;
     ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -75,8 +99,10 @@ static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status =
-      is_hello ? GRPC_STATUS_OK : GRPC_STATUS_UNIMPLEMENTED;
-  grpc_slice details = grpc_slice_from_static_string("fake-worker: not implemented");
+      is_hello ? GRPC_STATUS_OK : is_session ? GRPC_STATUS_FAILED_PRECONDITION
+                                             : GRPC_STATUS_UNIMPLEMENTED;
+  grpc_slice details = grpc_slice_from_static_string(is_session ? "fake-worker: " MH_FAKE_REASON
+                                                                : "fake-worker: not implemented");
   ops[n++].data.send_status_from_server.status_details = is_hello ? NULL : &details;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &cancelled;

@@ -1,0 +1,268 @@
+/*
+ * bench_net.c - mt_bench_net: the modal device over an emulated network.
+ * A cpu worker on loopback behind the delay proxy (bench/delay_proxy.c),
+ * at each round trip time given (default 0, 20 and 80 ms) and a bandwidth
+ * limit (default 100 MB/s), runs: start-up to the first result, the mlp
+ * example (a child process), a 20-step loop reading a loss each step, a
+ * 1 MiB-in / 1 MiB-out inference loop (10 steps), and two runs uploading
+ * the same 64 MiB (each a fresh session). For each: wall time, round trips
+ * counted three ways (turns at the proxy, sync points in the worker's
+ * Stats, the library's own count; wall time / RTT is the fourth check),
+ * bytes on the wire against payload, and the ideal time (the round trips a
+ * program must wait for, plus payload / bandwidth). Numbers only; nothing
+ * is asserted. Results: docs/REMOTE.md.
+ *
+ *   mt_bench_net [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--quick]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "delay_proxy.h"
+#include "modaltensor.h"
+#include "wire_client.h"
+#include "worker_proc.h"
+
+typedef struct options {
+  double rtts[8];
+  int nrtts;
+  double rate; /* bytes per second */
+  int upload_mib;
+  const char *mlp; /* the example's binary */
+} options;
+
+typedef struct measure {
+  double wall_ms;
+  mtb_proxy_counters wire;
+  uint64_t worker_syncs;
+  mt_modal_stats lib;
+} measure;
+
+typedef struct bench {
+  options o;
+  wt_worker worker;
+  wc_channel *stats_ch; /* straight to the worker, not through the proxy */
+  mtb_proxy *proxy;
+  double rtt_ms;
+  uint64_t syncs0;
+  double t0;
+} bench;
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static uint64_t worker_syncs(bench *b) {
+  Modaltensor__V1__StatsReply *r = wc_stats(b->stats_ch, 0);
+  uint64_t n = r && r->total ? r->total->syncs : 0;
+  if (r) protobuf_c_message_free_unpacked(&r->base, NULL);
+  return n;
+}
+
+static void check(mt_status st, const char *what) {
+  if (st) {
+    fprintf(stderr, "mt_bench_net: %s: %s\n", what, mt_last_error());
+    exit(1);
+  }
+}
+
+static mt_tensor *made(mt_tensor *t, const char *what) {
+  if (!t) check(mt_last_status(), what);
+  return t;
+}
+
+/* A fresh process state for the next case: no session, zeroed counters. */
+static void begin(bench *b) {
+  mt_shutdown();
+  mtb_proxy_reset(b->proxy);
+  mt_modal_stats_reset();
+  b->syncs0 = worker_syncs(b);
+  b->t0 = now_ms();
+}
+
+static measure end(bench *b) {
+  measure m;
+  m.wall_ms = now_ms() - b->t0;
+  mtb_proxy_read(b->proxy, &m.wire);
+  check(mt_modal_get_stats(&m.lib), "stats");
+  m.worker_syncs = worker_syncs(b) - b->syncs0;
+  return m;
+}
+
+static void report(const bench *b, const char *name, const measure *m, double ideal_rtts,
+                   double payload) {
+  double ideal = ideal_rtts * b->rtt_ms + payload / b->o.rate * 1e3;
+  printf("| %g | %s | %.0f | %.0f | %llu / %llu / %llu | %.1f | %.2f / %.2f | %.2f |\n",
+         b->rtt_ms, name, m->wall_ms, ideal, (unsigned long long)m->wire.turns,
+         (unsigned long long)m->worker_syncs, (unsigned long long)m->lib.round_trips,
+         b->rtt_ms > 0 ? m->wall_ms / b->rtt_ms : 0.0,
+         (double)(m->wire.bytes_up + m->wire.bytes_down) / 1048576.0,
+         (double)(m->lib.bytes_up + m->lib.bytes_down) / 1048576.0,
+         (double)m->lib.bytes_skipped / 1048576.0);
+  fflush(stdout);
+}
+
+static const mt_device modal0 = {MT_DEVICE_MODAL, 0};
+
+/* Start-up: the first result of a fresh process (connect included). */
+static void case_startup(bench *b) {
+  begin(b);
+  float v[4] = {1, 2, 3, 4};
+  const int64_t four = 4;
+  mt_tensor *a = made(mt_from_data(v, 1, &four, MT_FLOAT32, modal0), "upload");
+  mt_tensor *s = made(mt_sum(a, 0, NULL, 0), "sum");
+  double x;
+  check(mt_item(s, &x), "item");
+  measure m = end(b);
+  report(b, "start-up to first result", &m, 1, 16);
+  mt_tensor_free(s);
+  mt_tensor_free(a);
+}
+
+/* The mlp example as its own process (its own connection). */
+static void case_mlp(bench *b, const char *address) {
+  begin(b);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("MODALTENSOR_WORKER", address, 1);
+    if (!freopen("/dev/null", "w", stdout)) _exit(126);
+    execl(b->o.mlp, b->o.mlp, "--device", "modal", (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  measure m = end(b);
+  if (!WIFEXITED(status) || WEXITSTATUS(status)) fprintf(stderr, "mlp failed: %d\n", status);
+  /* its library counts in its own process: show the worker's and proxy's */
+  m.lib.round_trips = m.worker_syncs;
+  report(b, "examples/mlp (process)", &m, (double)m.worker_syncs, 0);
+}
+
+/* A training-like loop: 20 steps, each reading its loss. */
+static void case_loop(bench *b) {
+  begin(b);
+  const int64_t shape[2] = {256, 256};
+  mt_tensor *w = made(mt_randn(2, shape, MT_FLOAT32, modal0, 1), "randn");
+  mt_tensor *x = made(mt_randn(2, shape, MT_FLOAT32, modal0, 2), "randn");
+  for (int step = 0; step < 20; step++) {
+    mt_tensor *y = made(mt_matmul(x, w), "matmul");
+    mt_tensor *l = made(mt_sum(y, 0, NULL, 0), "sum");
+    double loss;
+    check(mt_item(l, &loss), "item");
+    mt_tensor_free(l);
+    mt_tensor_free(y);
+  }
+  measure m = end(b);
+  report(b, "20 steps, loss read each", &m, 20, 20 * 8);
+  mt_tensor_free(x);
+  mt_tensor_free(w);
+}
+
+/* Inference: 1 MiB in, 1 MiB out, 10 times. */
+static void case_infer(bench *b) {
+  enum { N = 262144 };
+  float *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+  for (int i = 0; i < N; i++) in[i] = (float)i;
+  begin(b);
+  const int64_t n = N;
+  for (int step = 0; step < 10; step++) {
+    in[0] = (float)step; /* new bytes each step */
+    mt_tensor *x = made(mt_from_data(in, 1, &n, MT_FLOAT32, modal0), "upload");
+    mt_tensor *y = made(mt_mul_scalar(x, 2.0), "mul");
+    check(mt_to_host(y, out, N * sizeof *out), "download");
+    mt_tensor_free(y);
+    mt_tensor_free(x);
+  }
+  measure m = end(b);
+  report(b, "1 MiB in / 1 MiB out, 10 steps", &m, 10, 10.0 * 2 * N * sizeof(float));
+  free(in);
+  free(out);
+}
+
+/* The same weights uploaded by two runs (each a new session). */
+static void case_upload_twice(bench *b) {
+  size_t n = (size_t)b->o.upload_mib << 18; /* float32 elements */
+  float *v = malloc(n * sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = (float)(i % 1000);
+  const int64_t shape = (int64_t)n;
+  for (int run = 1; run <= 2; run++) {
+    begin(b);
+    mt_tensor *t = made(mt_from_data(v, 1, &shape, MT_FLOAT32, modal0), "upload");
+    check(mt_synchronize(modal0), "sync");
+    measure m = end(b);
+    char name[64];
+    snprintf(name, sizeof name, "%d MiB upload, run %d", b->o.upload_mib, run);
+    report(b, name, &m, 1, (double)(n * sizeof *v));
+    mt_tensor_free(t);
+  }
+  free(v);
+}
+
+static void parse(int argc, char **argv, options *o) {
+  *o = (options){{0, 20, 80}, 3, 100e6, 64, NULL};
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--rtt") && i + 1 < argc) {
+      o->nrtts = 0;
+      for (char *p = strtok(argv[++i], ","); p && o->nrtts < 8; p = strtok(NULL, ","))
+        o->rtts[o->nrtts++] = atof(p);
+    } else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+      o->rate = atof(argv[++i]) * 1e6;
+    } else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
+      o->upload_mib = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--quick")) {
+      o->nrtts = 1;
+      o->rtts[0] = 2;
+      o->upload_mib = 4;
+    } else {
+      fprintf(stderr, "usage: %s [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--quick]\n", argv[0]);
+      exit(2);
+    }
+  }
+  if (!(o->rate > 0)) o->rate = 100e6;
+  if (o->upload_mib < 1) o->upload_mib = 1;
+}
+
+int main(int argc, char **argv) {
+  bench b = {0};
+  parse(argc, argv, &b.o);
+  b.o.mlp = MTB_MLP_PATH;
+  if (wt_worker_start(&b.worker, NULL, NULL)) {
+    fprintf(stderr, "mt_bench_net: the worker did not start\n");
+    return 1;
+  }
+  grpc_init(); /* for the Stats channel; the library initialises its own use */
+  b.stats_ch = wc_connect(b.worker.addr, NULL);
+  int worker_port = atoi(strrchr(b.worker.addr, ':') + 1);
+  printf("| RTT ms | case | wall ms | ideal ms | round trips: proxy turns / worker syncs / "
+         "library | wall / RTT | MiB on the wire / payload | MiB skipped |\n");
+  printf("|---|---|---|---|---|---|---|---|\n");
+  for (int i = 0; i < b.o.nrtts; i++) {
+    int port;
+    b.rtt_ms = b.o.rtts[i];
+    b.proxy = mtb_proxy_start(worker_port, b.rtt_ms, b.o.rate, &port);
+    if (!b.proxy) {
+      fprintf(stderr, "mt_bench_net: the proxy did not start\n");
+      return 1;
+    }
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    setenv("MODALTENSOR_WORKER", address, 1);
+    case_startup(&b);
+    case_mlp(&b, address);
+    case_loop(&b);
+    case_infer(&b);
+    case_upload_twice(&b);
+    mt_shutdown();
+    mtb_proxy_stop(b.proxy);
+  }
+  wc_channel_free(b.stats_ch);
+  wt_worker_stop(&b.worker);
+  return 0;
+}

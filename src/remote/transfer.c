@@ -1,0 +1,157 @@
+/*
+ * transfer.c - uploads (chunks of about 1 MiB, without waiting) and downloads
+ * (a sync point) of a session.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/protocol.h"
+#include "remote/client.h"
+
+
+/* Sends one Upload chunk of b. */
+static mt_status send_chunk(const char *fn, session *s, const mti_remote_buffer *b,
+                            uint64_t offset, const void *data, size_t len) {
+  Modaltensor__V1__Upload up = MODALTENSOR__V1__UPLOAD__INIT;
+  up.id = b->id;
+  up.dtype = (int32_t)b->dtype;
+  up.numel = b->numel;
+  up.offset = offset;
+  up.data.len = len;
+  up.data.data = (uint8_t *)data;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_UPLOAD;
+  m.upload = &up;
+  mt_status st = session_send(fn, s, &m);
+  if (!st) {
+    s->dirty = 1;
+    atomic_fetch_add_explicit(&registry.counters.bytes_up, len, memory_order_relaxed);
+  }
+  return st;
+}
+
+/* Streams src's values, row-major, in chunks: contiguous sources go
+ * straight from their memory, others through one staging chunk. */
+static mt_status upload_values(const char *fn, session *s, const mti_remote_buffer *b,
+                               const mti_view *src) {
+  size_t esize = mt_dtype_size(src->dtype), total = (size_t)b->numel * esize;
+  int contiguous = mti_shape_is_contiguous(src->ndim, src->shape, src->strides);
+  if (total == 0) return send_chunk(fn, s, b, 0, NULL, 0);
+  if (contiguous) {
+    mt_status st = MT_OK;
+    for (size_t off = 0; !st && off < total; off += MTI_CHUNK_BYTES) {
+      size_t len = total - off < MTI_CHUNK_BYTES ? total - off : MTI_CHUNK_BYTES;
+      st = send_chunk(fn, s, b, off, (const char *)src->data + off, len);
+    }
+    return st;
+  }
+  /* Strided: walk the elements in row-major order into a staging chunk. */
+  size_t per_chunk = MTI_CHUNK_BYTES / esize;
+  char *stage = malloc(per_chunk * esize);
+  if (!stage) return mti_error_oom(fn, per_chunk * esize);
+  int64_t idx[MT_MAX_DIMS] = {0};
+  mt_status st = MT_OK;
+  size_t filled = 0, sent = 0;
+  for (int64_t e = 0; !st && e < b->numel; e++) {
+    int64_t off = 0;
+    for (int d = 0; d < src->ndim; d++) off += idx[d] * src->strides[d];
+    memcpy(stage + filled * esize, (const char *)src->data + off * (int64_t)esize, esize);
+    if (++filled == per_chunk || e + 1 == b->numel) {
+      st = send_chunk(fn, s, b, sent, stage, filled * esize);
+      sent += filled * esize;
+      filled = 0;
+    }
+    for (int d = src->ndim - 1; d >= 0 && ++idx[d] == src->shape[d]; d--) idx[d] = 0;
+  }
+  free(stage);
+  return st;
+}
+
+mti_remote_buffer *mti_remote_upload(const char *fn, int device, const mti_view *src) {
+  session *s = session_lock_inputs(fn, device, 0, NULL);
+  if (!s) return NULL;
+  mti_remote_buffer *b =
+      recorder_new_buffer(fn, s, device, src->dtype, mti_shape_numel(src->ndim, src->shape));
+  /* Pending nodes go first so that the worker sees ops in program order. */
+  mt_status st = b ? recorder_send_pending(fn, s) : mt_last_status();
+  if (!st) st = upload_values(fn, s, b, src);
+  if (!st && registry.eager) st = session_sync_locked(fn, s);
+  pthread_mutex_unlock(&s->lock);
+  if (st) {
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+static mt_status send_download(const char *fn, session *s, const mti_remote_view *view,
+                               uint64_t *id) {
+  rec_view rv;
+  recorder_set_view(&rv, view);
+  Modaltensor__V1__TensorView tv;
+  recorder_fill_view(&tv, &rv);
+  Modaltensor__V1__Download dl = MODALTENSOR__V1__DOWNLOAD__INIT;
+  dl.request_id = *id = ++s->next_request;
+  dl.view = &tv;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD;
+  m.download = &dl;
+  return session_send(fn, s, &m);
+}
+
+/* Receives the chunks of download id into dst. A failed view keeps the
+ * worker's status and message. */
+static mt_status recv_download(const char *fn, session *s, uint64_t id, void *dst,
+                               size_t nbytes) {
+  for (;;) {
+    Modaltensor__V1__WorkerMessage *reply;
+    mt_status st = session_recv(fn, s, &reply);
+    if (st) return st;
+    int last = 1;
+    if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_CHUNK ||
+        reply->chunk->request_id != id) {
+      st = mti_error(MT_ERR_REMOTE, "%s: worker %s sent an unexpected message", fn, s->w->target);
+    } else {
+      const Modaltensor__V1__DownloadChunk *c = reply->chunk;
+      last = c->last;
+      if ((st = client_status(c->status)))
+        mti_error(st, "%s: %s", fn, c->status->message);
+      else if (c->offset > nbytes || c->data.len > nbytes - c->offset)
+        st = mti_error(MT_ERR_REMOTE, "%s: worker %s sent bytes past the end", fn, s->w->target);
+      else if (c->data.len)
+        memcpy((char *)dst + c->offset, c->data.data, c->data.len);
+      atomic_fetch_add_explicit(&registry.counters.bytes_down, c->data.len, memory_order_relaxed);
+    }
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    if (st && !last) session_lost(s); /* the rest of the answer cannot be matched any more */
+    if (st || last) return st;
+  }
+}
+
+mt_status mti_remote_download(const char *fn, const mti_remote_view *view, void *dst,
+                              size_t nbytes) {
+  session *s = session_lock_inputs(fn, view->buf->device, 1, view);
+  if (!s) return mt_last_status();
+  uint64_t dl_id, sync_id;
+  mt_status st = recorder_send_pending(fn, s);
+  if (!st) st = send_download(fn, s, view, &dl_id);
+  if (!st) st = session_send_sync(fn, s, &sync_id);
+  if (!st) {
+    mt_status view_st = recv_download(fn, s, dl_id, dst, nbytes);
+    char view_msg[512];
+    snprintf(view_msg, sizeof view_msg, "%s", mt_last_error());
+    st = s->stream ? session_wait_sync(fn, s, sync_id) : view_st;
+    if (view_st) st = mti_error(view_st, "%s", view_msg); /* the view's own failure first */
+  }
+  pthread_mutex_unlock(&s->lock);
+  return st;
+}
+
