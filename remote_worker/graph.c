@@ -159,11 +159,6 @@ static int into_target(node_ctx *c, mti_view *out) {
   return 0;
 }
 
-/* Optional inputs the flags call absent have id 0. */
-static int input_absent(const node_ctx *c, const mti_attrs *at, size_t i) {
-  return !mti_input_present(c->info, at, (int)i);
-}
-
 /* Fills metas and views of the inputs; 0 on success. */
 static int gather_inputs(node_ctx *c, const mti_attrs *at, mti_meta *metas, mti_view *views) {
   const Modaltensor__V1__Node *n = c->node;
@@ -173,7 +168,7 @@ static int gather_inputs(node_ctx *c, const mti_attrs *at, mti_meta *metas, mti_
     snprintf(what, sizeof what, "input %zu", i);
     memset(&metas[i], 0, sizeof metas[i]);
     memset(&views[i], 0, sizeof views[i]);
-    if (input_absent(c, at, i)) {
+    if (!mti_input_present(c->info, at, (int)i)) { /* absent: id 0 */
       if (tv->id == 0) continue;
       refuse(c, MT_ERR_INVALID_ARGUMENT, "%s: storage %llu given, but the flags say it is absent",
              what, (unsigned long long)tv->id);

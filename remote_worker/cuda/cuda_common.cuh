@@ -206,6 +206,16 @@ template <class To, class From> __host__ __device__ __forceinline__ To convert(F
   return converter<To, From>::run(x);
 }
 
+/* Runs STMT with E bound to the unsigned type of dtype d's size: kernels
+ * that only move elements need one instantiation per size, not per dtype. */
+#define BY_SIZE(d, ...)                                        \
+  switch (mt_dtype_size(d)) {                                  \
+  case 1: { typedef uint8_t E; __VA_ARGS__; } break;           \
+  case 2: { typedef uint16_t E; __VA_ARGS__; } break;          \
+  case 4: { typedef uint32_t E; __VA_ARGS__; } break;          \
+  default: { typedef uint64_t E; __VA_ARGS__; } break;         \
+  }
+
 /* ---- rounding as the cpu ---- */
 
 /* a * b and a + b rounded each on its own, never fused into one multiply-

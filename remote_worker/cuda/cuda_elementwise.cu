@@ -1237,19 +1237,15 @@ mt_status elementwise(const X &exec, mti_op op, const mti_view *in, int n, const
   if (!info || n < 0 || n > MAX_OPERANDS - 1)
     return mti_error(MT_ERR_INTERNAL, "%s: cuda: not an elementwise op", fn);
   if (mti_shape_numel(out->ndim, out->shape) == 0) return MT_OK;
-  switch (info->kind) {
-  case MTI_KIND_FILL: return fill(exec, fn, *out, at->s0);
-  case MTI_KIND_ARANGE: return arange(exec, fn, *out, at->s0, at->s1);
-  case MTI_KIND_COPY:
-    if (views_overlap(in[0], *out)) return copy_staged(exec, fn, in[0], *out);
+  /* Kinds that need no computed kernel; the others fall through to one. */
+  mti_op_kind kind = info->kind;
+  if (kind == MTI_KIND_FILL) return fill(exec, fn, *out, at->s0);
+  if (kind == MTI_KIND_ARANGE) return arange(exec, fn, *out, at->s0, at->s1);
+  if (kind == MTI_KIND_COPY && views_overlap(in[0], *out))
+    return copy_staged(exec, fn, in[0], *out);
+  if (kind == MTI_KIND_COPY || kind == MTI_KIND_CAST ||
+      (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, mti_compute_dtype(out->dtype))))
     return convert_views(exec, fn, in[0], *out);
-  case MTI_KIND_CAST: return convert_views(exec, fn, in[0], *out);
-  case MTI_KIND_UNARY:
-    if (mti_unary_is_identity(op, mti_compute_dtype(out->dtype)))
-      return convert_views(exec, fn, in[0], *out);
-    break;
-  default: break;
-  }
   plan p;
   plan_init(&p, fn, in, n, out);
   return run_computed(exec, &p, op, info->kind, at);

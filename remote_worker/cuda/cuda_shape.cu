@@ -57,13 +57,6 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
-#define BY_SIZE(d, ...)                                        \
-  switch (mt_dtype_size(d)) {                                  \
-  case 1: { typedef uint8_t E; __VA_ARGS__; } break;           \
-  case 2: { typedef uint16_t E; __VA_ARGS__; } break;          \
-  case 4: { typedef uint32_t E; __VA_ARGS__; } break;          \
-  default: { typedef uint64_t E; __VA_ARGS__; } break;         \
-  }
 
 } /* namespace */
 } /* namespace mtw */

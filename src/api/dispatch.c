@@ -44,7 +44,7 @@ static void scratch_free(op_scratch *s) {
 /* Present inputs are non-NULL and share one device, which goes to *device.
  * A NULL optional input is absent: its MTI_FLAG_PRESENT bit stays clear. */
 static mt_status check_inputs(const mti_op_info *info, int n, const mt_tensor *const *in,
-                              const char *const *names, mti_attrs *at, mt_device *device,
+                              const char *const *names, uint32_t *present, mt_device *device,
                               int *remote) {
   const char *fn = info->fn;
   int first = -1;
@@ -52,7 +52,7 @@ static mt_status check_inputs(const mti_op_info *info, int n, const mt_tensor *c
     if ((info->optional >> i & 1u) && !in[i]) continue;
     mt_status s = mti_check_tensor(fn, names[i], in[i]);
     if (s) return s;
-    if (info->optional >> i & 1u) at->flags |= MTI_FLAG_PRESENT(i);
+    if (info->optional >> i & 1u) *present |= MTI_FLAG_PRESENT(i);
     if (first < 0) {
       first = i;
       continue;
@@ -144,23 +144,32 @@ mt_status mti_run_op_multi(mti_op op, int n, const mt_tensor *const *in,
                            const char *const *names, const mti_attrs *at_in, mt_tensor **outs) {
   const mti_op_info *info = mti_op_get((int)op);
   for (int k = 0; k < info->nout; k++) outs[k] = NULL;
-  mti_attrs at = *at_in;
   mt_device device;
   int remote = 0;
+  uint32_t present = 0;
   op_scratch sc;
-  if (check_inputs(info, n, in, names, &at, &device, &remote) ||
+  if (check_inputs(info, n, in, names, &present, &device, &remote) ||
       scratch_init(info->fn, &sc, n))
     return mt_last_status();
+  /* Only ops with optional inputs need a copy of the attrs (for the
+   * presence flags): the others take the caller's as they are. */
+  mti_attrs with_present;
+  const mti_attrs *at = at_in;
+  if (info->optional) {
+    with_present = *at_in;
+    with_present.flags |= present;
+    at = &with_present;
+  }
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue; /* absent optional input: never read */
     sc.metas[i] = mti_tensor_meta(in[i]);
     if (!remote) sc.views[i] = mti_tensor_host_view(in[i]);
   }
   mti_meta metas[MTI_MAX_OUTPUTS];
-  mt_status st = mti_infer(op, n, sc.metas, &at, metas);
+  mt_status st = mti_infer(op, n, sc.metas, at, metas);
   if (!st)
-    st = remote ? record(info, op, n, in, &at, metas, device, outs)
-                : run_host(info, op, n, sc.views, &at, metas, device, outs);
+    st = remote ? record(info, op, n, in, at, metas, device, outs)
+                : run_host(info, op, n, sc.views, at, metas, device, outs);
   scratch_free(&sc);
   return st;
 }
