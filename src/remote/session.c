@@ -31,24 +31,11 @@ void session_lost(session *s) {
   recorder_drop_pending(s);
 }
 
-mt_status session_send(const char *fn, session *s, Modaltensor__V1__ClientMessage *m) {
-  mt_status st = mti_stream_send(fn, s->stream, &m->base, registry.timeout_ms);
-  if (st) session_lost(s);
-  else atomic_fetch_add_explicit(&registry.counters.messages, 1, memory_order_relaxed);
-  return st;
-}
-
-/* Reads the answer to the session's Open, which the worker sent before any
- * other reply: a refusal (an incompatible client, no such device, a wrong
- * token) ends the session, and the work sent with the Open is dropped. */
-static mt_status read_opened(const char *fn, session *s) {
-  Modaltensor__V1__WorkerMessage *reply;
-  s->opened_pending = 0;
-  mt_status st = mti_stream_recv(fn, s->stream, registry.timeout_ms, &reply);
-  if (st) {
-    session_lost(s);
-    return st;
-  }
+/* The status of the worker's answer to Open (freeing it): a refusal (an
+ * incompatible client, no such device, a wrong token) as an error. */
+static mt_status opened_status(const char *fn, const session *s,
+                               Modaltensor__V1__WorkerMessage *reply) {
+  mt_status st = MT_OK;
   if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED)
     st = mti_error(MT_ERR_REMOTE, "%s: worker %s answered Open with another message", fn,
                    s->w->target);
@@ -56,6 +43,40 @@ static mt_status read_opened(const char *fn, session *s) {
     mti_error(st, "%s: worker %s refused the session: %s", fn, s->w->target,
               reply->opened->status->message ? reply->opened->status->message : "");
   protobuf_c_message_free_unpacked(&reply->base, NULL);
+  return st;
+}
+
+/* A send failed before the Open's answer was read: a worker that refused
+ * the session ended the stream, and its refusal (already sent) says why
+ * better than the failed send. */
+static mt_status refusal_behind(const char *fn, session *s, mt_status send_failure) {
+  char why[512];
+  snprintf(why, sizeof why, "%s", mt_last_error());
+  Modaltensor__V1__WorkerMessage *reply;
+  if (mti_stream_recv_left(fn, s->stream, &reply))
+    return mti_error(send_failure, "%s", why);
+  int refused = reply->kind_case == MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED &&
+                client_status(reply->opened->status) != MT_OK;
+  mt_status st = opened_status(fn, s, reply);
+  return refused ? st : mti_error(send_failure, "%s", why);
+}
+
+mt_status session_send(const char *fn, session *s, Modaltensor__V1__ClientMessage *m) {
+  mt_status st = mti_stream_send(fn, s->stream, &m->base, registry.timeout_ms);
+  if (st && s->opened_pending) st = refusal_behind(fn, s, st);
+  if (st) session_lost(s);
+  else atomic_fetch_add_explicit(&registry.counters.messages, 1, memory_order_relaxed);
+  return st;
+}
+
+/* Reads the answer to the session's Open, which the worker sent before any
+ * other reply: a refusal ends the session, and the work sent with the Open
+ * is dropped. */
+static mt_status read_opened(const char *fn, session *s) {
+  Modaltensor__V1__WorkerMessage *reply;
+  s->opened_pending = 0;
+  mt_status st = mti_stream_recv(fn, s->stream, registry.timeout_ms, &reply);
+  if (!st) st = opened_status(fn, s, reply);
   if (st) session_lost(s);
   return st;
 }

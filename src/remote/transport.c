@@ -40,6 +40,7 @@ struct mti_stream {
   int got_initial_md;
   int ended;   /* the status has arrived */
   int broken;  /* a send or receive failed: only closing is left */
+  grpc_byte_buffer *left; /* the first message read while the stream failed */
   char status_tag, send_tag, recv_tag;
 };
 
@@ -371,13 +372,62 @@ static int run_batch(mti_stream *s, grpc_op *ops, size_t n, void *tag, int64_t t
   return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
+/* How long a failed stream waits for what the worker sent before it
+ * ended: its last messages and its status. */
+#define STATUS_GRACE_MS 1000
+
+/* One RECV_MESSAGE (with the initial metadata when still due): the
+ * message, or NULL at the end of the stream or on failure (*ok as
+ * run_batch). */
+static grpc_byte_buffer *recv_buffer(mti_stream *s, int64_t timeout_ms, int *ok) {
+  grpc_byte_buffer *bb = NULL;
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!s->got_initial_md) {
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &bb;
+  *ok = run_batch(s, ops, n, &s->recv_tag, timeout_ms);
+  s->got_initial_md = 1;
+  if (*ok != 1 && bb) {
+    grpc_byte_buffer_destroy(bb);
+    bb = NULL;
+  }
+  return bb;
+}
+
+/* Reads what a worker that ended the stream sent: gRPC delivers its
+ * status only once the messages before it were read. The first is kept
+ * for mti_stream_recv_left. */
+static void drain(mti_stream *s) {
+  for (int i = 0; i < 64; i++) {
+    int ok;
+    grpc_byte_buffer *bb = recv_buffer(s, STATUS_GRACE_MS, &ok);
+    if (!bb) return;
+    if (!s->left) s->left = bb;
+    else grpc_byte_buffer_destroy(bb);
+  }
+}
+
 /* Marks s broken and reports why: the call's final status when it has one
  * (waiting briefly for it), else the fallback. */
 static mt_status stream_failed(const char *fn, mti_stream *s, int timed_out) {
+  int first = !s->broken;
   s->broken = 1;
   if (timed_out)
     return mti_error(MT_ERR_TIMEOUT, "%s: worker %s did not answer in time (MODALTENSOR_TIMEOUT)",
                      fn, s->ch->target);
+  /* A worker that ended the stream sent its status: read up to it before
+   * cancelling, which would replace it with CANCELLED. */
+  if (!s->ended && first) {
+    drain(s);
+    grpc_event ev = grpc_completion_queue_pluck(s->cq, &s->status_tag,
+                                                deadline_in(STATUS_GRACE_MS), NULL);
+    s->ended = ev.type == GRPC_OP_COMPLETE;
+  }
   if (!s->ended) {
     grpc_call_cancel(s->call, NULL);
     grpc_event ev = grpc_completion_queue_pluck(s->cq, &s->status_tag, deadline_in(5000), NULL);
@@ -441,33 +491,31 @@ mt_status mti_stream_send(const char *fn, mti_stream *s, const ProtobufCMessage 
   return ok == 1 ? MT_OK : stream_failed(fn, s, ok == -1);
 }
 
+static mt_status unpack_message(const char *fn, mti_stream *s, grpc_byte_buffer *bb,
+                                Modaltensor__V1__WorkerMessage **out) {
+  *out = (Modaltensor__V1__WorkerMessage *)unpack(&modaltensor__v1__worker_message__descriptor, bb);
+  grpc_byte_buffer_destroy(bb);
+  if (*out) return MT_OK;
+  s->broken = 1;
+  return mti_error(MT_ERR_REMOTE, "%s: worker %s sent a malformed message", fn, s->ch->target);
+}
+
 mt_status mti_stream_recv(const char *fn, mti_stream *s, int64_t timeout_ms,
                           Modaltensor__V1__WorkerMessage **out) {
   *out = NULL;
   if (s->broken) return stream_failed(fn, s, 0);
-  grpc_byte_buffer *bb = NULL;
-  grpc_op ops[2];
-  size_t n = 0;
-  memset(ops, 0, sizeof ops);
-  if (!s->got_initial_md) {
-    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-  }
-  ops[n].op = GRPC_OP_RECV_MESSAGE;
-  ops[n++].data.recv_message.recv_message = &bb;
-  int ok = run_batch(s, ops, n, &s->recv_tag, timeout_ms);
-  s->got_initial_md = 1;
-  if (ok != 1 || !bb) {
-    if (bb) grpc_byte_buffer_destroy(bb);
-    return stream_failed(fn, s, ok == -1);
-  }
-  *out = (Modaltensor__V1__WorkerMessage *)unpack(&modaltensor__v1__worker_message__descriptor, bb);
-  grpc_byte_buffer_destroy(bb);
-  if (!*out) {
-    s->broken = 1;
-    return mti_error(MT_ERR_REMOTE, "%s: worker %s sent a malformed message", fn, s->ch->target);
-  }
-  return MT_OK;
+  int ok;
+  grpc_byte_buffer *bb = recv_buffer(s, timeout_ms, &ok);
+  if (!bb) return stream_failed(fn, s, ok == -1);
+  return unpack_message(fn, s, bb, out);
+}
+
+mt_status mti_stream_recv_left(const char *fn, mti_stream *s, Modaltensor__V1__WorkerMessage **out) {
+  *out = NULL;
+  grpc_byte_buffer *bb = s->left;
+  s->left = NULL;
+  if (!bb) return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s sent nothing more", fn, s->ch->target);
+  return unpack_message(fn, s, bb, out);
 }
 
 void mti_stream_close(mti_stream *s) {
@@ -481,6 +529,7 @@ void mti_stream_close(mti_stream *s) {
   }
   grpc_completion_queue_shutdown(s->cq);
   grpc_completion_queue_destroy(s->cq);
+  if (s->left) grpc_byte_buffer_destroy(s->left);
   grpc_slice_unref(s->details);
   grpc_metadata_array_destroy(&s->initial_md);
   grpc_metadata_array_destroy(&s->trailing_md);

@@ -79,21 +79,36 @@ static grpc_byte_buffer *opened_reply(void) {
   return bb;
 }
 
+/* Runs one batch of call and waits for it (noting a shutdown seen on the
+ * way); 1 when it completed. */
+static int run_batch(mh_fake *f, grpc_call *call, grpc_op *ops, size_t n) {
+  if (grpc_call_start_batch(call, ops, n, &f->batch_tag, NULL) != GRPC_CALL_OK) return 0;
+  grpc_event ev;
+  do {
+    ev = grpc_completion_queue_next(f->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_OP_COMPLETE && ev.tag == &f->shutdown_tag) f->shut_down = 1;
+  } while (ev.type == GRPC_OP_COMPLETE && ev.tag != &f->batch_tag);
+  return ev.type == GRPC_OP_COMPLETE;
+}
+
 /* Answers one call and waits until it is over: Hello and Session with a
- * refusal, anything else as unimplemented. */
+ * refusal, sent (as the real worker does) only once the request came;
+ * anything else as unimplemented. */
 static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
   int is_hello = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Hello") == 0;
   int is_session = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Session") == 0;
   grpc_byte_buffer *request = NULL,
                    *reply = is_hello ? hello_reply() : is_session ? opened_reply() : NULL;
   int cancelled = 0;
-  grpc_op ops[5];
+  grpc_op ops[4];
   memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_RECV_MESSAGE;
+  ops[1].data.recv_message.recv_message = &request;
+  int ok = run_batch(f, call, ops, reply ? 2 : 1);
   size_t n = 0;
-  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  if (reply) {
-    ops[n].op = GRPC_OP_RECV_MESSAGE;
-    ops[n++].data.recv_message.recv_message = &request;
+  memset(ops, 0, sizeof ops);
+  if (reply && ok && request) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = reply;
   }
@@ -106,13 +121,7 @@ static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
   ops[n++].data.send_status_from_server.status_details = is_hello ? NULL : &details;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &cancelled;
-  if (grpc_call_start_batch(call, ops, n, &f->batch_tag, NULL) == GRPC_CALL_OK) {
-    grpc_event ev;
-    do {
-      ev = grpc_completion_queue_next(f->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-      if (ev.type == GRPC_OP_COMPLETE && ev.tag == &f->shutdown_tag) f->shut_down = 1;
-    } while (ev.type == GRPC_OP_COMPLETE && ev.tag != &f->batch_tag);
-  }
+  if (ok) run_batch(f, call, ops, n);
   if (request) grpc_byte_buffer_destroy(request);
   if (reply) grpc_byte_buffer_destroy(reply);
 }
