@@ -4,7 +4,7 @@
  * Every node is checked completely before it runs: op number, arity, that
  * each id names a whole storage of this session, views inside their
  * storages, shape and dtype inference (mti_infer, as on the client), the
- * client's expected output, the memory limit. A node that fails (or whose
+ * client's expected output, the work and memory limits. A node that fails (or whose
  * input failed) marks its output failed with
  * "mt_<op> (node N of graph G): reason" and records the session's deferred
  * error; later nodes still run when their own inputs are fine.
@@ -250,6 +250,19 @@ static int infer_outputs(node_ctx *c, const mti_attrs *at, const mti_meta *metas
   return 0;
 }
 
+/* Refuses a node that would touch more elements than the worker allows:
+ * a few bytes of view (a broadcast of one element to [2^20, 2^20]) could
+ * otherwise keep a core busy for hours. 0 when it is within the limit. */
+static int check_work(node_ctx *c, int n, const mti_meta *metas, const mti_meta *out) {
+  uint64_t work = mti_op_work((mti_op)c->node->op, n, metas, out),
+           limit = c->s->worker->max_node_work;
+  if (work <= limit) return 0;
+  refuse(c, MT_ERR_INVALID_ARGUMENT,
+         "touches %llu elements, more than this worker's limit of %llu (--max-node-work)",
+         (unsigned long long)work, (unsigned long long)limit);
+  return -1;
+}
+
 /* Output ids: as many as the op has, each new and distinct (an into copy
  * has its one id 0, checked by into_target). 0 when they are. */
 static int check_output_ids(node_ctx *c) {
@@ -364,7 +377,8 @@ static void run_node(mtw_session *s, const Modaltensor__V1__Node *n, size_t inde
   }
   mti_meta out_metas[MTI_MAX_OUTPUTS];
   if (gather_inputs(&c, &at, metas, views) == 0 &&
-      infer_outputs(&c, &at, metas, n->into ? &into_view : NULL, out_metas) == 0)
+      infer_outputs(&c, &at, metas, n->into ? &into_view : NULL, out_metas) == 0 &&
+      check_work(&c, (int)n->n_inputs, metas, out_metas) == 0)
     execute(&c, &at, views, out_metas, n->into ? &into_view : NULL);
   if (metas != small_metas) {
     free(metas);

@@ -176,38 +176,6 @@ static void tune_malloc(void) {
 #endif
 }
 
-static int setup_worker(mtw_worker *w, const mtw_options *o) {
-  memset(w, 0, sizeof *w);
-  w->options = o;
-  if (mtw_backend_open(o->backend, o->max_memory, &w->backend) != MT_OK) {
-    fprintf(stderr, "modaltensor-worker: %s\n", mt_last_error());
-    return -1;
-  }
-  w->device_count = w->backend->ops->device_count(w->backend);
-  w->memory = calloc((size_t)(w->device_count > 0 ? w->device_count : 1), sizeof *w->memory);
-  if (!w->memory) {
-    w->backend->ops->destroy(w->backend);
-    fprintf(stderr, "modaltensor-worker: out of memory\n");
-    return -1;
-  }
-  for (int i = 0; i < w->device_count; i++) {
-    mtw_device_props props;
-    w->backend->ops->device_props(w->backend, i, &props);
-    mtw_memory_init(&w->memory[i], props.total_memory > 0 ? (uint64_t)props.total_memory : 0);
-    mtw_log(MTW_LOG_INFO, "device %d: %s backend, %s, %lld bytes for tensors", i, w->backend->name,
-            props.name, (long long)props.total_memory);
-  }
-  mtw_stats_init(&w->stats);
-  clock_gettime(CLOCK_MONOTONIC, &w->started);
-  return 0;
-}
-
-static void teardown_worker(mtw_worker *w) {
-  mtw_stats_destroy(&w->stats);
-  free(w->memory);
-  w->backend->ops->destroy(w->backend);
-}
-
 int main(int argc, char **argv) {
   mtw_options o;
   switch (mtw_options_parse(argc, argv, &o)) {
@@ -238,7 +206,7 @@ int main(int argc, char **argv) {
   if (load_tls_files(&o, &cert, &key)) return 2;
   mtw_tls_pem pem = {cert, key};
   mtw_worker w;
-  if (setup_worker(&w, &o)) {
+  if (mtw_worker_setup(&w, &o)) {
     free(cert);
     free(key);
     return 1;
@@ -277,7 +245,7 @@ int main(int argc, char **argv) {
     mtw_log(MTW_LOG_ERROR, "exiting: the backend is lost: %s", lost);
     rc = 1;
   }
-  teardown_worker(&w);
+  mtw_worker_teardown(&w);
   free(cert);
   free(key);
   close(signal_pipe[0]);

@@ -36,6 +36,10 @@ static const char usage[] =
     "                        visible, else cpu)\n"
     "  --max-memory BYTES    tensor memory per device (suffixes K, M, G, T: powers\n"
     "                        of 1024; default: the device's memory)\n"
+    "  --max-node-work N     refuse a node that touches more than N elements (its\n"
+    "                        inputs and outputs, broadcast views counted whole, and\n"
+    "                        a matmul's multiply-adds; suffixes K, M, G, T: powers\n"
+    "                        of 1024; default 256G on cpu, 64T on cuda)\n"
     "  --idle-timeout SECS   end a session that sends nothing for SECS seconds\n"
     "                        (default 3600)\n"
     "  --idle-exit SECS      exit (status 0) after SECS seconds without any call or\n"
@@ -120,6 +124,9 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   } else if (strcmp(name, "--max-memory") == 0) {
     if (parse_bytes(value, &o->max_memory) || o->max_memory == 0)
       return usage_error("--max-memory: '%s' is not a positive byte count", value);
+  } else if (strcmp(name, "--max-node-work") == 0) {
+    if (parse_bytes(value, &o->max_node_work) || o->max_node_work == 0)
+      return usage_error("--max-node-work: '%s' is not a positive element count", value);
   } else if (strcmp(name, "--idle-timeout") == 0) {
     if (parse_seconds(value, &o->idle_timeout_s))
       return usage_error("--idle-timeout: '%s' is not a positive number of seconds", value);
@@ -181,9 +188,10 @@ static mtw_options_result check_combination(const mtw_options *o) {
 mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
   static const char *const valued[] = {
       "--listen",    "--token",   "--backend", "--max-memory", "--idle-timeout",
-      "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime"};
+      "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime",
+      "--max-node-work"};
   mtw_options o = {MTW_DEFAULT_LISTEN, NULL, "auto", 0, MTW_DEFAULT_IDLE_TIMEOUT_S,
-                   MTW_LOG_INFO, 0, NULL, NULL, 0, 0};
+                   MTW_LOG_INFO, 0, NULL, NULL, 0, 0, 0};
   const char *env_token = getenv(MTW_ENV_TOKEN);
   if (env_token && *env_token) o.token = env_token;
   o.exit_with_parent = env_flag(MTW_ENV_EXIT_WITH_PARENT);

@@ -32,6 +32,7 @@ typedef struct mtw_options {
   const char *tls_key;      /* PEM private key file; set exactly when tls_cert is */
   int64_t idle_exit_s;      /* exit after this long without a call; 0: never */
   int64_t max_lifetime_s;   /* exit this long after starting; 0: never */
+  uint64_t max_node_work;   /* elements one node may touch; 0: the backend's default */
 } mtw_options;
 
 typedef enum mtw_options_result {

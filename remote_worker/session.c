@@ -146,13 +146,19 @@ static int send_opened(mtw_session *s, mt_status status, const char *message) {
 
 /* ---------------------------------------------------------- Free, Sync */
 
+/* Frees every id of f, or none: a Free naming an id this session does
+ * not have is refused whole (the deferred error names it). */
 static void session_free(mtw_session *s, const Modaltensor__V1__Free *f) {
   for (size_t i = 0; i < f->n_ids; i++) {
-    mtw_storage *st = f->ids[i] ? mtw_table_find(&s->table, f->ids[i]) : NULL;
-    if (st) mtw_storage_destroy(s, st);
-    else
-      mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT, "free: no storage %llu in this session",
-                        (unsigned long long)f->ids[i]);
+    if (f->ids[i] && mtw_table_find(&s->table, f->ids[i])) continue;
+    mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT,
+                      "free: no storage %llu in this session (nothing of this Free was freed)",
+                      (unsigned long long)f->ids[i]);
+    return;
+  }
+  for (size_t i = 0; i < f->n_ids; i++) {
+    mtw_storage *st = mtw_table_find(&s->table, f->ids[i]);
+    if (st) mtw_storage_destroy(s, st); /* an id listed twice is gone the second time */
   }
 }
 

@@ -22,7 +22,20 @@ typedef struct mtw_worker {
   mtw_memory *memory; /* one budget per device */
   mtw_stats stats;
   struct timespec started; /* CLOCK_MONOTONIC */
+  uint64_t max_node_work;  /* elements one node may touch (mti_op_work) */
 } mtw_worker;
+
+/* The default work limits: about a minute of one core, and what an H100
+ * does in seconds (a 32768^3 matmul is 2^45). */
+#define MTW_DEFAULT_NODE_WORK_CPU (1ull << 38)
+#define MTW_DEFAULT_NODE_WORK_CUDA (1ull << 46)
+
+/* Opens the backend and sets up budgets and counters from o (kept, not
+ * copied); 0 on success, else -1 with the reason on stderr. */
+int mtw_worker_setup(mtw_worker *w, const mtw_options *o);
+
+/* Frees what mtw_worker_setup made, closing the backend. */
+void mtw_worker_teardown(mtw_worker *w);
 
 /* Checks a client's protocol version and op table; MT_OK, or
  * MT_ERR_UNSUPPORTED with the reason in buf. */

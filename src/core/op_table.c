@@ -67,6 +67,28 @@ uint64_t mti_op_table_hash(int count) {
   return h;
 }
 
+static uint64_t add_saturating(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+static uint64_t numel_of(const mti_meta *m) { return (uint64_t)mti_shape_numel(m->ndim, m->shape); }
+
+/* A contraction's multiply-adds: every output element sums over the last
+ * dim of input 0 (k). */
+static uint64_t contraction_work(const mti_meta *a, const mti_meta *out) {
+  uint64_t k = a->ndim ? (uint64_t)a->shape[a->ndim - 1] : 1, m = numel_of(out);
+  return k && m > UINT64_MAX / k ? UINT64_MAX : m * k;
+}
+
+uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) {
+  const mti_op_info *info = mti_op_get((int)op);
+  uint64_t work = 0;
+  if (!info) return 0;
+  for (int i = 0; i < n; i++) work = add_saturating(work, numel_of(&in[i]));
+  for (int k = 0; k < info->nout; k++) work = add_saturating(work, numel_of(&out[k]));
+  if (info->kind == MTI_KIND_MATMUL && n >= 1)
+    work = add_saturating(work, contraction_work(&in[0], &out[0]));
+  return work;
+}
+
 /* Names of the slots for messages, in MTI_ATTR_* bit order. */
 static const char *const slot_names[] = {"s0",   "s1",    "s2",   "seed",
                                          "dims", "dim",   "dtype", "ints"};

@@ -123,6 +123,14 @@ mt_status mti_infer(mti_op op, int n, const mti_meta *in, const mti_attrs *at, m
  * error naming "mt_<name>" and the slot. */
 mt_status mti_attrs_check(mti_op op, const mti_attrs *at);
 
+/* The elements a node of op touches, as the worker's work limit counts
+ * them: every element of every input view (a broadcast view counts all
+ * it reaches) and output, plus for a contraction (matmul) its
+ * multiply-adds. Kinds whose work grows faster than their operands add
+ * their rule here. Saturates at UINT64_MAX; in and out are as mti_infer's
+ * (n inputs, the op's nout outputs). */
+uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out);
+
 /* FNV-1a hash over the number, name, kind, arity, outputs, optional inputs
  * and attribute schema of the first count ops
  * (count is clamped to MTI_OP_COUNT). Ops are only appended, so a peer with

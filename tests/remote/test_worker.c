@@ -880,6 +880,99 @@ START_TEST(test_several_clients_at_once) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ limits */
+
+static void setup_small_work(void) {
+  static const char *const args[] = {"--max-node-work", "1M", NULL};
+  start_with(args);
+}
+
+/* Sends one node (output out_id) over views a and b (may be NULL) and
+ * syncs: the status, with the message in msg. */
+static int run_broadcast_node(wt_session *s, mti_op op, uint64_t out_id, const wt_view *a,
+                              const wt_view *b, int out_ndim, const int64_t *out_shape,
+                              uint32_t dims_mask, char *msg, size_t len) {
+  wt_graph g;
+  wt_graph_init(&g);
+  Modaltensor__V1__Node *n = wt_graph_node(&g, op, out_id, MT_FLOAT32, out_ndim, out_shape);
+  n->attrs->dims_mask = dims_mask;
+  wt_graph_input(&g, a);
+  if (b) wt_graph_input(&g, b);
+  ck_assert_int_eq(wt_graph_send(s, &g), 0);
+  return wt_sync(s, msg, len);
+}
+
+/* About 100 bytes of wire asking for 2^40 additions (a sum over one
+ * element broadcast to [2^20, 2^20]), and a matmul of the same views:
+ * refused before they run, naming the op and the size. */
+START_TEST(test_absurd_work_refused) {
+  wt_session s;
+  open_session(&s);
+  const float one = 1;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
+  const int64_t huge[2] = {1 << 20, 1 << 20}, column[2] = {1 << 20, 1}, zero[2] = {0, 0};
+  wt_view a = wt_view_strided(1, 0, 2, huge, zero), b = wt_view_strided(1, 0, 2, column, zero);
+  char msg[512];
+  ck_assert_int_eq(run_broadcast_node(&s, MTI_OP_SUM, 2, &a, NULL, 0, NULL, 3, msg, sizeof msg),
+                   MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "mt_sum (node 0 of graph 1): touches 1099511627777 elements") &&
+                    strstr(msg, "--max-node-work"),
+                "message: %s", msg);
+  ck_assert_int_eq(run_broadcast_node(&s, MTI_OP_MATMUL, 3, &a, &b, 2, column, 0, msg, sizeof msg),
+                   MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "mt_matmul (node 0 of graph 2): touches") &&
+                    strstr(msg, "limit of 274877906944"),
+                "message: %s", msg);
+  /* the session goes on */
+  const int64_t s1[1] = {1};
+  expect_f32(&s, 1, 1, s1, &one, 1);
+  close_session(&s);
+}
+END_TEST
+
+/* --max-node-work sets the limit: a sum over 2^19 broadcast elements runs
+ * (and is right), one over 2^21 is refused. */
+START_TEST(test_work_limit_option) {
+  wt_session s;
+  open_session(&s);
+  const float two = 2;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &two, 1 << 20), 0);
+  const int64_t small[1] = {1 << 19}, big[1] = {1 << 21}, zero[1] = {0};
+  wt_view a = wt_view_strided(1, 0, 1, small, zero), b = wt_view_strided(1, 0, 1, big, zero);
+  char msg[512];
+  ck_assert_int_eq(run_broadcast_node(&s, MTI_OP_SUM, 2, &a, NULL, 0, NULL, 1, msg, sizeof msg),
+                   MT_OK);
+  const float want = 2.0f * (1 << 19);
+  const int64_t scalar[1] = {1};
+  expect_f32(&s, 2, 0, scalar, &want, 1);
+  ck_assert_int_eq(run_broadcast_node(&s, MTI_OP_SUM, 3, &b, NULL, 0, NULL, 1, msg, sizeof msg),
+                   MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "limit of 1048576"), "message: %s", msg);
+  close_session(&s);
+}
+END_TEST
+
+/* A Free naming one known and one unknown id frees nothing (a bad message
+ * is never partly applied); the error names the unknown id. */
+START_TEST(test_free_is_whole) {
+  wt_session s;
+  open_session(&s);
+  const float a[2] = {1, 2};
+  const int64_t s2[1] = {2};
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 2, a, 1 << 20), 0);
+  uint64_t ids[2] = {1, 77};
+  ck_assert_int_eq(wt_free(&s, 2, ids), 0);
+  char msg[512];
+  ck_assert_int_eq(wt_sync(&s, msg, sizeof msg), MT_ERR_INVALID_ARGUMENT);
+  ck_assert_msg(strstr(msg, "no storage 77") && strstr(msg, "nothing of this Free was freed"),
+                "message: %s", msg);
+  expect_f32(&s, 1, 1, s2, a, 2);
+  ck_assert_int_eq(wt_free(&s, 1, ids), 0);
+  ck_assert_int_eq(wt_sync(&s, msg, sizeof msg), MT_OK);
+  close_session(&s);
+}
+END_TEST
+
 static TCase *tcase(const char *name, void (*setup_fn)(void)) {
   TCase *tc = tcase_create(name);
   tcase_add_checked_fixture(tc, setup_fn, teardown);
@@ -919,6 +1012,15 @@ static Suite *worker_suite(void) {
   tcase_add_test(tc, test_session_freed_when_client_vanishes);
   tcase_add_test(tc, test_sessions_are_isolated);
   tcase_add_test(tc, test_several_clients_at_once);
+  suite_add_tcase(s, tc);
+
+  tc = tcase("limits", setup);
+  tcase_add_test(tc, test_absurd_work_refused);
+  tcase_add_test(tc, test_free_is_whole);
+  suite_add_tcase(s, tc);
+
+  tc = tcase("work_option", setup_small_work);
+  tcase_add_test(tc, test_work_limit_option);
   suite_add_tcase(s, tc);
 
   tc = tcase("idle", setup_idle);
