@@ -14,6 +14,10 @@ packages=(
   # tests: Check for the C suites, Python for the binding and cffi checks,
   # valgrind for memory checks
   check python3 python3-numpy python3-cffi python3-pytest python3-hypothesis valgrind
+  # PyTorch (CPU), the second reference of the op tests and benchmarks
+  python3-torch
+  # clang: libFuzzer for the fuzz harnesses (scripts/fuzz.sh, CI's fuzz pass)
+  clang
   # pip, for Modal's client (the Modal app's tests; .ci/run installs it)
   python3-pip
   # openssl: the TLS tests make a throw-away CA and certificates
