@@ -27,6 +27,9 @@ static const char usage[] =
     "  --token TOKEN         require \"authorization: Bearer TOKEN\" on every call;\n"
     "                        prefer the environment variable " MTW_ENV_TOKEN ",\n"
     "                        since arguments are visible to other users in ps\n"
+    "  --admin-token TOKEN   a second token whose calls may read every session's\n"
+    "                        counters (Stats); prefer " MTW_ENV_ADMIN_TOKEN ".\n"
+    "                        Without --token every caller is admin\n"
     "  --tls-cert FILE       serve TLS with this PEM certificate (chain); needs\n"
     "                        --tls-key (also " MTW_ENV_TLS_CERT ")\n"
     "  --tls-key FILE        the PEM private key of --tls-cert (also\n"
@@ -36,6 +39,10 @@ static const char usage[] =
     "                        visible, else cpu)\n"
     "  --max-memory BYTES    tensor memory per device (suffixes K, M, G, T: powers\n"
     "                        of 1024; default: the device's memory)\n"
+    "  --session-max-memory BYTES\n"
+    "                        tensor memory one session may hold (suffixes as\n"
+    "                        --max-memory; default: the device's memory divided by\n"
+    "                        the sessions open on it, counted at each allocation)\n"
     "  --max-node-work N     refuse a node that touches more than N elements (its\n"
     "                        inputs and outputs, broadcast views counted whole, and\n"
     "                        a matmul's multiply-adds; suffixes K, M, G, T: powers\n"
@@ -117,6 +124,12 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   } else if (strcmp(name, "--token") == 0) {
     if (!*value) return usage_error("--token: empty token%s", "");
     o->token = value;
+  } else if (strcmp(name, "--admin-token") == 0) {
+    if (!*value) return usage_error("--admin-token: empty token%s", "");
+    o->admin_token = value;
+  } else if (strcmp(name, "--session-max-memory") == 0) {
+    if (parse_bytes(value, &o->session_max_memory) || o->session_max_memory == 0)
+      return usage_error("--session-max-memory: '%s' is not a positive byte count", value);
   } else if (strcmp(name, "--backend") == 0) {
     if (strcmp(value, "cpu") && strcmp(value, "cuda") && strcmp(value, "auto"))
       return usage_error("--backend: '%s' is not cpu, cuda or auto", value);
@@ -189,11 +202,15 @@ mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
   static const char *const valued[] = {
       "--listen",    "--token",   "--backend", "--max-memory", "--idle-timeout",
       "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime",
-      "--max-node-work"};
-  mtw_options o = {MTW_DEFAULT_LISTEN, NULL, "auto", 0, MTW_DEFAULT_IDLE_TIMEOUT_S,
-                   MTW_LOG_INFO, 0, NULL, NULL, 0, 0, 0};
+      "--max-node-work", "--admin-token", "--session-max-memory"};
+  mtw_options o = {.listen = MTW_DEFAULT_LISTEN,
+                   .backend = "auto",
+                   .idle_timeout_s = MTW_DEFAULT_IDLE_TIMEOUT_S,
+                   .log_level = MTW_LOG_INFO};
   const char *env_token = getenv(MTW_ENV_TOKEN);
   if (env_token && *env_token) o.token = env_token;
+  const char *env_admin = getenv(MTW_ENV_ADMIN_TOKEN);
+  if (env_admin && *env_admin) o.admin_token = env_admin;
   o.exit_with_parent = env_flag(MTW_ENV_EXIT_WITH_PARENT);
   if (apply_environment(&o) != MTW_OPTIONS_RUN) return MTW_OPTIONS_ERROR;
 

@@ -11,6 +11,7 @@
 /* Environment variables read at startup. The token is better passed here
  * than with --token, whose value any user can read in `ps`. */
 #define MTW_ENV_TOKEN "MODALTENSOR_WORKER_TOKEN"
+#define MTW_ENV_ADMIN_TOKEN "MODALTENSOR_WORKER_ADMIN_TOKEN"
 #define MTW_ENV_EXIT_WITH_PARENT "MODALTENSOR_WORKER_EXIT_WITH_PARENT"
 #define MTW_ENV_TLS_CERT "MODALTENSOR_WORKER_TLS_CERT"
 #define MTW_ENV_TLS_KEY "MODALTENSOR_WORKER_TLS_KEY"
@@ -23,6 +24,7 @@
 typedef struct mtw_options {
   const char *listen;       /* "host:port" or "unix:PATH" */
   const char *token;        /* NULL: calls are not authenticated */
+  const char *admin_token;  /* NULL: no admin (all are, without token) */
   const char *backend;      /* "cpu", "cuda" or "auto" */
   uint64_t max_memory;      /* bytes of tensor memory per device; 0: the device's size */
   int64_t idle_timeout_s;   /* a session silent this long is ended */
@@ -33,6 +35,7 @@ typedef struct mtw_options {
   int64_t idle_exit_s;      /* exit after this long without a call; 0: never */
   int64_t max_lifetime_s;   /* exit this long after starting; 0: never */
   uint64_t max_node_work;   /* elements one node may touch; 0: the backend's default */
+  uint64_t session_max_memory; /* bytes one session may hold; 0: a fair share */
 } mtw_options;
 
 typedef enum mtw_options_result {

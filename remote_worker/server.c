@@ -112,12 +112,23 @@ static int bearer_matches(const char *token, grpc_slice value) {
   return diff == 0;
 }
 
-static int authorized(const char *token, const grpc_metadata_array *md) {
-  if (!token) return 1;
+/* The role a call's bearer token gives it. */
+typedef enum role { ROLE_NONE, ROLE_CLIENT, ROLE_ADMIN } role;
+
+static int bears(const char *token, const grpc_metadata_array *md) {
   for (size_t i = 0; i < md->count; i++)
     if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") == 0)
       return bearer_matches(token, md->metadata[i].value);
   return 0;
+}
+
+/* A worker without a token serves everyone as its admin (whoever reaches
+ * it may do anything anyway); with one, the admin token (--admin-token)
+ * makes a call admin and the client token a client. */
+static role role_of(const mtw_options *o, const grpc_metadata_array *md) {
+  if (o->admin_token && bears(o->admin_token, md)) return ROLE_ADMIN;
+  if (!o->token) return o->admin_token ? ROLE_CLIENT : ROLE_ADMIN;
+  return bears(o->token, md) ? ROLE_CLIENT : ROLE_NONE;
 }
 
 /* -------------------------------------------------------------- unary */
@@ -194,12 +205,20 @@ static grpc_byte_buffer *health(mtw_worker *w) {
   return mtw_pack(&reply.base);
 }
 
-static grpc_byte_buffer *stats(mtw_worker *w, const Modaltensor__V1__StatsRequest *req) {
+/* Counters: an admin reads the worker's and any session's; a client only
+ * those of the session it names (its id is unguessable, so naming it
+ * proves it is the client's own). */
+static grpc_byte_buffer *stats(mtw_worker *w, const Modaltensor__V1__StatsRequest *req,
+                               int admin) {
   Modaltensor__V1__Status st;
-  char message[96];
+  char message[160];
   Modaltensor__V1__StatsReply reply = MODALTENSOR__V1__STATS_REPLY__INIT;
   reply.status = ok_status(&st);
-  if (mtw_stats_reply_fill(&w->stats, req->session_id, &reply)) {
+  if (!admin && req->session_id == 0) {
+    st.code = MT_ERR_INVALID_ARGUMENT;
+    st.message = "stats: name your session's id; the worker's own counters and other sessions' "
+                 "are for its admin (--admin-token)";
+  } else if (mtw_stats_reply_fill(&w->stats, req->session_id, admin, &reply)) {
     st.code = MT_ERR_INVALID_ARGUMENT;
     snprintf(message, sizeof message, "stats: no open session %llu",
              (unsigned long long)req->session_id);
@@ -221,7 +240,7 @@ static const ProtobufCMessageDescriptor *request_type(method m) {
 }
 
 /* One request, one reply. */
-static void serve_unary(mtw_worker *w, mtw_call *c, method m) {
+static void serve_unary(mtw_worker *w, mtw_call *c, method m, int admin) {
   grpc_byte_buffer *bb = NULL;
   if (mtw_call_start(c) ||
       mtw_call_recv(c, UNARY_REQUEST_TIMEOUT_MS, "modaltensor-worker: no request arrived", &bb) !=
@@ -239,7 +258,7 @@ static void serve_unary(mtw_worker *w, mtw_call *c, method m) {
   grpc_byte_buffer *reply =
       m == M_HELLO    ? hello(w, (const Modaltensor__V1__HelloRequest *)req)
       : m == M_HEALTH ? health(w)
-                      : stats(w, (const Modaltensor__V1__StatsRequest *)req);
+                      : stats(w, (const Modaltensor__V1__StatsRequest *)req, admin);
   mtw_unpacked_free(req);
   if (mtw_call_send(c, reply, UNARY_REQUEST_TIMEOUT_MS, "modaltensor-worker: reply not taken"))
     mtw_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "modaltensor-worker: sending failed");
@@ -263,10 +282,10 @@ int64_t mtw_server_idle_ms(mtw_server *srv) {
 
 /* Serves one authorized call, keeping the idle clock: the end is stamped
  * before the count drops, so a reader that sees no call sees its end. */
-static void serve_authorized(mtw_server *srv, mtw_call *c, method m) {
+static void serve_authorized(mtw_server *srv, mtw_call *c, method m, int admin) {
   atomic_fetch_add(&srv->active_calls, 1);
   if (m == M_SESSION) mtw_session_serve(srv->w, c);
-  else if (m != M_UNKNOWN) serve_unary(srv->w, c, m);
+  else if (m != M_UNKNOWN) serve_unary(srv->w, c, m, admin);
   else mtw_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "modaltensor-worker: no such method");
   atomic_store(&srv->last_call_end_ms, (long long)monotonic_ms());
   atomic_fetch_sub(&srv->active_calls, 1);
@@ -293,14 +312,15 @@ static void *serve_call(void *arg) {
     gpr_free(p);
     gpr_free(peer);
   }
-  if (!authorized(w->options->token, &a->metadata)) {
+  role r = role_of(w->options, &a->metadata);
+  if (r == ROLE_NONE) {
     char *peer = grpc_call_get_peer(a->call);
     mtw_log(MTW_LOG_WARN, "refused a call from %s: missing or wrong token", peer);
     gpr_free(peer);
     mtw_call_finish(&c, GRPC_STATUS_UNAUTHENTICATED,
                     "modaltensor-worker: missing or wrong bearer token");
   } else {
-    serve_authorized(a->srv, &c, m);
+    serve_authorized(a->srv, &c, m, r == ROLE_ADMIN);
   }
   grpc_call_unref(a->call);
   a->call = NULL;

@@ -32,12 +32,37 @@ void mtw_session_defer(mtw_session *s, mt_status status, const char *fmt, ...) {
   memcpy(s->deferred_message, msg, sizeof msg);
 }
 
-static mt_status over_budget(mtw_session *s, uint64_t nbytes) {
-  return mti_error(MT_ERR_OUT_OF_MEMORY,
-                   "out of memory: %llu more bytes do not fit in the worker's limit of %llu "
-                   "(%llu in use)",
-                   (unsigned long long)nbytes, (unsigned long long)s->memory->limit,
-                   (unsigned long long)mtw_memory_used(s->memory));
+/* The most one session may hold: --session-max-memory, else the device's
+ * budget shared out among the sessions open on it now (so that a second
+ * session is not starved by the first; what the first holds stays). */
+static uint64_t session_quota(const mtw_session *s) {
+  uint64_t fixed = s->worker->options->session_max_memory;
+  if (fixed) return fixed;
+  uint32_t open = atomic_load_explicit(&s->memory->sessions, memory_order_relaxed);
+  return s->memory->limit / (open ? open : 1);
+}
+
+mt_status mtw_session_reserve(mtw_session *s, uint64_t nbytes, const char *what) {
+  uint64_t quota = session_quota(s);
+  if (nbytes > quota || s->held > quota - nbytes)
+    return mti_error(MT_ERR_OUT_OF_MEMORY,
+                     "%s%sout of memory: %llu more bytes do not fit in this session's share of "
+                     "%llu (%llu held; --session-max-memory, or fewer sessions open)",
+                     what ? what : "", what ? ": " : "", (unsigned long long)nbytes, (unsigned long long)quota,
+                     (unsigned long long)s->held);
+  if (!mtw_memory_reserve(s->memory, nbytes))
+    return mti_error(MT_ERR_OUT_OF_MEMORY,
+                     "%s%sout of memory: %llu more bytes do not fit in the worker's limit of %llu "
+                     "(%llu in use)",
+                     what ? what : "", what ? ": " : "", (unsigned long long)nbytes, (unsigned long long)s->memory->limit,
+                     (unsigned long long)mtw_memory_used(s->memory));
+  s->held += nbytes;
+  return MT_OK;
+}
+
+void mtw_session_release(mtw_session *s, uint64_t nbytes) {
+  s->held -= nbytes;
+  mtw_memory_release(s->memory, nbytes);
 }
 
 static mtw_storage *storage_new(mtw_session *s, uint64_t id) {
@@ -55,15 +80,17 @@ static mtw_storage *storage_new(mtw_session *s, uint64_t id) {
 mt_status mtw_storage_create(mtw_session *s, uint64_t id, mt_dtype dtype, int64_t numel,
                              mtw_storage **out) {
   uint64_t nbytes = (uint64_t)numel * mt_dtype_size(dtype); /* checked by the caller */
-  if (nbytes > SIZE_MAX - MTW_STORAGE_OVERHEAD ||
-      !mtw_memory_reserve(s->memory, nbytes + MTW_STORAGE_OVERHEAD))
-    return over_budget(s, nbytes + MTW_STORAGE_OVERHEAD);
+  if (nbytes > SIZE_MAX - MTW_STORAGE_OVERHEAD)
+    return mti_error(MT_ERR_OUT_OF_MEMORY, "storage: %llu bytes cannot be allocated",
+                     (unsigned long long)nbytes);
+  mt_status reserved = mtw_session_reserve(s, nbytes + MTW_STORAGE_OVERHEAD, NULL);
+  if (reserved) return reserved;
   mtw_block *blk = mtw_block_new(s->worker->backend, s->device, s->stream, (size_t)nbytes);
   mtw_storage *st = blk ? storage_new(s, id) : NULL;
   if (!st) {
     mt_status status = blk ? mti_error_oom("storage", sizeof *st) : mt_last_status();
     mtw_block_unref(blk);
-    mtw_memory_release(s->memory, nbytes + MTW_STORAGE_OVERHEAD);
+    mtw_session_release(s, nbytes + MTW_STORAGE_OVERHEAD);
     return status;
   }
   st->dtype = dtype;
@@ -77,12 +104,12 @@ mt_status mtw_storage_create(mtw_session *s, uint64_t id, mt_dtype dtype, int64_
 
 void mtw_storage_create_failed(mtw_session *s, uint64_t id, mt_status status,
                                const char *message) {
-  if (!mtw_memory_reserve(s->memory, MTW_STORAGE_OVERHEAD)) return;
+  if (mtw_session_reserve(s, MTW_STORAGE_OVERHEAD, NULL)) return;
   char *copy = malloc(strlen(message) + 1);
   mtw_storage *st = copy ? storage_new(s, id) : NULL;
   if (!st) {
     free(copy);
-    mtw_memory_release(s->memory, MTW_STORAGE_OVERHEAD);
+    mtw_session_release(s, MTW_STORAGE_OVERHEAD);
     return;
   }
   strcpy(copy, message);
@@ -95,7 +122,7 @@ static void release_bytes(mtw_session *s, mtw_storage *st) {
   if (!st->block) return;
   mtw_block_unref(st->block);
   st->block = NULL;
-  mtw_memory_release(s->memory, st->nbytes);
+  mtw_session_release(s, st->nbytes);
   mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_BYTES, st->nbytes);
 }
 
@@ -110,7 +137,7 @@ void mtw_storage_fail(mtw_session *s, mtw_storage *st, mt_status status, const c
 static void storage_release(mtw_storage *st, void *ctx) {
   mtw_session *s = ctx;
   release_bytes(s, st);
-  mtw_memory_release(s->memory, MTW_STORAGE_OVERHEAD);
+  mtw_session_release(s, MTW_STORAGE_OVERHEAD);
   mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_TENSORS, 1);
   free(st->fail_message);
   free(st);
@@ -276,6 +303,7 @@ static int session_open(mtw_session *s, session_end *e) {
     s->device = o->device;
     s->client_op_count = o->op_count;
     s->memory = &s->worker->memory[s->device];
+    atomic_fetch_add_explicit(&s->memory->sessions, 1, memory_order_relaxed);
     mtw_stats_register(&s->worker->stats, &s->stats);
     mtw_stats_add(&s->worker->stats, &s->stats, MTW_MESSAGES, 1);
     struct timespec now;
@@ -374,6 +402,7 @@ static void session_close(mtw_session *s, const session_end *e) {
           (unsigned long long)s->messages, (unsigned long long)s->graphs,
           (unsigned long long)tensors);
   mtw_stats_unregister(&s->worker->stats, &s->stats);
+  atomic_fetch_sub_explicit(&s->memory->sessions, 1, memory_order_relaxed);
 }
 
 void mtw_session_serve(mtw_worker *w, mtw_call *call) {

@@ -32,6 +32,7 @@ typedef struct mtw_session {
   uint32_t client_op_count; /* ops the client knows: only these may be used */
   mtw_stream *stream;
   mtw_memory *memory; /* the device's budget */
+  uint64_t held;      /* bytes of it this session holds (its quota counts these) */
   mtw_table table;
   uint64_t graphs;   /* graphs received, for "graph G" in messages */
   uint64_t messages; /* messages received, for protocol errors */
@@ -45,6 +46,14 @@ void mtw_session_serve(mtw_worker *w, mtw_call *call);
 /* Records status and message as the session's deferred error unless one
  * is already waiting for the next Sync. */
 void mtw_session_defer(mtw_session *s, mt_status status, const char *fmt, ...) MTI_PRINTF(3, 4);
+
+/* Charges nbytes to the session (its quota, then the device's budget);
+ * on failure sets the error "what: out of memory: ..." (what may be NULL)
+ * and returns
+ * MT_ERR_OUT_OF_MEMORY. Everything a session allocates (storages, staging
+ * copies) goes through here and mtw_session_release. */
+mt_status mtw_session_reserve(mtw_session *s, uint64_t nbytes, const char *what);
+void mtw_session_release(mtw_session *s, uint64_t nbytes);
 
 /* A new storage of numel elements of dtype with memory for its values,
  * added to the table and the counters. The id must be new. On failure sets

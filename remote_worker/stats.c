@@ -4,21 +4,46 @@
 #include "stats.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 
 void mtw_stats_init(mtw_stats *st) {
   for (int i = 0; i < MTW_COUNTER_COUNT; i++) atomic_init(&st->total.v[i], 0);
   pthread_mutex_init(&st->lock, NULL);
   st->sessions = NULL;
   st->open_sessions = 0;
-  st->next_session_id = 1;
 }
 
 void mtw_stats_destroy(mtw_stats *st) { pthread_mutex_destroy(&st->lock); }
 
+/* 62 random bits (positive as an int64, never 0), from the kernel; a
+ * clock-mixed fallback only where getrandom fails. */
+static uint64_t random_id(void) {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    v = ((uint64_t)now.tv_sec * 1000000007u) ^ (uint64_t)now.tv_nsec * 0x9e3779b97f4a7c15ull;
+  }
+  v >>= 2;
+  return v ? v : 1;
+}
+
+/* A session id no open session has (st locked). Unguessable: naming one
+ * is what lets a client read its session's counters (server.c). */
+static uint64_t unused_session_id(const mtw_stats *st) {
+  for (;;) {
+    uint64_t id = random_id();
+    const mtw_session_stats *ss = st->sessions;
+    while (ss && ss->session_id != id) ss = ss->next;
+    if (!ss) return id;
+  }
+}
+
 void mtw_stats_register(mtw_stats *st, mtw_session_stats *ss) {
   for (int i = 0; i < MTW_COUNTER_COUNT; i++) atomic_init(&ss->counters.v[i], 0);
   pthread_mutex_lock(&st->lock);
-  ss->session_id = st->next_session_id++;
+  ss->session_id = unused_session_id(st);
   ss->prev = NULL;
   ss->next = st->sessions;
   if (st->sessions) st->sessions->prev = ss;
@@ -77,16 +102,20 @@ static Modaltensor__V1__SessionCounters *session_message(const mtw_session_stats
   return m;
 }
 
-int mtw_stats_reply_fill(mtw_stats *st, uint64_t session_id, Modaltensor__V1__StatsReply *reply) {
+int mtw_stats_reply_fill(mtw_stats *st, uint64_t session_id, int admin,
+                         Modaltensor__V1__StatsReply *reply) {
   int rc = 0;
   pthread_mutex_lock(&st->lock);
-  reply->open_sessions = st->open_sessions;
-  reply->total = counters_message(&st->total);
+  if (admin) {
+    reply->open_sessions = st->open_sessions;
+    reply->total = counters_message(&st->total);
+    if (!reply->total) rc = -1;
+  }
   size_t wanted = 0;
   for (const mtw_session_stats *ss = st->sessions; ss; ss = ss->next)
     wanted += session_id == 0 || ss->session_id == session_id;
   reply->sessions = wanted ? calloc(wanted, sizeof *reply->sessions) : NULL;
-  if (!reply->total || (wanted && !reply->sessions)) rc = -1;
+  if (wanted && !reply->sessions) rc = -1;
   for (const mtw_session_stats *ss = st->sessions; ss && rc == 0; ss = ss->next) {
     if (session_id && ss->session_id != session_id) continue;
     Modaltensor__V1__SessionCounters *m = session_message(ss);

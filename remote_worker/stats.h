@@ -43,7 +43,6 @@ typedef struct mtw_stats {
   pthread_mutex_t lock;
   mtw_session_stats *sessions;
   uint32_t open_sessions;
-  uint64_t next_session_id;
 } mtw_stats;
 
 void mtw_stats_init(mtw_stats *st);
@@ -57,11 +56,13 @@ void mtw_stats_unregister(mtw_stats *st, mtw_session_stats *ss);
 void mtw_stats_add(mtw_stats *st, mtw_session_stats *ss, mtw_counter c, uint64_t delta);
 void mtw_stats_sub(mtw_stats *st, mtw_session_stats *ss, mtw_counter c, uint64_t delta);
 
-/* Fills reply (whose status the caller sets) with the total and the
- * sessions: all when session_id is 0, else that one. Returns 0, or -1 when
- * session_id names no open session or memory ran out. Either way, release
- * what it filled with mtw_stats_reply_free. */
-int mtw_stats_reply_fill(mtw_stats *st, uint64_t session_id, Modaltensor__V1__StatsReply *reply);
+/* Fills reply (whose status the caller sets) with the sessions: all when
+ * session_id is 0, else that one; and, for an admin, the worker's total
+ * and open session count. Returns 0, or -1 when session_id names no open
+ * session or memory ran out. Either way, release what it filled with
+ * mtw_stats_reply_free. */
+int mtw_stats_reply_fill(mtw_stats *st, uint64_t session_id, int admin,
+                         Modaltensor__V1__StatsReply *reply);
 void mtw_stats_reply_free(Modaltensor__V1__StatsReply *reply);
 
 #endif

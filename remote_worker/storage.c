@@ -36,6 +36,7 @@ void mtw_block_unref(mtw_block *blk) {
 
 void mtw_memory_init(mtw_memory *m, uint64_t limit) {
   atomic_init(&m->used, 0);
+  atomic_init(&m->sessions, 0);
   m->limit = limit;
 }
 

@@ -34,6 +34,7 @@ void mtw_block_unref(mtw_block *blk);
 typedef struct mtw_memory {
   _Atomic uint64_t used;
   uint64_t limit;
+  _Atomic uint32_t sessions; /* open on the device: the fair share divides by it */
 } mtw_memory;
 
 void mtw_memory_init(mtw_memory *m, uint64_t limit);

@@ -306,15 +306,12 @@ int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d) {
     mti_view view = {(char *)st->block->ptr + begin, st->dtype, v.ndim, {0}, {0}};
     memcpy(view.shape, v.shape, sizeof v.shape);
     memcpy(view.strides, v.strides, sizeof v.strides);
-    if (!mtw_memory_reserve(s->memory, nbytes)) {
-      snprintf(msg, sizeof msg, "download: out of memory: a row-major copy of %zu bytes does not "
-               "fit in the worker's limit", nbytes);
-      return send_failure(s, rid, MT_ERR_OUT_OF_MEMORY, msg);
-    }
+    if (mtw_session_reserve(s, nbytes, "download: a row-major copy"))
+      return send_failure(s, rid, MT_ERR_OUT_OF_MEMORY, mt_last_error());
     staged = nbytes;
     src = gather(s, &view, nbytes);
     if (!src) {
-      mtw_memory_release(s->memory, staged);
+      mtw_session_release(s, staged);
       snprintf(msg, sizeof msg, "download: %s", mt_last_error());
       return send_failure(s, rid, mt_last_status(), msg);
     }
@@ -324,7 +321,7 @@ int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d) {
   }
   int rc = send_chunks(s, rid, src, begin, nbytes);
   mtw_block_unref(src);
-  mtw_memory_release(s->memory, staged);
+  mtw_session_release(s, staged);
   if (rc == 1)
     return send_failure(s, rid, MT_ERR_OUT_OF_MEMORY, "download: out of memory staging a chunk");
   return rc;

@@ -28,12 +28,25 @@ void mh_setenv(const char *name, const char *value) {
   ck_assert_msg(setenv(name, value, 1) == 0, "setenv %s failed", name);
 }
 
+/* A worker with a token reads its counters with an admin token (only an
+ * admin sees the worker's totals), given to it in its environment. */
+#define MH_ADMIN_TOKEN "harness-admin-token"
+
 void mh_worker_start(mh_worker *w, const char *const *args, const char *const *env,
                      const char *token) {
   memset(w, 0, sizeof *w);
-  ck_assert_msg(wt_worker_start(&w->proc, args, env) == 0, "the worker did not start");
+  const char *with_admin[16];
+  size_t n = 0;
+  for (; env && env[n]; n++) {
+    ck_assert_uint_lt(n, 14);
+    with_admin[n] = env[n];
+  }
+  with_admin[n++] = "MODALTENSOR_WORKER_ADMIN_TOKEN=" MH_ADMIN_TOKEN;
+  with_admin[n] = NULL;
+  ck_assert_msg(wt_worker_start(&w->proc, args, token ? with_admin : env) == 0,
+                "the worker did not start");
   grpc_init(); /* for the Stats channel; the library keeps its own reference */
-  w->stats = wc_connect(w->proc.addr, token);
+  w->stats = wc_connect(w->proc.addr, token ? MH_ADMIN_TOKEN : NULL);
   ck_assert_ptr_nonnull(w->stats);
 }
 

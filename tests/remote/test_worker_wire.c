@@ -18,6 +18,7 @@
 #include "wt_session.h"
 
 #define TOKEN "s3cret-token-for-tests"
+#define ADMIN "adm1n-token-for-tests"
 
 static wt_worker worker;
 static wc_channel *channel;
@@ -42,6 +43,21 @@ static void setup_token_env(void) {
 
 static void setup_token_flag(void) {
   static const char *const args[] = {"--token", TOKEN, NULL};
+  start_with(args, NULL);
+}
+
+static void setup_admin(void) {
+  static const char *const args[] = {"--token", TOKEN, "--admin-token", ADMIN, NULL};
+  start_with(args, NULL);
+}
+
+static void setup_session_quota(void) {
+  static const char *const args[] = {"--session-max-memory", "1M", NULL};
+  start_with(args, NULL);
+}
+
+static void setup_fair_share(void) {
+  static const char *const args[] = {"--max-memory", "4M", NULL};
   start_with(args, NULL);
 }
 
@@ -528,6 +544,9 @@ END_TEST
 
 /* ----------------------------------------------------------------- auth */
 
+static void expect_stats(wc_channel *ch, uint64_t session_id, int code, size_t sessions,
+                         int total);
+
 static void check_auth(void) {
   wc_channel *none = wc_connect(worker.addr, NULL), *wrong = wc_connect(worker.addr, "wrong"),
              *prefix = wc_connect(worker.addr, TOKEN "x");
@@ -545,13 +564,90 @@ static void check_auth(void) {
     wc_channel_free(bad[i]);
   }
   ck_assert_int_eq(wt_check_serving(worker.addr, TOKEN), 0);
+  /* a client reads its own session's counters, not the worker's */
   wc_channel *good = wc_connect(worker.addr, TOKEN);
-  Modaltensor__V1__StatsReply *r = wc_stats(good, 0);
-  ck_assert_ptr_nonnull(r);
-  ck_assert_int_eq(r->status->code, MT_OK);
-  protobuf_c_message_free_unpacked(&r->base, NULL);
+  wt_session s;
+  ck_assert_int_eq(wt_open(good, &s), 0);
+  expect_stats(good, s.id, MT_OK, 1, 0);
+  expect_stats(good, 0, MT_ERR_INVALID_ARGUMENT, 0, 0);
+  ck_assert_int_eq(wt_close(&s), GRPC_STATUS_OK);
   wc_channel_free(good);
 }
+
+/* Stats from ch for session_id: the status, how many sessions came back
+ * and whether the worker's total did. */
+static void expect_stats(wc_channel *ch, uint64_t session_id, int code, size_t sessions,
+                         int total) {
+  Modaltensor__V1__StatsReply *r = wc_stats(ch, session_id);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(r->status->code, code);
+  if (code != MT_OK)
+    ck_assert_msg(session_id || strstr(r->status->message, "--admin-token"), "message: %s",
+                  r->status->message);
+  ck_assert_uint_eq(r->n_sessions, sessions);
+  ck_assert_int_eq(r->total != NULL, total);
+  protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* With --admin-token, that token reads every session's counters and the
+ * worker's; the client token only its own session's, and guessing another
+ * session's id fails (ids are random). */
+START_TEST(test_stats_privacy) {
+  wc_channel *client = wc_connect(worker.addr, TOKEN), *admin = wc_connect(worker.addr, ADMIN);
+  wt_session a, b;
+  ck_assert_int_eq(wt_open(client, &a), 0);
+  ck_assert_int_eq(wt_open(client, &b), 0);
+  ck_assert(a.id != b.id && a.id > 1000 && b.id > 1000);
+  expect_stats(client, a.id, MT_OK, 1, 0);
+  expect_stats(client, a.id + 1, MT_ERR_INVALID_ARGUMENT, 0, 0);
+  expect_stats(client, 0, MT_ERR_INVALID_ARGUMENT, 0, 0);
+  expect_stats(admin, 0, MT_OK, 2, 1);
+  expect_stats(admin, b.id, MT_OK, 1, 1);
+  /* the admin token is also a client's */
+  ck_assert_int_eq(wt_check_serving(worker.addr, ADMIN), 0);
+  ck_assert_int_eq(wt_close(&a), GRPC_STATUS_OK);
+  ck_assert_int_eq(wt_close(&b), GRPC_STATUS_OK);
+  wc_channel_free(client);
+  wc_channel_free(admin);
+}
+END_TEST
+
+/* --session-max-memory caps one session; another session still gets its
+ * own share, and the refusal says which limit it hit. */
+START_TEST(test_session_quota) {
+  static uint8_t data[768 << 10];
+  wt_session a, b;
+  open_session(&a);
+  open_session(&b);
+  ck_assert_int_eq(wt_upload(&a, 1, MT_UINT8, 768 << 10, data, 1 << 20), 0);
+  ck_assert_int_eq(wt_upload(&a, 2, MT_UINT8, 768 << 10, data, 1 << 20), 0);
+  expect_sync(&a, MT_ERR_OUT_OF_MEMORY, "this session's share of 1048576");
+  ck_assert_int_eq(wt_upload(&b, 1, MT_UINT8, 768 << 10, data, 1 << 20), 0);
+  expect_sync(&b, MT_OK, NULL);
+  ck_assert_int_eq(wt_close(&a), GRPC_STATUS_OK);
+  ck_assert_int_eq(wt_close(&b), GRPC_STATUS_OK);
+}
+END_TEST
+
+/* Without --session-max-memory a session's share is the device's budget
+ * over the sessions open: alone, a session may use 3 MiB of 4; with a
+ * second open, it may not grow past 2. */
+START_TEST(test_fair_share) {
+  static uint8_t data[1 << 20];
+  wt_session a, b;
+  open_session(&a);
+  for (uint64_t id = 1; id <= 3; id++)
+    ck_assert_int_eq(wt_upload(&a, id, MT_UINT8, 1 << 20, data, 1 << 20), 0);
+  expect_sync(&a, MT_OK, NULL);
+  open_session(&b);
+  ck_assert_int_eq(wt_upload(&a, 4, MT_UINT8, 1 << 10, data, 1 << 20), 0);
+  expect_sync(&a, MT_ERR_OUT_OF_MEMORY, "this session's share of 2097152");
+  ck_assert_int_eq(wt_upload(&b, 1, MT_UINT8, 512 << 10, data, 1 << 20), 0);
+  expect_sync(&b, MT_OK, NULL);
+  ck_assert_int_eq(wt_close(&a), GRPC_STATUS_OK);
+  ck_assert_int_eq(wt_close(&b), GRPC_STATUS_OK);
+}
+END_TEST
 
 START_TEST(test_token_from_environment) { check_auth(); }
 END_TEST
@@ -648,6 +744,16 @@ static Suite *wire_suite(void) {
   suite_add_tcase(s, tc);
   tc = tcase("auth-flag", setup_token_flag);
   tcase_add_test(tc, test_token_from_flag);
+  suite_add_tcase(s, tc);
+  tc = tcase("auth-admin", setup_admin);
+  tcase_add_test(tc, test_stats_privacy);
+  suite_add_tcase(s, tc);
+
+  tc = tcase("session-quota", setup_session_quota);
+  tcase_add_test(tc, test_session_quota);
+  suite_add_tcase(s, tc);
+  tc = tcase("fair-share", setup_fair_share);
+  tcase_add_test(tc, test_fair_share);
   suite_add_tcase(s, tc);
 
   /* this one stops the worker itself */
