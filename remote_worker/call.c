@@ -63,13 +63,15 @@ mtw_recv_result mtw_call_recv(mtw_call *c, int64_t timeout_ms, const char *why,
   if (*out) return MTW_RECV_MESSAGE;
   /* A cancelled call also reads as an end; its close watch tells them
    * apart when it has already completed. */
+  return mtw_call_cancelled(c) ? MTW_RECV_FAILED : MTW_RECV_END;
+}
+
+int mtw_call_cancelled(mtw_call *c) {
   if (c->started && !c->close_done &&
       grpc_completion_queue_pluck(c->cq, &c->close_done, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL)
-              .type == GRPC_OP_COMPLETE) {
+              .type == GRPC_OP_COMPLETE)
     c->close_done = 1;
-    if (c->cancelled) return MTW_RECV_FAILED;
-  }
-  return MTW_RECV_END;
+  return c->close_done && c->cancelled;
 }
 
 int mtw_call_send(mtw_call *c, grpc_byte_buffer *bb, int64_t timeout_ms, const char *why) {

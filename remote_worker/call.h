@@ -41,6 +41,11 @@ mtw_recv_result mtw_call_recv(mtw_call *c, int64_t timeout_ms, const char *why,
  * send); 0 on success. A NULL bb (a failed encoding) fails. */
 int mtw_call_send(mtw_call *c, grpc_byte_buffer *bb, int64_t timeout_ms, const char *why);
 
+/* 1 once the client cancelled the call or it broke (the worker shutting
+ * down cancels every call): a cheap poll, for work that runs between
+ * receives and should stop when nobody waits for it. */
+int mtw_call_cancelled(mtw_call *c);
+
 /* Ends the call with code and details (may be NULL), then waits until it
  * is closed. An OK status is sent after everything was read; any other
  * ends the call at once (cancelling it with that status). */

@@ -391,6 +391,16 @@ int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g) {
   mtw_stats_add(&s->worker->stats, &s->stats, MTW_GRAPHS, 1);
   mtw_log(MTW_LOG_DEBUG, "session %llu: graph %llu, %zu nodes",
           (unsigned long long)s->stats.session_id, (unsigned long long)s->graphs, g->n_nodes);
-  for (size_t i = 0; i < g->n_nodes; i++) run_node(s, g->nodes[i], i);
+  for (size_t i = 0; i < g->n_nodes; i++) {
+    /* a client that went away (or a worker shutting down) waits for
+     * nothing: the rest of the graph is dropped with the session */
+    if (mtw_call_cancelled(s->call)) {
+      mtw_log(MTW_LOG_INFO, "session %llu: graph %llu stopped at node %zu of %zu: the call ended",
+              (unsigned long long)s->stats.session_id, (unsigned long long)s->graphs, i,
+              g->n_nodes);
+      return -1;
+    }
+    run_node(s, g->nodes[i], i);
+  }
   return 0;
 }

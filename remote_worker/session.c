@@ -382,7 +382,9 @@ static void session_loop(mtw_session *s, session_end *e) {
       mtw_unpacked_free(&m->base);
     }
     if (rc) {
-      if (e->code == GRPC_STATUS_OK) end_with(e, GRPC_STATUS_UNAVAILABLE, "sending a reply failed");
+      if (e->code != GRPC_STATUS_OK) return;
+      if (mtw_call_cancelled(s->call)) end_with(e, GRPC_STATUS_CANCELLED, "the call ended");
+      else end_with(e, GRPC_STATUS_UNAVAILABLE, "sending a reply failed");
       return;
     }
     if (backend_lost(s, e)) return;

@@ -86,7 +86,8 @@ typedef struct mtw_upload_chunk {
 } mtw_upload_chunk;
 
 /* The messages that have an effect on the session. They return 0 to go
- * on, or -1 when the stream cannot go on (sending failed). */
+ * on, or -1 when the stream cannot go on (sending failed, or the call
+ * ended while a graph ran: its remaining nodes are dropped). */
 int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g);
 int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *u);
 int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d);

@@ -973,6 +973,66 @@ START_TEST(test_free_is_whole) {
 }
 END_TEST
 
+/* A graph of many slow nodes (matmuls of 384^2 float32), its client gone
+ * right after sending it: the worker stops between nodes instead of
+ * running the rest for nobody. */
+START_TEST(test_graph_stops_when_client_goes) {
+  enum { NODES = 200, N = 384 };
+  wt_session s;
+  open_session(&s);
+  float *a = calloc((size_t)N * N, sizeof *a);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, (int64_t)N * N, a, 1 << 20), 0);
+  free(a);
+  ck_assert_int_eq(wt_sync(&s, NULL, 0), MT_OK);
+
+  static int64_t shape[2] = {N, N};
+  static Modaltensor__V1__TensorView in;
+  static Modaltensor__V1__TensorView *ins[2] = {&in, &in};
+  static Modaltensor__V1__Output outs[NODES];
+  static Modaltensor__V1__Output *out_ptrs[NODES];
+  static Modaltensor__V1__Node nodes[NODES];
+  static Modaltensor__V1__Node *node_ptrs[NODES];
+  modaltensor__v1__tensor_view__init(&in);
+  in.id = 1;
+  in.n_shape = 2;
+  in.shape = shape;
+  for (int i = 0; i < NODES; i++) {
+    modaltensor__v1__output__init(&outs[i]);
+    outs[i].id = 2 + (uint64_t)i;
+    outs[i].dtype = MT_FLOAT32;
+    outs[i].n_shape = 2;
+    outs[i].shape = shape;
+    out_ptrs[i] = &outs[i];
+    modaltensor__v1__node__init(&nodes[i]);
+    nodes[i].op = MTI_OP_MATMUL;
+    nodes[i].n_inputs = 2;
+    nodes[i].inputs = ins;
+    nodes[i].n_outputs = 1;
+    nodes[i].outputs = &out_ptrs[i];
+    node_ptrs[i] = &nodes[i];
+  }
+  Modaltensor__V1__Graph g = MODALTENSOR__V1__GRAPH__INIT;
+  g.n_nodes = NODES;
+  g.nodes = node_ptrs;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH;
+  m.graph = &g;
+  Modaltensor__V1__StatsReply *r = stats_of(0);
+  uint64_t nodes_before = r->total->nodes;
+  stats_free(r);
+  ck_assert_int_eq(wc_stream_send(s.stream, &m), 0);
+  wc_stream_free(s.stream); /* cancels: as if the client died */
+  ck_assert_int_eq(wait_no_sessions(), 0);
+  r = stats_of(0);
+  uint64_t ran = r->total->nodes - nodes_before;
+  ck_assert_uint_eq(r->total->live_tensors, 0);
+  stats_free(r);
+  ck_assert_msg(ran < NODES / 2, "%llu of %d nodes ran after the client left",
+                (unsigned long long)ran, NODES);
+}
+END_TEST
+
 static TCase *tcase(const char *name, void (*setup_fn)(void)) {
   TCase *tc = tcase_create(name);
   tcase_add_checked_fixture(tc, setup_fn, teardown);
@@ -1017,6 +1077,7 @@ static Suite *worker_suite(void) {
   tc = tcase("limits", setup);
   tcase_add_test(tc, test_absurd_work_refused);
   tcase_add_test(tc, test_free_is_whole);
+  tcase_add_test(tc, test_graph_stops_when_client_goes);
   suite_add_tcase(s, tc);
 
   tc = tcase("work_option", setup_small_work);
