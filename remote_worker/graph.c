@@ -4,8 +4,8 @@
  * Every node is checked completely before it runs: op number, arity, that
  * each id names a whole storage of this session, views inside their
  * storages, shape and dtype inference (mti_infer, as on the client), the
- * client's expected output, the work and memory limits. A node that fails (or whose
- * input failed) marks its output failed with
+ * client's expected output, the work and memory limits. A node that
+ * fails (or whose input failed) marks its output failed with
  * "mt_<op> (node N of graph G): reason" and records the session's deferred
  * error; later nodes still run when their own inputs are fine.
  */

@@ -44,20 +44,18 @@ static uint64_t session_quota(const mtw_session *s) {
 
 mt_status mtw_session_reserve(mtw_session *s, uint64_t nbytes, const char *what) {
   uint64_t quota = session_quota(s);
-  if (nbytes > quota || s->held > quota - nbytes)
-    return mti_error(MT_ERR_OUT_OF_MEMORY,
-                     "%s%sout of memory: %llu more bytes do not fit in this session's share of "
-                     "%llu (%llu held; --session-max-memory, or fewer sessions open)",
-                     what ? what : "", what ? ": " : "", (unsigned long long)nbytes, (unsigned long long)quota,
-                     (unsigned long long)s->held);
-  if (!mtw_memory_reserve(s->memory, nbytes))
-    return mti_error(MT_ERR_OUT_OF_MEMORY,
-                     "%s%sout of memory: %llu more bytes do not fit in the worker's limit of %llu "
-                     "(%llu in use)",
-                     what ? what : "", what ? ": " : "", (unsigned long long)nbytes, (unsigned long long)s->memory->limit,
-                     (unsigned long long)mtw_memory_used(s->memory));
-  s->held += nbytes;
-  return MT_OK;
+  int over_quota = nbytes > quota || s->held > quota - nbytes;
+  if (!over_quota && mtw_memory_reserve(s->memory, nbytes)) {
+    s->held += nbytes;
+    return MT_OK;
+  }
+  return mti_error(MT_ERR_OUT_OF_MEMORY,
+                   "%s%sout of memory: %llu more bytes do not fit in %s of %llu (%llu %s)",
+                   what ? what : "", what ? ": " : "", (unsigned long long)nbytes,
+                   over_quota ? "this session's share" : "the worker's limit",
+                   (unsigned long long)(over_quota ? quota : s->memory->limit),
+                   (unsigned long long)(over_quota ? s->held : mtw_memory_used(s->memory)),
+                   over_quota ? "held; --session-max-memory, or fewer sessions open" : "in use");
 }
 
 void mtw_session_release(mtw_session *s, uint64_t nbytes) {

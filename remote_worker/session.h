@@ -49,9 +49,8 @@ void mtw_session_defer(mtw_session *s, mt_status status, const char *fmt, ...) M
 
 /* Charges nbytes to the session (its quota, then the device's budget);
  * on failure sets the error "what: out of memory: ..." (what may be NULL)
- * and returns
- * MT_ERR_OUT_OF_MEMORY. Everything a session allocates (storages, staging
- * copies) goes through here and mtw_session_release. */
+ * and returns MT_ERR_OUT_OF_MEMORY. Everything a session allocates
+ * (storages, staging copies) goes through here and mtw_session_release. */
 mt_status mtw_session_reserve(mtw_session *s, uint64_t nbytes, const char *what);
 void mtw_session_release(mtw_session *s, uint64_t nbytes);
 

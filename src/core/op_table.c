@@ -67,9 +67,13 @@ uint64_t mti_op_table_hash(int count) {
   return h;
 }
 
-static uint64_t add_saturating(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t add_saturating(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
-static uint64_t numel_of(const mti_meta *m) { return (uint64_t)mti_shape_numel(m->ndim, m->shape); }
+static uint64_t numel_of(const mti_meta *m) {
+  return (uint64_t)mti_shape_numel(m->ndim, m->shape);
+}
 
 /* A contraction's multiply-adds: every output element sums over the last
  * dim of input 0 (k). */

@@ -53,12 +53,13 @@ static mt_status refusal_behind(const char *fn, session *s, mt_status send_failu
   char why[512];
   snprintf(why, sizeof why, "%s", mt_last_error());
   Modaltensor__V1__WorkerMessage *reply;
-  if (mti_stream_recv_left(fn, s->stream, &reply))
+  if (mti_stream_recv_left(fn, s->stream, &reply)) return mti_error(send_failure, "%s", why);
+  if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED) {
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
     return mti_error(send_failure, "%s", why);
-  int refused = reply->kind_case == MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED &&
-                client_status(reply->opened->status) != MT_OK;
+  }
   mt_status st = opened_status(fn, s, reply);
-  return refused ? st : mti_error(send_failure, "%s", why);
+  return st ? st : mti_error(send_failure, "%s", why);
 }
 
 mt_status session_send(const char *fn, session *s, Modaltensor__V1__ClientMessage *m) {

@@ -510,11 +510,13 @@ mt_status mti_stream_recv(const char *fn, mti_stream *s, int64_t timeout_ms,
   return unpack_message(fn, s, bb, out);
 }
 
-mt_status mti_stream_recv_left(const char *fn, mti_stream *s, Modaltensor__V1__WorkerMessage **out) {
+mt_status mti_stream_recv_left(const char *fn, mti_stream *s,
+                               Modaltensor__V1__WorkerMessage **out) {
   *out = NULL;
   grpc_byte_buffer *bb = s->left;
   s->left = NULL;
-  if (!bb) return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s sent nothing more", fn, s->ch->target);
+  if (!bb)
+    return mti_error(MT_ERR_UNAVAILABLE, "%s: worker %s sent nothing more", fn, s->ch->target);
   return unpack_message(fn, s, bb, out);
 }
 

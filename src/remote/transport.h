@@ -66,7 +66,8 @@ mt_status mti_stream_recv(const char *fn, mti_stream *s, int64_t timeout_ms,
 
 /* The first message the worker sent (unread) before the stream failed: a
  * refusal that explains why a send failed. MT_ERR_UNAVAILABLE if none. */
-mt_status mti_stream_recv_left(const char *fn, mti_stream *s, Modaltensor__V1__WorkerMessage **out);
+mt_status mti_stream_recv_left(const char *fn, mti_stream *s,
+                               Modaltensor__V1__WorkerMessage **out);
 
 /* Ends the stream (cancelling it if still open) and frees it. */
 void mti_stream_close(mti_stream *s);
