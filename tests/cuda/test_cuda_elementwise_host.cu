@@ -578,6 +578,21 @@ static void test_paths() {
   host_exec x7;
   elementwise(x7, MTI_OP_GELU, &h.v, 1, &at, &o16.v);
   EXPECT(x7.contig_runs == 1, "f16 gelu: vector kernel");
+  host_tensor b16(MT_BOOL, 1, &n), i32(MT_INT32, 1, &n);
+  host_exec x9;
+  elementwise(x9, MTI_OP_ISNAN, &h.v, 1, &at, &b16.v);
+  EXPECT(x9.contig_runs == 1, "f16 isnan: vector kernel with a bool out");
+  host_exec x10;
+  elementwise(x10, MTI_OP_ISFINITE, &i1.v, 1, &at, &b16.v);
+  EXPECT(x10.strided_runs == 1 && ((uint8_t *)b16.mem)[n - 1] == 1,
+         "isfinite of integers: a fill of true");
+  mti_view in11[2] = {i1.v, i1.v};
+  host_exec x11;
+  ((int32_t *)i1.mem)[n - 1] = 0;
+  elementwise(x11, MTI_OP_FMOD, in11, 2, &at, &i32.v);
+  EXPECT(x11.strided_runs == 1 &&
+             x11.fault == MTW_CUDA_FAULT(MTI_OP_FMOD, MTW_CUDA_FAULT_ZERO_DIVISOR),
+         "int32 fmod by a 0 at the end: 1-d strided kernel, the fault word set");
   int64_t zero = 0;
   host_tensor empty(MT_FLOAT32, 1, &zero);
   mti_view in8[2] = {empty.v, empty.v};
