@@ -317,6 +317,8 @@ static mt_status fault_error(unsigned fault) {
   if ((fault & 0xffu) == MTW_CUDA_FAULT_INDEX_RANGE)
     return mti_error(MT_ERR_INVALID_ARGUMENT,
                      "mt_%s: index: an entry is out of range for the dim it indexes", name);
+  if ((fault & 0xffu) == MTW_CUDA_FAULT_ZERO_DIVISOR) /* the cpu's words (elementwise.c) */
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_%s: b: integer division by zero", name);
   if ((fault & 0xffu) == MTW_CUDA_FAULT_INVALID_PROBS)
     return mti_error(MT_ERR_INVALID_ARGUMENT,
                      "mt_%s: probs: a row has a negative, infinite or NaN entry, sums to 0, or "

@@ -10,10 +10,6 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
                                          int n, const mti_attrs *at, const mti_view *out) {
   const mti_op_info *info = mti_op_get((int)op);
   if (!info) return mti_error(MT_ERR_INTERNAL, "cuda: op %d is not an op", (int)op);
-  /* The general elementwise rows of 0.2 (one block of ops.def), also those
-   * of older kinds, have their own file. */
-  if (op >= MTI_OP_ERF && op <= MTI_OP_MASKED_FILL)
-    return mtw_cuda_elementwise_ops(ctx, op, in, n, at, out);
   switch (info->kind) {
   case MTI_KIND_RANDOM: return mtw_cuda_random(ctx, op, at, out);
   case MTI_KIND_REDUCE: return mtw_cuda_reduce(ctx, op, in, at, out);
@@ -42,7 +38,7 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_BINARY_FLOAT:
   case MTI_KIND_DIVISION:
   case MTI_KIND_UNARY_PARAM:
-  case MTI_KIND_MASKED_FILL: return mtw_cuda_elementwise_ops(ctx, op, in, n, at, out);
+  case MTI_KIND_MASKED_FILL: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
 

@@ -1,7 +1,11 @@
 /*
  * cuda_elementwise.cu - the elementwise kinds on the GPU: fill, arange,
- * copy/cast, binary, compare, logical, scalar, unary, where, clamp, with the
- * semantics of src/cpu/elementwise.c (the reference).
+ * copy/cast, binary, compare, logical, scalar, unary, where, clamp, and the
+ * general elementwise kinds of 0.2 (bitwise, predicates, atan2, division,
+ * parametric unary ops, masked_fill), with the semantics of
+ * src/cpu/elementwise.c (the reference). Element formulas that are more
+ * than one operator or math library call are core/elementwise_rules.h's,
+ * shared with the cpu.
  *
  * An op is a functor run in its compute dtype ct, chosen on the host as the
  * cpu driver chooses its leaf (float16/bfloat16 compute in float32, every
@@ -111,19 +115,67 @@ MTW_HD double m_cos(double x) { return cos(x); }
 MTW_HD float m_tanh(float x) { return tanhf(x); }
 MTW_HD double m_tanh(double x) { return tanh(x); }
 
+/* The math library of 0.2's float ops, m_<fn> in both precisions. */
+#define MTW_MATH1(fn)                                                                       \
+  MTW_HD float m_##fn(float x) { return fn##f(x); }                                        \
+  MTW_HD double m_##fn(double x) { return fn(x); }
+#define MTW_MATH2(fn)                                                                       \
+  MTW_HD float m_##fn(float x, float y) { return fn##f(x, y); }                            \
+  MTW_HD double m_##fn(double x, double y) { return fn(x, y); }
+MTW_MATH1(erf)
+MTW_MATH1(erfc)
+MTW_MATH1(log1p)
+MTW_MATH1(expm1)
+MTW_MATH1(log2)
+MTW_MATH1(log10)
+MTW_MATH1(tan)
+MTW_MATH1(asin)
+MTW_MATH1(acos)
+MTW_MATH1(atan)
+MTW_MATH1(sinh)
+MTW_MATH1(cosh)
+MTW_MATH1(asinh)
+MTW_MATH1(acosh)
+MTW_MATH1(atanh)
+MTW_MATH1(trunc)
+MTW_MATH2(atan2)
+MTW_MATH2(fmod)
+#undef MTW_MATH1
+#undef MTW_MATH2
+
+/* The float rules of core/elementwise_rules.h (mti_<rule>_f32 / _f64) as
+ * r_<rule> overloads. */
+#define MTW_RULE(rule, PARAMS_F, ARGS, PARAMS_D)                                            \
+  MTW_HD float r_##rule PARAMS_F { return mti_##rule##_f32 ARGS; }                         \
+  MTW_HD double r_##rule PARAMS_D { return mti_##rule##_f64 ARGS; }
+MTW_RULE(softplus, (float x), (x), (double x))
+MTW_RULE(mish, (float x), (x), (double x))
+MTW_RULE(gelu_tanh, (float x), (x), (double x))
+MTW_RULE(isnan, (float x), (x), (double x))
+MTW_RULE(isinf, (float x), (x), (double x))
+MTW_RULE(isfinite, (float x), (x), (double x))
+MTW_RULE(remainder, (float x, float y), (x, y), (double x, double y))
+MTW_RULE(floor_divide, (float x, float y), (x, y), (double x, double y))
+MTW_RULE(leaky_relu, (float x, float s), (x, s), (double x, double s))
+MTW_RULE(elu, (float x, float s), (x, s), (double x, double s))
+MTW_RULE(nan_to_num, (float x, float n, float p, float m), (x, n, p, m),
+         (double x, double n, double p, double m))
+#undef MTW_RULE
+
 /* ---- scalar operands, prepared on the host as set_scalars does ---- */
 
 struct scalars {
   uint64_t u;   /* add/mul with an integer tensor: s0 modulo 2^64 */
-  int64_t i[2]; /* integer pow exponent; integer clamp bounds      */
-  float f[2];
-  double d[2];
+  int64_t i[2]; /* integer pow exponent; integer clamp bounds; an integer masked_fill value */
+  float f[3];   /* s0..s2 (s2: nan_to_num's neginf)               */
+  double d[3];
 };
 
 /* Scalar k as compute type T (integers: the exponent or clamp bound). */
 template <class T> MTW_HD T scalar_of(const scalars &s, int k) {
   if constexpr (std::is_same<T, float>::value) return s.f[k];
   else if constexpr (std::is_same<T, double>::value) return s.d[k];
+  else if constexpr (std::is_same<T, bool>::value) return s.i[k] != 0;
   else return (T)s.i[k];
 }
 
@@ -206,12 +258,13 @@ struct op_compare : op_base {
   }
 };
 
-/* logical_and, logical_or on inputs converted to bool. */
+/* logical_and, logical_or, logical_xor on inputs converted to bool. */
 struct op_logical : op_base {
   static constexpr int arity = 2;
   mti_op op;
   template <class T> static constexpr bool ok() { return is_bool_v<T>; }
   template <class T> MTW_HD bool operator()(T x, T y) const {
+    if (op == MTI_OP_LOGICAL_XOR) return x != y;
     return op == MTI_OP_LOGICAL_AND ? x && y : x || y;
   }
 };
@@ -255,12 +308,13 @@ struct op_pow_scalar : op_base {
   }
 };
 
-/* neg, abs, relu, floor, ceil, round (half to even), sign, keeping the
- * dtype. The identities (floor/ceil/round of integers, abs/relu of uint8
- * and bool, sign of bool) are copies chosen on the host, so the integer
- * branch only sees neg, abs, relu and sign; uint8 values are never
- * negative, so the signed sign is uint8's (x != 0). Float relu keeps NaN
- * and -0 (x < 0 fails for both), sign keeps NaN and the zero's sign. */
+/* neg, abs, relu, floor, ceil, round (half to even), sign, trunc, square,
+ * keeping the dtype. The identities (floor/ceil/round/trunc of integers,
+ * abs/relu of uint8 and bool, sign and square of bool) are copies chosen on
+ * the host, so the integer branch only sees neg, abs, relu, sign and
+ * square; uint8 values are never negative, so the signed sign is uint8's
+ * (x != 0). Float relu keeps NaN and -0 (x < 0 fails for both), sign keeps
+ * NaN and the zero's sign; trunc and square are exact. */
 struct op_unary : op_base {
   static constexpr int arity = 1;
   mti_op op;
@@ -271,6 +325,7 @@ struct op_unary : op_base {
       case MTI_OP_NEG: return (T)((uint64_t)0 - (uint64_t)x);
       case MTI_OP_ABS: return x < 0 ? (T)((uint64_t)0 - (uint64_t)x) : x;
       case MTI_OP_RELU: return x > 0 ? x : (T)0;
+      case MTI_OP_SQUARE: return (T)((uint64_t)x * (uint64_t)x);
       default: return (T)((x > 0) - (x < 0));
       }
     } else {
@@ -281,6 +336,8 @@ struct op_unary : op_base {
       case MTI_OP_FLOOR: return m_floor(x);
       case MTI_OP_CEIL: return m_ceil(x);
       case MTI_OP_ROUND: return m_rint(x);
+      case MTI_OP_TRUNC: return m_trunc(x);
+      case MTI_OP_SQUARE: return x * x;
       default: return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;
       }
     }
@@ -301,6 +358,25 @@ MTW_FLOAT_OP(op_sin, m_sin(x))
 MTW_FLOAT_OP(op_cos, m_cos(x))
 MTW_FLOAT_OP(op_tanh, m_tanh(x))
 MTW_FLOAT_OP(op_reciprocal, (T)1 / x)
+/* ---- general elementwise (0.2): the float math, a functor per op ---- */
+MTW_FLOAT_OP(op_erf, m_erf(x))
+MTW_FLOAT_OP(op_erfc, m_erfc(x))
+MTW_FLOAT_OP(op_log1p, m_log1p(x))
+MTW_FLOAT_OP(op_expm1, m_expm1(x))
+MTW_FLOAT_OP(op_log2, m_log2(x))
+MTW_FLOAT_OP(op_log10, m_log10(x))
+MTW_FLOAT_OP(op_tan, m_tan(x))
+MTW_FLOAT_OP(op_asin, m_asin(x))
+MTW_FLOAT_OP(op_acos, m_acos(x))
+MTW_FLOAT_OP(op_atan, m_atan(x))
+MTW_FLOAT_OP(op_sinh, m_sinh(x))
+MTW_FLOAT_OP(op_cosh, m_cosh(x))
+MTW_FLOAT_OP(op_asinh, m_asinh(x))
+MTW_FLOAT_OP(op_acosh, m_acosh(x))
+MTW_FLOAT_OP(op_atanh, m_atanh(x))
+MTW_FLOAT_OP(op_softplus, r_softplus(x))
+MTW_FLOAT_OP(op_gelu_tanh, r_gelu_tanh(x))
+MTW_FLOAT_OP(op_mish, r_mish(x))
 #undef MTW_FLOAT_OP
 
 /* 1 / (1 + e^-x) written with e = e^-|x|, which cannot overflow, so the
@@ -360,6 +436,113 @@ struct op_clamp : op_base {
     T lo = scalar_of<T>(s, 0), hi = scalar_of<T>(s, 1);
     T y = x < lo ? lo : x;
     return y > hi ? hi : y;
+  }
+};
+
+/* ---- general elementwise (0.2): the other families ---- */
+
+/* bitwise_not of integers (wrapping in int64 narrows to the dtype's own
+ * bits) and of bool (logical not). */
+struct op_bitwise_not : op_base {
+  static constexpr int arity = 1;
+  template <class T> static constexpr bool ok() { return !is_float_v<T>; }
+  template <class T> MTW_HD T operator()(T x) const {
+    if constexpr (is_bool_v<T>) return !x;
+    else return ~x;
+  }
+};
+
+/* bitwise_and, bitwise_or, bitwise_xor of integers or bools. */
+struct op_bitwise : op_base {
+  static constexpr int arity = 2;
+  mti_op op;
+  template <class T> static constexpr bool ok() { return !is_float_v<T>; }
+  template <class T> MTW_HD T operator()(T x, T y) const {
+    if constexpr (is_bool_v<T>) {
+      return op == MTI_OP_BITWISE_AND ? x && y : op == MTI_OP_BITWISE_OR ? x || y : x != y;
+    } else {
+      return op == MTI_OP_BITWISE_AND ? x & y : op == MTI_OP_BITWISE_OR ? x | y : x ^ y;
+    }
+  }
+};
+
+/* isnan, isinf, isfinite of floats (integers and bool are a fill, chosen
+ * on the host). */
+struct op_predicate : op_base {
+  static constexpr int arity = 1;
+  mti_op op;
+  template <class T> static constexpr bool ok() { return is_float_v<T>; }
+  template <class T> MTW_HD bool operator()(T x) const {
+    if (op == MTI_OP_ISNAN) return r_isnan(x);
+    return op == MTI_OP_ISINF ? r_isinf(x) : r_isfinite(x);
+  }
+};
+
+struct op_atan2 : op_base {
+  static constexpr int arity = 2;
+  template <class T> static constexpr bool ok() { return is_float_v<T>; }
+  template <class T> MTW_HD T operator()(T x, T y) const { return m_atan2(x, y); }
+};
+
+/* Sets the fault word to code unless a fault is there already (the first
+ * fault of a stream wins). The plain read first keeps a tensor full of
+ * zero divisors from serialising on one atomic. */
+MTW_HD void raise_fault(unsigned *fault, unsigned code) {
+#ifdef __CUDA_ARCH__
+  if (*(volatile unsigned *)fault == 0u) atomicCAS(fault, 0u, code);
+#else
+  if (*fault == 0u) *fault = code;
+#endif
+}
+
+/* remainder, fmod, floor_divide. Integers: the rules of
+ * core/elementwise_rules.h in int64, a divisor 0 raises `code` in the fault
+ * word (the backend reports it at the next synchronize as the cpu's
+ * "b: integer division by zero") and gives 0 as on the cpu. Floats: IEEE
+ * (b = 0 gives inf or NaN), bit for bit the cpu's. */
+struct op_division : op_base {
+  static constexpr int arity = 2;
+  mti_op op;
+  unsigned *fault;
+  unsigned code;
+  template <class T> static constexpr bool ok() { return !is_bool_v<T>; }
+  template <class T> MTW_HD T operator()(T x, T y) const {
+    if constexpr (is_int_v<T>) {
+      if (y == 0) raise_fault(fault, code);
+      if (op == MTI_OP_REMAINDER) return mti_int_remainder(x, y);
+      return op == MTI_OP_FMOD ? mti_int_fmod(x, y) : mti_int_floor_divide(x, y);
+    } else {
+      if (op == MTI_OP_REMAINDER) return r_remainder(x, y);
+      return op == MTI_OP_FMOD ? m_fmod(x, y) : r_floor_divide(x, y);
+    }
+  }
+};
+
+/* leaky_relu (slope s0), elu (alpha s0), nan_to_num (s0..s2) of floats
+ * (nan_to_num of integers and bool is a copy, chosen on the host). */
+struct op_unary_param : op_base {
+  static constexpr int arity = 1;
+  mti_op op;
+  scalars s;
+  template <class T> static constexpr bool ok() { return is_float_v<T>; }
+  template <class T> MTW_HD T operator()(T x) const {
+    T s0 = scalar_of<T>(s, 0);
+    if (op == MTI_OP_LEAKY_RELU) return r_leaky_relu(x, s0);
+    if (op == MTI_OP_ELU) return r_elu(x, s0);
+    return r_nan_to_num(x, s0, scalar_of<T>(s, 1), scalar_of<T>(s, 2));
+  }
+};
+
+/* masked_fill(a, mask): the value (s0 stored in a's dtype, then loaded as
+ * T: see masked_fill_scalars) where the mask is true, else a. The mask
+ * loads as T (0 or 1); a's values round trip through T exactly, NaN
+ * payloads included. */
+struct op_masked_fill : op_base {
+  static constexpr int arity = 2;
+  scalars s;
+  template <class T> static constexpr bool ok() { return true; }
+  template <class T> MTW_HD T operator()(T x, T mask) const {
+    return mask != (T)0 ? scalar_of<T>(s, 0) : x;
   }
 };
 
@@ -737,6 +920,8 @@ struct gpu_exec {
     cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream);
   }
   void *scratch(size_t bytes) const { return ctx->scratch(ctx, bytes); }
+  /* The stream's fault word (cuda_kernels.h), for data-dependent errors. */
+  unsigned *fault_word() const { return ctx->fault; }
   /* A launch error, if any, as the session's error naming fn. */
   mt_status done(const char *fn) const { return launched(fn); }
 };
@@ -1126,11 +1311,13 @@ mt_status arange(const X &exec, const char *fn, const mti_view &out, double star
 
 inline scalars scalars_for(mti_op op, mt_dtype ct, const mti_attrs *at) {
   scalars s;
-  double v[2] = {at->s0, at->s1};
+  double v[3] = {at->s0, at->s1, at->s2};
   s.u = mti_wrap_to_u64(v[0]);
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 3; k++) {
     s.f[k] = (float)v[k];
     s.d[k] = v[k];
+  }
+  for (int k = 0; k < 2; k++) {
     s.i[k] = 0;
     if (mti_dtype_is_float(ct)) continue;
     if (op == MTI_OP_POW_SCALAR) s.i[k] = mti_pow_exponent(v[k]);
@@ -1139,9 +1326,27 @@ inline scalars scalars_for(mti_op op, mt_dtype ct, const mti_attrs *at) {
   return s;
 }
 
+/* masked_fill's value as the cpu uses it: stored in out's dtype d (mt_cast's
+ * rules), then loaded as the compute type (slot 0 of each form). */
+inline scalars masked_fill_scalars(mt_dtype d, double value) {
+  uint64_t one = 0;
+  mti_store_double(&one, d, value);
+  const char *p = reinterpret_cast<const char *>(&one);
+  scalars s;
+  memset(&s, 0, sizeof s);
+  if (mti_dtype_is_float(d)) {
+    s.f[0] = load_as<float>(p, 0, d, NO_VIA);
+    s.d[0] = load_as<double>(p, 0, d, NO_VIA);
+  } else {
+    s.i[0] = load_as<int64_t>(p, 0, d, NO_VIA);
+  }
+  return s;
+}
+
 /* The op's functor run in ct. */
 template <class X>
 mt_status run_by_op(const X &exec, const plan &p, mti_op op, mt_dtype ct, const scalars &s) {
+  unsigned zero_divisor = MTW_CUDA_FAULT(op, MTW_CUDA_FAULT_ZERO_DIVISOR);
   switch (op) {
   case MTI_OP_ADD:
   case MTI_OP_SUB:
@@ -1157,7 +1362,8 @@ mt_status run_by_op(const X &exec, const plan &p, mti_op op, mt_dtype ct, const 
   case MTI_OP_GT:
   case MTI_OP_GE: return run_op(exec, p, op_compare{{}, op}, ct);
   case MTI_OP_LOGICAL_AND:
-  case MTI_OP_LOGICAL_OR: return run_op(exec, p, op_logical{{}, op}, ct);
+  case MTI_OP_LOGICAL_OR:
+  case MTI_OP_LOGICAL_XOR: return run_op(exec, p, op_logical{{}, op}, ct);
   case MTI_OP_LOGICAL_NOT: return run_op(exec, p, op_logical_not(), ct);
   case MTI_OP_ADD_SCALAR:
   case MTI_OP_MUL_SCALAR: return run_op(exec, p, op_scalar_arith{{}, op, s}, ct);
@@ -1168,7 +1374,9 @@ mt_status run_by_op(const X &exec, const plan &p, mti_op op, mt_dtype ct, const 
   case MTI_OP_FLOOR:
   case MTI_OP_CEIL:
   case MTI_OP_ROUND:
-  case MTI_OP_SIGN: return run_op(exec, p, op_unary{{}, op}, ct);
+  case MTI_OP_SIGN:
+  case MTI_OP_TRUNC:
+  case MTI_OP_SQUARE: return run_op(exec, p, op_unary{{}, op}, ct);
   case MTI_OP_EXP: return run_op(exec, p, op_exp(), ct);
   case MTI_OP_LOG: return run_op(exec, p, op_log(), ct);
   case MTI_OP_SQRT: return run_op(exec, p, op_sqrt(), ct);
@@ -1181,6 +1389,42 @@ mt_status run_by_op(const X &exec, const plan &p, mti_op op, mt_dtype ct, const 
   case MTI_OP_SILU: return run_op(exec, p, op_silu(), ct);
   case MTI_OP_RECIPROCAL: return run_op(exec, p, op_reciprocal(), ct);
   case MTI_OP_CLAMP: return run_op(exec, p, op_clamp{{}, s}, ct);
+  /* ---- general elementwise (0.2) ---- */
+  case MTI_OP_ERF: return run_op(exec, p, op_erf(), ct);
+  case MTI_OP_ERFC: return run_op(exec, p, op_erfc(), ct);
+  case MTI_OP_LOG1P: return run_op(exec, p, op_log1p(), ct);
+  case MTI_OP_EXPM1: return run_op(exec, p, op_expm1(), ct);
+  case MTI_OP_LOG2: return run_op(exec, p, op_log2(), ct);
+  case MTI_OP_LOG10: return run_op(exec, p, op_log10(), ct);
+  case MTI_OP_TAN: return run_op(exec, p, op_tan(), ct);
+  case MTI_OP_ASIN: return run_op(exec, p, op_asin(), ct);
+  case MTI_OP_ACOS: return run_op(exec, p, op_acos(), ct);
+  case MTI_OP_ATAN: return run_op(exec, p, op_atan(), ct);
+  case MTI_OP_SINH: return run_op(exec, p, op_sinh(), ct);
+  case MTI_OP_COSH: return run_op(exec, p, op_cosh(), ct);
+  case MTI_OP_ASINH: return run_op(exec, p, op_asinh(), ct);
+  case MTI_OP_ACOSH: return run_op(exec, p, op_acosh(), ct);
+  case MTI_OP_ATANH: return run_op(exec, p, op_atanh(), ct);
+  case MTI_OP_SOFTPLUS: return run_op(exec, p, op_softplus(), ct);
+  case MTI_OP_GELU_TANH: return run_op(exec, p, op_gelu_tanh(), ct);
+  case MTI_OP_MISH: return run_op(exec, p, op_mish(), ct);
+  case MTI_OP_BITWISE_NOT: return run_op(exec, p, op_bitwise_not(), ct);
+  case MTI_OP_BITWISE_AND:
+  case MTI_OP_BITWISE_OR:
+  case MTI_OP_BITWISE_XOR: return run_op(exec, p, op_bitwise{{}, op}, ct);
+  case MTI_OP_ISNAN:
+  case MTI_OP_ISINF:
+  case MTI_OP_ISFINITE: return run_op(exec, p, op_predicate{{}, op}, ct);
+  case MTI_OP_ATAN2: return run_op(exec, p, op_atan2(), ct);
+  case MTI_OP_REMAINDER:
+  case MTI_OP_FMOD:
+  case MTI_OP_FLOOR_DIVIDE:
+    return run_op(exec, p, op_division{{}, op, exec.fault_word(), zero_divisor}, ct);
+  case MTI_OP_LEAKY_RELU:
+  case MTI_OP_ELU:
+  case MTI_OP_NAN_TO_NUM: return run_op(exec, p, op_unary_param{{}, op, s}, ct);
+  case MTI_OP_MASKED_FILL:
+    return run_op(exec, p, op_masked_fill{{}, masked_fill_scalars(p.v[0].dtype, s.d[0])}, ct);
   default: return mti_error(MT_ERR_INTERNAL, "%s: cuda: not an elementwise op", p.fn);
   }
 }
@@ -1211,13 +1455,15 @@ template <class X> mt_status run_where(const X &exec, const plan &p) {
 }
 
 /* The compute dtype of op (the cpu driver's choice) and the via dtypes of
- * binary and compare inputs. */
+ * the inputs of two-input arithmetic and comparisons. */
 template <class X>
 mt_status run_computed(const X &exec, plan *p, mti_op op, mti_op_kind kind, const mti_attrs *at) {
   mt_dtype ct = mti_compute_dtype(p->v[0].dtype);
   if (kind == MTI_KIND_COMPARE) ct = mti_compute_dtype(mti_promote(p->v[1].dtype, p->v[2].dtype));
   if (kind == MTI_KIND_LOGICAL) ct = MT_BOOL;
-  if (kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE) {
+  if (kind == MTI_KIND_PREDICATE) ct = mti_compute_dtype(p->v[1].dtype);
+  if (kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE || kind == MTI_KIND_BINARY_FLOAT ||
+      kind == MTI_KIND_DIVISION) {
     mt_dtype common = mti_promote(p->v[1].dtype, p->v[2].dtype);
     for (int k = 1; k <= 2; k++)
       if (common != ct && mti_dtype_is_float(common) && p->v[k].dtype != common)
@@ -1243,9 +1489,14 @@ mt_status elementwise(const X &exec, mti_op op, const mti_view *in, int n, const
   if (kind == MTI_KIND_ARANGE) return arange(exec, fn, *out, at->s0, at->s1);
   if (kind == MTI_KIND_COPY && views_overlap(in[0], *out))
     return copy_staged(exec, fn, in[0], *out);
+  mt_dtype ct = mti_compute_dtype(out->dtype);
   if (kind == MTI_KIND_COPY || kind == MTI_KIND_CAST ||
-      (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, mti_compute_dtype(out->dtype))))
+      (kind == MTI_KIND_UNARY && mti_unary_is_identity(op, ct)) ||
+      (kind == MTI_KIND_UNARY_PARAM && !mti_dtype_is_float(ct)))
     return convert_views(exec, fn, in[0], *out);
+  /* Integers and bool are never NaN or inf. */
+  if (kind == MTI_KIND_PREDICATE && !mti_dtype_is_float(in[0].dtype))
+    return fill(exec, fn, *out, op == MTI_OP_ISFINITE);
   plan p;
   plan_init(&p, fn, in, n, out);
   return run_computed(exec, &p, op, info->kind, at);
@@ -1255,7 +1506,9 @@ mt_status elementwise(const X &exec, mti_op op, const mti_view *in, int n, const
 } /* namespace mtw */
 
 /* FILL, ARANGE, COPY, BINARY, COMPARE, LOGICAL, SCALAR, UNARY, UNARY_FLOAT,
- * WHERE, CLAMP and CAST, as mti_cpu_run computes them. */
+ * WHERE, CLAMP, CAST and the general elementwise kinds of 0.2 (BITWISE,
+ * PREDICATE, BINARY_FLOAT, DIVISION, UNARY_PARAM, MASKED_FILL), as
+ * mti_cpu_run computes them. */
 extern "C" mt_status mtw_cuda_elementwise(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                                           int n, const mti_attrs *at, const mti_view *out) {
   return mtw::ew::elementwise(mtw::ew::gpu_exec{ctx}, op, in, n, at, out);

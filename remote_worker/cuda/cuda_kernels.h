@@ -29,7 +29,11 @@ extern "C" {
 #include "core/shape.h"
 
 /* Fault words: (op << 8) | reason; the first fault of a stream wins. */
-enum { MTW_CUDA_FAULT_INDEX_RANGE = 1, MTW_CUDA_FAULT_INVALID_PROBS = 2 };
+enum {
+  MTW_CUDA_FAULT_INDEX_RANGE = 1,
+  MTW_CUDA_FAULT_INVALID_PROBS = 2,
+  MTW_CUDA_FAULT_ZERO_DIVISOR = 3 /* an integer divisor 0 (remainder, fmod, floor_divide) */
+};
 #define MTW_CUDA_FAULT(op, reason) ((unsigned)(op) << 8 | (unsigned)(reason))
 
 typedef struct mtw_cuda_ctx mtw_cuda_ctx;
@@ -54,13 +58,11 @@ mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, const mti_view
 /* ---- families (one .cu file each, or a few) ---- */
 
 /* FILL, ARANGE, COPY, BINARY, COMPARE, LOGICAL, SCALAR, UNARY, UNARY_FLOAT,
- * WHERE, CLAMP, CAST (cuda_elementwise.cu). */
+ * WHERE, CLAMP, CAST, and the general elementwise kinds of 0.2: BITWISE,
+ * PREDICATE, BINARY_FLOAT, DIVISION (an integer divisor 0 sets the fault
+ * word), UNARY_PARAM, MASKED_FILL (cuda_elementwise.cu). */
 mt_status mtw_cuda_elementwise(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
                                const mti_attrs *at, const mti_view *out);
-/* The general elementwise ops of 0.2, MTI_OP_ERF .. MTI_OP_MASKED_FILL
- * (cuda_elementwise_ops.cu): refused with MT_ERR_UNSUPPORTED for now. */
-mt_status mtw_cuda_elementwise_ops(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in, int n,
-                                   const mti_attrs *at, const mti_view *out);
 /* RAND, RANDN from the Philox stream of src/core/philox.h (cuda_random.cu). */
 mt_status mtw_cuda_random(const mtw_cuda_ctx *ctx, mti_op op, const mti_attrs *at,
                           const mti_view *out);

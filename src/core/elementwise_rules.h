@@ -2,8 +2,10 @@
  * elementwise_rules.h - the element rules of the elementwise ops that the
  * cpu kernels (src/cpu/elementwise*.c) and the cuda kernels
  * (remote_worker/cuda/cuda_elementwise.cu) share: one definition, so the two
- * backends cannot drift apart. mti_int_pow runs in kernels of both (host and
- * device); the scalar preparations run on the host before a launch.
+ * backends cannot drift apart. The MTI_HOST_DEVICE rules run in kernels of
+ * both (host and device); the scalar preparations run on the host before a
+ * launch. Ops whose element is one math library call (erf, atan2, fmod,
+ * ...) or one operator (bitwise_and) have no rule: each backend names it.
  */
 #ifndef MTI_ELEMENTWISE_RULES_H
 #define MTI_ELEMENTWISE_RULES_H
@@ -23,6 +25,48 @@ MTI_HOST_DEVICE static inline int64_t mti_int_pow(int64_t a, int64_t e) {
     if (e & 1) r *= b;
   return (int64_t)r;
 }
+
+/* Integer a // b, a % b (sign of b) and fmod (sign of a) in int64, which
+ * holds every operand. A divisor 0 gives 0 (the kernels report it as the
+ * op's error); b = -1 is done without dividing, so INT64_MIN / -1 wraps
+ * instead of trapping. */
+MTI_HOST_DEVICE static inline int64_t mti_int_floor_divide(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  if (b == -1) return (int64_t)(0u - (uint64_t)a);
+  int64_t q = a / b;
+  return q - (a % b != 0 && (a < 0) != (b < 0));
+}
+MTI_HOST_DEVICE static inline int64_t mti_int_fmod(int64_t a, int64_t b) {
+  return b == 0 || b == -1 ? 0 : a % b;
+}
+MTI_HOST_DEVICE static inline int64_t mti_int_remainder(int64_t a, int64_t b) {
+  int64_t r = mti_int_fmod(a, b);
+  return r != 0 && (r < 0) != (b < 0) ? r + b : r;
+}
+
+/* GPT-2's gelu: x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) in type T
+ * with the tanh function TANH (a macro, so that the cpu's float32 loop can
+ * use its vectorised tanh and every other caller the math library's). */
+#define MTI_GELU_TANH(T, TANH, x) \
+  ((T)0.5 * (x) *                 \
+   ((T)1 + TANH((T)0.79788456080286535588 * ((x) + (T)0.044715 * (x) * (x) * (x)))))
+
+/* The float rules of 0.2 in both precisions: mti_softplus_f32,
+ * mti_softplus_f64, ... (elementwise_rules_float.inc). */
+#define MTI_T float
+#define MTI_S f32
+#define MTI_M(fn) fn##f
+#include "core/elementwise_rules_float.inc"
+#undef MTI_T
+#undef MTI_S
+#undef MTI_M
+#define MTI_T double
+#define MTI_S f64
+#define MTI_M(fn) fn
+#include "core/elementwise_rules_float.inc"
+#undef MTI_T
+#undef MTI_S
+#undef MTI_M
 
 /* A whole number reduced modulo 2^64: integer add/mul with a scalar wrap
  * like the tensor arithmetic does. */

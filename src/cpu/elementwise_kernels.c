@@ -263,15 +263,13 @@ FLOAT_TYPES(DEFINE_CLAMP, ~)
 #define LIBM_f32(fn) fn##f
 #define LIBM_f64(fn) fn
 
-/* GPT-2's gelu: x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))). */
-#define GELU_TANH_EXPR(S, T, x)                                                            \
-  ((T)0.5 * (x) *                                                                          \
-   ((T)1 + TANH_##S((T)0.79788456080286535588 * ((x) + (T)0.044715 * (x) * (x) * (x)))))
-/* PyTorch's softplus (beta 1, threshold 20): x above 20, log1p(e^x) below. */
-#define SOFTPLUS_EXPR(S, x) ((x) > 20 ? (x) : LIBM_##S(log1p)(LIBM_##S(exp)(x)))
+/* gelu_tanh in float32 with vmath's tanh (vectorised), else the rule's. */
+#define GELU_TANH_f32(x) MTI_GELU_TANH(float, mti_vtanhf, x)
+#define GELU_TANH_f64(x) mti_gelu_tanh_f64(x)
 
 /* The float math of 0.2: libm per element (an opaque call, so these loops
- * stay scalar), except gelu_tanh, which vmath's tanh vectorises. */
+ * stay scalar), except gelu_tanh, which vmath's tanh vectorises; the rules
+ * are core/elementwise_rules.h's, shared with the cuda kernels. */
 #define DEFINE_EW_MATH(arg, S, T, W)                                                      \
   LOOP1(erf_##S, T, T, NO_PRELUDE, LIBM_##S(erf)(x))                                      \
   LOOP1(erfc_##S, T, T, NO_PRELUDE, LIBM_##S(erfc)(x))                                    \
@@ -288,59 +286,25 @@ FLOAT_TYPES(DEFINE_CLAMP, ~)
   LOOP1(asinh_##S, T, T, NO_PRELUDE, LIBM_##S(asinh)(x))                                  \
   LOOP1(acosh_##S, T, T, NO_PRELUDE, LIBM_##S(acosh)(x))                                  \
   LOOP1(atanh_##S, T, T, NO_PRELUDE, LIBM_##S(atanh)(x))                                  \
-  LOOP1(softplus_##S, T, T, NO_PRELUDE, SOFTPLUS_EXPR(S, x))                              \
-  LOOP1(gelu_tanh_##S, T, T, NO_PRELUDE, GELU_TANH_EXPR(S, T, x))                         \
-  LOOP1(mish_##S, T, T, NO_PRELUDE, x * LIBM_##S(tanh)(SOFTPLUS_EXPR(S, x)))             \
+  LOOP1(softplus_##S, T, T, NO_PRELUDE, mti_softplus_##S(x))                              \
+  LOOP1(gelu_tanh_##S, T, T, NO_PRELUDE, GELU_TANH_##S(x))                                \
+  LOOP1(mish_##S, T, T, NO_PRELUDE, mti_mish_##S(x))                                      \
   LOOP1(trunc_##S, T, T, NO_PRELUDE, LIBM_##S(copysign)(elem_floor_##S(FABS_##S(x)), x))  \
-  LOOP1(isnan_##S, T, uint8_t, NO_PRELUDE, x != x)                                        \
-  LOOP1(isinf_##S, T, uint8_t, NO_PRELUDE, FABS_##S(x) == (T)INFINITY)                    \
-  LOOP1(isfinite_##S, T, uint8_t, NO_PRELUDE, FABS_##S(x) < (T)INFINITY)                  \
+  LOOP1(isnan_##S, T, uint8_t, NO_PRELUDE, mti_isnan_##S(x))                              \
+  LOOP1(isinf_##S, T, uint8_t, NO_PRELUDE, mti_isinf_##S(x))                              \
+  LOOP1(isfinite_##S, T, uint8_t, NO_PRELUDE, mti_isfinite_##S(x))                        \
   LOOP2(atan2_##S, T, T, LIBM_##S(atan2)(x, y))                                           \
   LOOP2(fmod_##S, T, T, LIBM_##S(fmod)(x, y))                                             \
-  LOOP2(remainder_##S, T, T, float_remainder_##S(x, y))                                   \
-  LOOP2(floor_divide_##S, T, T, float_floor_divide_##S(x, y))                             \
-  LOOP1(leaky_relu_##S, T, T, const T s = SCALAR_##S(sc, 0), x > 0 ? x : x * s)           \
-  LOOP1(elu_##S, T, T, const T s = SCALAR_##S(sc, 0), x > 0 ? x : LIBM_##S(expm1)(x) * s) \
+  LOOP2(remainder_##S, T, T, mti_remainder_##S(x, y))                                     \
+  LOOP2(floor_divide_##S, T, T, mti_floor_divide_##S(x, y))                               \
+  LOOP1(leaky_relu_##S, T, T, const T s = SCALAR_##S(sc, 0), mti_leaky_relu_##S(x, s))    \
+  LOOP1(elu_##S, T, T, const T s = SCALAR_##S(sc, 0), mti_elu_##S(x, s))                  \
   LOOP1(nan_to_num_##S, T, T,                                                             \
         const T v_nan = SCALAR_##S(sc, 0); const T v_pos = SCALAR_##S(sc, 1);             \
         const T v_neg = SCALAR_##S(sc, 2),                                                \
-        x != x ? v_nan : x == (T)INFINITY ? v_pos : x == -(T)INFINITY ? v_neg : x)
+        mti_nan_to_num_##S(x, v_nan, v_pos, v_neg))
 
-/* Python's a % b (sign of b) and a // b for floats, as PyTorch computes
- * them: from fmod, with the quotient rounded to the nearest whole number
- * so that (a - mod) / b's rounding error does not move it; b = 0 gives
- * a / b (inf or NaN), a zero quotient takes the sign of a / b. */
-#define DEFINE_FLOAT_DIVISION(arg, S, T, W)                                               \
-  static inline T float_remainder_##S(T a, T b) {                                         \
-    T mod = LIBM_##S(fmod)(a, b);                                                         \
-    return mod != 0 && (b < 0) != (mod < 0) ? mod + b : mod;                              \
-  }                                                                                       \
-  static inline T float_floor_divide_##S(T a, T b) {                                      \
-    if (b == 0) return a / b;                                                             \
-    T mod = LIBM_##S(fmod)(a, b), div = (a - mod) / b;                                    \
-    if (mod != 0 && (b < 0) != (mod < 0)) div -= 1;                                       \
-    if (div == 0) return LIBM_##S(copysign)((T)0, a / b);                                 \
-    T fl = LIBM_##S(floor)(div);                                                          \
-    return div - fl > (T)0.5 ? fl + 1 : fl;                                               \
-  }
-FLOAT_TYPES(DEFINE_FLOAT_DIVISION, ~)
 FLOAT_TYPES(DEFINE_EW_MATH, ~)
-
-/* Integer a // b, a % b (sign of b) and fmod (sign of a) in int64, which
- * holds every operand. A divisor 0 gives 0 here (the kernel reports it);
- * b = -1 is done without dividing, so INT64_MIN / -1 wraps instead of
- * trapping. */
-static inline int64_t int_floor_divide(int64_t a, int64_t b) {
-  if (b == 0) return 0;
-  if (b == -1) return (int64_t)(0u - (uint64_t)a);
-  int64_t q = a / b;
-  return q - (a % b != 0 && (a < 0) != (b < 0));
-}
-static inline int64_t int_fmod(int64_t a, int64_t b) { return b == 0 || b == -1 ? 0 : a % b; }
-static inline int64_t int_remainder(int64_t a, int64_t b) {
-  int64_t r = int_fmod(a, b);
-  return r != 0 && (r < 0) != (b < 0) ? r + b : r;
-}
 
 /* An integer division loop: flags a divisor 0 for the driver, which makes
  * it the op's error (PyTorch's ZeroDivisionError). */
@@ -357,9 +321,9 @@ static inline int64_t int_remainder(int64_t a, int64_t b) {
   }
 
 #define DEFINE_INT_EW(arg, S, T, W)                                                       \
-  LOOP2_INT_DIV(floor_divide_##S, T, int_floor_divide)                                    \
-  LOOP2_INT_DIV(fmod_##S, T, int_fmod)                                                    \
-  LOOP2_INT_DIV(remainder_##S, T, int_remainder)                                          \
+  LOOP2_INT_DIV(floor_divide_##S, T, mti_int_floor_divide)                                \
+  LOOP2_INT_DIV(fmod_##S, T, mti_int_fmod)                                                \
+  LOOP2_INT_DIV(remainder_##S, T, mti_int_remainder)                                      \
   LOOP1(square_##S, T, T, NO_PRELUDE, (W)x * (W)x)                                        \
   LOOP1(bitwise_not_##S, T, T, NO_PRELUDE, ~(W)x)                                         \
   LOOP2(bitwise_and_##S, T, T, x & y)                                                     \

@@ -52,6 +52,7 @@ static int checks = 0;
 struct host_exec {
   mutable int contig_runs = 0, strided_runs = 0, where_runs = 0, copies = 0, transposes = 0;
   mutable std::vector<void *> scratches;
+  mutable unsigned fault = 0; /* the stream's fault word */
 
   template <class Op, class S, class D> void contig(const Op &op, const contig_args &a) const {
     contig_runs++;
@@ -94,6 +95,7 @@ struct host_exec {
     scratches.push_back(aligned_alloc(256, (bytes + 255) / 256 * 256));
     return scratches.back();
   }
+  unsigned *fault_word() const { return &fault; }
   mt_status done(const char *) const { return MT_OK; }
   ~host_exec() {
     for (void *p : scratches) free(p);
@@ -221,7 +223,8 @@ static uint64_t tolerance(mti_op op, mt_dtype out, const mti_attrs *at) {
   case MTI_OP_TANH:
   case MTI_OP_SIGMOID:
   case MTI_OP_GELU:
-  case MTI_OP_SILU: break;
+  case MTI_OP_SILU:
+  case MTI_OP_GELU_TANH: break; /* the cpu's float32 tanh is vmath's */
   default: return 0;
   }
   switch (out) {
@@ -253,7 +256,12 @@ static void check_op(const char *what, mti_op op, int n, const mti_view *in, con
   }
   mt_status s1 = elementwise(*x, op, in, n, at, &ours.v);
   mt_status s2 = mti_cpu_run(op, in, n, at, &cpu.v);
-  EXPECT(s1 == MT_OK && s2 == MT_OK, "%s: status %d (cuda) %d (cpu)", what, (int)s1, (int)s2);
+  /* An integer divisor 0: the cpu's error, the fault word on the GPU. */
+  bool zero_divisor = s2 == MT_ERR_INVALID_ARGUMENT && strstr(mt_last_error(), "division by zero");
+  unsigned fault = zero_divisor ? MTW_CUDA_FAULT(op, MTW_CUDA_FAULT_ZERO_DIVISOR) : 0u;
+  EXPECT(s1 == MT_OK && (s2 == MT_OK || zero_divisor), "%s: status %d (cuda) %d (cpu)", what,
+         (int)s1, (int)s2);
+  EXPECT(x->fault == fault, "%s: fault word %#x, expected %#x", what, x->fault, fault);
   compare_views(what, op, ours.v, cpu.v, tolerance(op, om.dtype, at));
 }
 
@@ -262,24 +270,26 @@ static const char *op_name(mti_op op) { return mti_op_get((int)op)->name; }
 /* ---- element ops over all dtypes and layouts ---- */
 
 /* Unary-like ops (one tensor input): contiguous, reversed and 0-d inputs. */
-/* The 0.2 elementwise ops (erf .. masked_fill) have no cuda kernels yet:
- * the backend refuses them with MT_ERR_UNSUPPORTED, so there is nothing to
- * compare until they are written. */
-static bool has_cuda_kernel(int op) { return op < MTI_OP_ERF || op > MTI_OP_MASKED_FILL; }
-
 static void test_one_input_ops() {
   static const double scalars_s0[] = {2.0, 3.0, 2.5, -1.0, -2.0, 0.0, 0.5, 300.0, 1e20, -1e20, 63};
   static const double clamp_bounds[][2] = {{-1.5, 2.5}, {0.0, 0.0}, {3.0, -3.0},
                                            {-INFINITY, INFINITY}, {-1e30, 100.7}, {0.5, 0.5},
                                            {-200.0, 1e10}};
+  /* leaky_relu and elu read s0; nan_to_num s0..s2 (NaN, +inf, -inf) */
+  static const double params[][3] = {{0.01, 3.4028234663852886e38, -3.4028234663852886e38},
+                                     {-2.0, 1e10, -7.0}, {0.0, INFINITY, 2.0},
+                                     {NAN, -INFINITY, 1e300}};
   for (int op = 0; op < MTI_OP_COUNT; op++) {
     mti_op_kind kind = mti_op_get(op)->kind;
     bool one = kind == MTI_KIND_UNARY || kind == MTI_KIND_UNARY_FLOAT || kind == MTI_KIND_SCALAR ||
                kind == MTI_KIND_CLAMP || kind == MTI_KIND_CAST || kind == MTI_KIND_COPY ||
-               (kind == MTI_KIND_LOGICAL && mti_op_get(op)->arity == 1);
-    if (!one || !has_cuda_kernel(op)) continue;
+               kind == MTI_KIND_PREDICATE || kind == MTI_KIND_UNARY_PARAM ||
+               ((kind == MTI_KIND_LOGICAL || kind == MTI_KIND_BITWISE) &&
+                mti_op_get(op)->arity == 1);
+    if (!one) continue;
     int nattr = kind == MTI_KIND_SCALAR ? (int)(sizeof scalars_s0 / sizeof scalars_s0[0])
                 : kind == MTI_KIND_CLAMP ? (int)(sizeof clamp_bounds / sizeof clamp_bounds[0])
+                : kind == MTI_KIND_UNARY_PARAM ? (int)(sizeof params / sizeof params[0])
                 : kind == MTI_KIND_CAST || kind == MTI_KIND_COPY ? MTI_NUM_DTYPES
                                                                    : 1;
     for (int d = 0; d < MTI_NUM_DTYPES; d++) {
@@ -297,6 +307,8 @@ static void test_one_input_ops() {
         memset(&at, 0, sizeof at);
         if (kind == MTI_KIND_SCALAR) at.s0 = scalars_s0[k];
         if (kind == MTI_KIND_CLAMP) at.s0 = clamp_bounds[k][0], at.s1 = clamp_bounds[k][1];
+        if (kind == MTI_KIND_UNARY_PARAM) at.s0 = params[k][0];
+        if (op == MTI_OP_NAN_TO_NUM) at.s1 = params[k][1], at.s2 = params[k][2];
         if (kind == MTI_KIND_CAST || kind == MTI_KIND_COPY) at.dtype = k;
         const mti_view *views[3] = {&a.v, &reversed, &scalar0};
         for (int l = 0; l < 3; l++) {
@@ -318,8 +330,10 @@ static void test_two_input_ops() {
   for (int op = 0; op < MTI_OP_COUNT; op++) {
     mti_op_kind kind = mti_op_get(op)->kind;
     bool two = kind == MTI_KIND_BINARY || kind == MTI_KIND_COMPARE ||
-               (kind == MTI_KIND_LOGICAL && mti_op_get(op)->arity == 2);
-    if (!two || !has_cuda_kernel(op)) continue;
+               kind == MTI_KIND_BINARY_FLOAT || kind == MTI_KIND_DIVISION ||
+               ((kind == MTI_KIND_LOGICAL || kind == MTI_KIND_BITWISE) &&
+                mti_op_get(op)->arity == 2);
+    if (!two) continue;
     for (int da = 0; da < MTI_NUM_DTYPES; da++) {
       for (int db = 0; db < MTI_NUM_DTYPES; db++) {
         int64_t col[2] = {NV, 1}, row[2] = {1, NV}, grid[2] = {NV, NV};
@@ -384,6 +398,37 @@ static void test_where() {
                  what);
       }
     }
+  }
+}
+
+/* masked_fill of a [7, NV] a of every dtype with bool masks of every
+ * broadcast (bytes 2 among the true ones), values that fit and ones that
+ * do not (refused by mti_infer on both sides). */
+static void test_masked_fill() {
+  static const double fills[] = {-1.5, 0.0, 300.0, NAN, INFINITY, -0.0, 1e10};
+  for (int d = 0; d < MTI_NUM_DTYPES; d++) {
+    int64_t shape[2] = {7, NV}, row[2] = {1, NV}, col[2] = {7, 1};
+    host_tensor a((mt_dtype)d, 2, shape), full(MT_BOOL, 2, shape), r(MT_BOOL, 2, row),
+        c(MT_BOOL, 2, col);
+    a.fill(1, 0);
+    full.fill(3, 1);
+    r.fill(7, 2);
+    c.fill(1, 1);
+    mti_view scalar = c.v;
+    scalar.ndim = 0;
+    const mti_view masks[] = {full.v, r.v, c.v, scalar};
+    for (int m = 0; m < 4; m++)
+      for (double v : fills) {
+        mti_attrs at;
+        memset(&at, 0, sizeof at);
+        at.s0 = v;
+        mti_view in[2] = {a.v, masks[m]};
+        char what[160];
+        snprintf(what, sizeof what, "masked_fill(%s, mask %d, %g)", mt_dtype_name((mt_dtype)d),
+                 m, v);
+        host_exec x;
+        check_op(what, MTI_OP_MASKED_FILL, 2, in, &at, &x);
+      }
   }
 }
 
@@ -533,6 +578,21 @@ static void test_paths() {
   host_exec x7;
   elementwise(x7, MTI_OP_GELU, &h.v, 1, &at, &o16.v);
   EXPECT(x7.contig_runs == 1, "f16 gelu: vector kernel");
+  host_tensor b16(MT_BOOL, 1, &n), i32(MT_INT32, 1, &n);
+  host_exec x9;
+  elementwise(x9, MTI_OP_ISNAN, &h.v, 1, &at, &b16.v);
+  EXPECT(x9.contig_runs == 1, "f16 isnan: vector kernel with a bool out");
+  host_exec x10;
+  elementwise(x10, MTI_OP_ISFINITE, &i1.v, 1, &at, &b16.v);
+  EXPECT(x10.strided_runs == 1 && ((uint8_t *)b16.mem)[n - 1] == 1,
+         "isfinite of integers: a fill of true");
+  mti_view in11[2] = {i1.v, i1.v};
+  host_exec x11;
+  ((int32_t *)i1.mem)[n - 1] = 0;
+  elementwise(x11, MTI_OP_FMOD, in11, 2, &at, &i32.v);
+  EXPECT(x11.strided_runs == 1 &&
+             x11.fault == MTW_CUDA_FAULT(MTI_OP_FMOD, MTW_CUDA_FAULT_ZERO_DIVISOR),
+         "int32 fmod by a 0 at the end: 1-d strided kernel, the fault word set");
   int64_t zero = 0;
   host_tensor empty(MT_FLOAT32, 1, &zero);
   mti_view in8[2] = {empty.v, empty.v};
@@ -652,6 +712,27 @@ static void test_hand_values() {
   EXPECT(widen(convert<__half>(65520.0f)) == INFINITY &&
              widen(convert<__half>(2049.0f)) == 2048.0f,
          "float16 rounds to nearest even");
+  EXPECT(mti_int_floor_divide(INT64_MIN, -1) == INT64_MIN && mti_int_floor_divide(-7, 2) == -4 &&
+             mti_int_remainder(-7, 2) == 1 && mti_int_fmod(-7, 2) == -1 &&
+             mti_int_remainder(7, -2) == -1 && mti_int_floor_divide(5, 0) == 0,
+         "integer division rounds down, remainder takes b's sign, INT64_MIN / -1 wraps");
+  op_division floor_div{{}, MTI_OP_FLOOR_DIVIDE, nullptr, 0};
+  EXPECT(signbit(floor_div(-0.5f, 4.0f)) && floor_div(1.0f, 0.0f) == INFINITY &&
+             floor_div(7.0, -2.0) == -4.0,
+         "float floor_divide: zero signs, b = 0, rounding down");
+  unsigned fault = 0;
+  op_division rem{{}, MTI_OP_REMAINDER, &fault, 0x1234u};
+  EXPECT(rem((int64_t)5, (int64_t)0) == 0 && fault == 0x1234u, "an integer divisor 0 faults");
+  rem.code = 0x99u;
+  rem((int64_t)5, (int64_t)0);
+  EXPECT(fault == 0x1234u, "the first fault stays");
+  op_unary_param n2n{{}, MTI_OP_NAN_TO_NUM, {}};
+  memset(&at, 0, sizeof at);
+  at.s0 = 1, at.s1 = 2, at.s2 = 3;
+  n2n.s = scalars_for(MTI_OP_NAN_TO_NUM, MT_FLOAT64, &at);
+  EXPECT(n2n((double)NAN) == 1 && n2n((double)INFINITY) == 2 && n2n(-(double)INFINITY) == 3 &&
+             n2n(-0.25) == -0.25,
+         "nan_to_num reads s0..s2");
   bool8 two = {2};
   EXPECT(convert<bool8>(two).v == 1 && convert<int32_t>(two) == 1 && convert<float>(two) == 1.0f,
          "a bool byte 2 reads as true, 1");
@@ -713,6 +794,7 @@ int main() {
   test_one_input_ops();
   test_two_input_ops();
   test_where();
+  test_masked_fill();
   test_creation();
   test_copy_layouts();
   test_transposes();

@@ -1,7 +1,8 @@
 /*
  * test_gpu_worker.c - the worker's cuda backend through the library: real
  * device properties, cuBLAS matmul in its precision modes, the caching
- * allocator when the GPU is full, and a kernel fault. Needs a GPU: ctest
+ * allocator when the GPU is full, and kernel faults (an index out of range,
+ * an integer divisor 0). Needs a GPU: ctest
  * runs it under gpu_probe, which skips it (77) when there is none.
  */
 #include <math.h>
@@ -125,6 +126,25 @@ START_TEST(test_index_select_fault) {
 }
 END_TEST
 
+/* An integer divisor 0 deep in a large int32 floor_divide is found by the
+ * kernel: the next sync reports the cpu's error (invalid argument,
+ * "b: integer division by zero") and the session goes on. */
+START_TEST(test_zero_divisor_fault) {
+  const int64_t n = (INT64_C(1) << 24) + 3;
+  mt_tensor *a = MH_MADE(mt_arange(1, (double)n + 1, 1, MT_INT32, MH_MODAL));
+  mt_tensor *d = MH_MADE(mt_remainder(a, a)); /* zeros */
+  mt_tensor *q = MH_MADE(mt_floor_divide(a, d));
+  MH_EXPECT(mt_synchronize(MH_MODAL), MT_ERR_INVALID_ARGUMENT, "mt_floor_divide",
+            "integer division by zero");
+  mt_tensor *ok = MH_MADE(mt_floor_divide(a, a));
+  mt_tensor *sum = MH_MADE(mt_sum(ok, 0, NULL, 0));
+  ck_assert(item(sum) == (double)n);
+  MH_OK(mt_synchronize(MH_MODAL));
+  mt_tensor *tensors[] = {sum, ok, q, d, a};
+  for (int i = 0; i < (int)(sizeof tensors / sizeof *tensors); i++) mt_tensor_free(tensors[i]);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu_worker");
   TCase *tc = tcase_create("cuda");
@@ -134,6 +154,7 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, test_matmul_against_cpu);
   tcase_add_test(tc, test_out_of_memory_then_recovery);
   tcase_add_test(tc, test_index_select_fault);
+  tcase_add_test(tc, test_zero_divisor_fault);
   suite_add_tcase(s, tc);
   return s;
 }
