@@ -161,7 +161,7 @@ mt_status mti_cpu_reduce_float(mti_op op, const mti_view *in, const mti_attrs *a
   }
   size_t row_bytes = (size_t)r.len * mt_dtype_size(ct);
   int64_t per = rows_per_task(r.len), ntask = (r.nrows + per - 1) / per;
-#pragma omp parallel for schedule(dynamic) if (r.nrows * r.len >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(dynamic) if (r.nrows * r.len >= MTI_CPU_PARALLEL_MIN && ntask > 1)
   for (int64_t t = 0; t < ntask; t++)
     for (int64_t i = t * per; i < r.nrows && i < (t + 1) * per; i++)
       res[i] = reduce_row(op, ct, r.data + (size_t)i * row_bytes, r.len, at->s0);
