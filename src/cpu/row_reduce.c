@@ -13,8 +13,8 @@
  * over OpenMP threads; results do not depend on the thread count.
  *
  * all and any are amin and amax of the input as bool; max_dim and min_dim
- * are amax/amin and argmax/argmin along the dim: reduce.c's SIMD kernels,
- * column layouts and NaN rules, so values and indices agree.
+ * are argmax/argmin along the dim (reduce.c's SIMD kernels, column layouts
+ * and NaN rules), and the values are picked at those indices.
  */
 #include <math.h>
 #include <stdint.h>
@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "cpu_kernels.h"
 #include "cpu_simd.h"
+#include "index_util.h"
 #include "rows.h"
 #include "vmath.h"
 
@@ -202,14 +203,34 @@ mt_status mti_cpu_reduce_bool(mti_op op, const mti_view *in, const mti_attrs *at
   return s;
 }
 
-/* values: amax/amin along dim; indices: argmax/argmin, which picks the
- * first of equal values and the first NaN, as amax/amin propagate NaN. */
+/* values[o] = the element of in at indices[o] along dim, o enumerating
+ * the kept dims in order (values and indices are contiguous). */
+static void pick_values(const mti_view *in, int dim, const mti_view *indices,
+                        const mti_view *values) {
+  int64_t shape[MT_MAX_DIMS], strides[MT_MAX_DIMS];
+  int nk = 0;
+  for (int d = 0; d < in->ndim; d++) {
+    if (d == dim) continue;
+    shape[nk] = in->shape[d];
+    strides[nk++] = in->strides[d];
+  }
+  size_t esz = mt_dtype_size(in->dtype);
+  int64_t n = mti_shape_numel(values->ndim, values->shape), along = in->ndim ? in->strides[dim] : 0;
+  const int64_t *idx = indices->data;
+#pragma omp parallel for schedule(static) if (n >= MTI_CPU_PARALLEL_MIN)
+  for (int64_t o = 0; o < n; o++) {
+    int64_t off = mti_outer_offset(shape, strides, nk, o) + idx[o] * along;
+    memcpy((char *)values->data + (size_t)o * esz, (const char *)in->data + off * (int64_t)esz,
+           esz);
+  }
+}
+
+/* indices: argmax/argmin along dim, which picks the first of equal values
+ * and the first NaN; values: the elements at those indices. */
 mt_status mti_cpu_extreme_dim(mti_op op, const mti_view *in, const mti_attrs *at,
                               const mti_view *out) {
-  mti_attrs red = *at;
-  red.dims_mask = in->ndim ? 1u << at->dim : 0u;
-  int max = op == MTI_OP_MAX_DIM;
-  mt_status s = mti_cpu_reduce(max ? MTI_OP_AMAX : MTI_OP_AMIN, in, &red, &out[0]);
-  if (!s) s = mti_cpu_argreduce(max ? MTI_OP_ARGMAX : MTI_OP_ARGMIN, in, at, &out[1]);
+  mti_op arg = op == MTI_OP_MAX_DIM ? MTI_OP_ARGMAX : MTI_OP_ARGMIN;
+  mt_status s = mti_cpu_argreduce(arg, in, at, &out[1]);
+  if (!s) pick_values(in, at->dim, &out[1], &out[0]);
   return s;
 }
