@@ -84,6 +84,45 @@ static mt_tensor *run_layer_norm(mt_tensor *const in[2]) {
   return mt_layer_norm(in[0], NULL, NULL, 1e-5);
 }
 
+/* Ops with two results: the second is freed with the first (both are the cost). */
+static mt_tensor *first_of_pair(mt_status st, mt_tensor *const pair[2]) {
+  if (st) return NULL;
+  mt_tensor_free(pair[1]);
+  return pair[0];
+}
+
+static mt_tensor *run_sort(mt_tensor *const in[2]) {
+  mt_tensor *out[2];
+  mt_status st = mt_sort(in[0], -1, 0, &out[0], &out[1]);
+  return first_of_pair(st, out);
+}
+
+static mt_tensor *run_argsort(mt_tensor *const in[2]) { return mt_argsort(in[0], -1, 0); }
+
+static mt_tensor *run_topk10(mt_tensor *const in[2]) {
+  mt_tensor *out[2];
+  mt_status st = mt_topk(in[0], 10, -1, 1, &out[0], &out[1]);
+  return first_of_pair(st, out);
+}
+
+static mt_tensor *run_max_dim1(mt_tensor *const in[2]) {
+  mt_tensor *out[2];
+  mt_status st = mt_max_dim(in[0], 1, 0, &out[0], &out[1]);
+  return first_of_pair(st, out);
+}
+
+static mt_tensor *run_cumsum_dim1(mt_tensor *const in[2]) { return mt_cumsum(in[0], 1); }
+
+static mt_tensor *run_var_dim1(mt_tensor *const in[2]) {
+  const int dims[1] = {1};
+  return mt_var(in[0], 1, dims, 1, 0);
+}
+
+static mt_tensor *run_logsumexp_dim1(mt_tensor *const in[2]) {
+  const int dims[1] = {1};
+  return mt_logsumexp(in[0], 1, dims, 0);
+}
+
 /* The transposed view is free; the cost measured is the strided copy. */
 static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
   mt_tensor *view = mt_transpose(in[0], 0, 1);
@@ -95,10 +134,11 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
 
 /* ------------------------------------------------------------ the suite */
 
-enum { CASE_COUNT = 12 };
+enum { CASE_COUNT = 21 };
 
 static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
   const int64_t n = s->flat, sq = s->square, m1 = s->mm_small, m2 = s->mm_large;
+  const int64_t n_sort = n / 10, narrow = sq / 16, mid = sq / 4; /* 1M, 256, 1024 */
   const bench_case table[CASE_COUNT] = {
       {"add_f32_10M", 1, {n}, 1, {n}, run_add, MT_FLOAT32, n},
       {"mul_bcast_4096x4096_by_4096", 2, {sq, sq}, 1, {sq}, run_mul, MT_FLOAT32, sq * sq},
@@ -113,6 +153,15 @@ static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
        MT_FLOAT32, sq * sq},
       {"cast_f32_to_f16_10M", 1, {n}, -1, {0}, run_cast_f16, MT_FLOAT16, n},
       {"argmax_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_argmax, MT_INT64, sq},
+      {"sort_f32_1M", 1, {n_sort}, -1, {0}, run_sort, MT_FLOAT32, n_sort},
+      {"sort_lastdim_4096x256", 2, {sq, narrow}, -1, {0}, run_sort, MT_FLOAT32, sq * narrow},
+      {"argsort_f32_1M", 1, {n_sort}, -1, {0}, run_argsort, MT_INT64, n_sort},
+      {"topk10_lastdim_4096x1024", 2, {sq, mid}, -1, {0}, run_topk10, MT_FLOAT32, sq * 10},
+      {"topk10_f32_10M", 1, {n}, -1, {0}, run_topk10, MT_FLOAT32, 10},
+      {"cumsum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_cumsum_dim1, MT_FLOAT32, sq * sq},
+      {"var_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_var_dim1, MT_FLOAT32, sq},
+      {"logsumexp_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_logsumexp_dim1, MT_FLOAT32, sq},
+      {"max_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_max_dim1, MT_FLOAT32, sq},
   };
   memcpy(cases, table, sizeof table);
 }

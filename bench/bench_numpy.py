@@ -36,6 +36,19 @@ def layer_norm(x):
     return (x - m) / np.sqrt(v + 1e-5)
 
 
+def topk(a, k):
+    """The k largest along the last dim, sorted, with their indices (torch.topk)."""
+    part = np.argpartition(-a, k - 1, axis=-1)[..., :k]
+    vals = np.take_along_axis(a, part, axis=-1)
+    order = np.argsort(-vals, axis=-1, kind="stable")
+    return np.take_along_axis(vals, order, axis=-1), np.take_along_axis(part, order, axis=-1)
+
+
+def logsumexp(a):
+    m = a.max(axis=1, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
 def make_cases(n, sq, m1, m2):
     """(name, input shapes, op): the order and names of bench_cpu.c."""
     return [
@@ -51,6 +64,17 @@ def make_cases(n, sq, m1, m2):
         ("transpose_contiguous_4096x4096", [(sq, sq)], lambda a: np.ascontiguousarray(a.T)),
         ("cast_f32_to_f16_10M", [(n,)], lambda a: a.astype(np.float16)),
         ("argmax_dim1_4096x4096", [(sq, sq)], lambda a: a.argmax(axis=1)),
+        ("sort_f32_1M", [(n // 10,)], lambda a: (np.sort(a, kind="stable"),
+                                                  np.argsort(a, kind="stable"))),
+        ("sort_lastdim_4096x256", [(sq, sq // 16)], lambda a: (np.sort(a, axis=-1, kind="stable"),
+                                                              np.argsort(a, axis=-1, kind="stable"))),
+        ("argsort_f32_1M", [(n // 10,)], lambda a: np.argsort(a, kind="stable")),
+        ("topk10_lastdim_4096x1024", [(sq, sq // 4)], lambda a: topk(a, 10)),
+        ("topk10_f32_10M", [(n,)], lambda a: topk(a, 10)),
+        ("cumsum_dim1_4096x4096", [(sq, sq)], lambda a: np.cumsum(a, axis=1)),
+        ("var_dim1_4096x4096", [(sq, sq)], lambda a: a.var(axis=1, ddof=1)),
+        ("logsumexp_dim1_4096x4096", [(sq, sq)], logsumexp),
+        ("max_dim1_4096x4096", [(sq, sq)], lambda a: (a.max(axis=1), a.argmax(axis=1))),
     ]
 
 

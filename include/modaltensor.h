@@ -497,6 +497,75 @@ mt_tensor *mt_masked_fill(const mt_tensor *a, const mt_tensor *mask, double valu
 
 /* ---- reductions, scans, sorting (0.2) ---- */
 
+/* Variance / standard deviation over `dims` (as mt_sum's dims: ndims == 0
+ * means all) with Bessel's correction: sum((a - mean)^2) / max(0, N -
+ * correction), N the number of elements reduced (PyTorch's correction; 1
+ * is unbiased, 0 the population variance). A floating a (MT_ERR_DTYPE
+ * otherwise), the result in its dtype; N - correction <= 0 gives inf or
+ * NaN, as dividing by zero does. Errors also: MT_ERR_SHAPE (bad dims),
+ * MT_ERR_INVALID_ARGUMENT (a correction that is not finite). */
+mt_tensor *mt_var(const mt_tensor *a, int ndims, const int *dims, double correction, int keepdim);
+mt_tensor *mt_std(const mt_tensor *a, int ndims, const int *dims, double correction, int keepdim);
+
+/* log(sum(exp(a))) over `dims`, computed around the maximum so that it
+ * neither overflows nor underflows: a row of -inf gives -inf, one with
+ * +inf gives +inf, a NaN gives NaN, an empty extent -inf. Integer and
+ * bool inputs give float32. */
+mt_tensor *mt_logsumexp(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+
+/* The p-norm over `dims` of a floating a (torch.norm / vector_norm):
+ * (sum |a|^p)^(1/p); p = INFINITY is max |a| (0 for an empty extent),
+ * -INFINITY min |a| (an empty extent is MT_ERR_SHAPE), 0 the number of
+ * non-zero elements. p = 2 is the Euclidean norm. NaN p is
+ * MT_ERR_INVALID_ARGUMENT; integer inputs MT_ERR_DTYPE. */
+mt_tensor *mt_norm(const mt_tensor *a, double p, int ndims, const int *dims, int keepdim);
+
+/* Whether every (all) or some (any) element over `dims` is non-zero (NaN
+ * counts as non-zero): bool results from any dtype. The all of nothing is
+ * true, the any of nothing false. */
+mt_tensor *mt_all(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+mt_tensor *mt_any(const mt_tensor *a, int ndims, const int *dims, int keepdim);
+
+/* The maximum / minimum along dim and its index (torch.max(a, dim)):
+ * *values in a's dtype, *indices int64, both without dim (size 1 under
+ * keepdim). Ties give the first index; a NaN is both the maximum and the
+ * minimum (the first NaN's index). Both results are the caller's; on
+ * failure both are NULL and the status says why: MT_ERR_SHAPE (bad dim,
+ * empty extent), MT_ERR_INVALID_ARGUMENT (NULL out-pointers). */
+mt_status mt_max_dim(const mt_tensor *a, int dim, int keepdim, mt_tensor **values,
+                     mt_tensor **indices);
+mt_status mt_min_dim(const mt_tensor *a, int dim, int keepdim, mt_tensor **values,
+                     mt_tensor **indices);
+
+/* Running sum / product along dim, a's shape. Floating inputs keep their
+ * dtype (float16 and bfloat16 accumulate in float32, float32 in double);
+ * integers and bool accumulate in int64 and give int64 (wrapping), as
+ * PyTorch. Errors: MT_ERR_SHAPE (bad dim). */
+mt_tensor *mt_cumsum(const mt_tensor *a, int dim);
+mt_tensor *mt_cumprod(const mt_tensor *a, int dim);
+
+/* Stable sort along dim (ascending, or descending when descending != 0):
+ * *values in a's dtype and *indices (int64) with a's shape, indices[i]
+ * naming where values[i] was. Equal elements keep their order (-0 and +0
+ * are equal); NaN is larger than everything (last ascending, first
+ * descending), as PyTorch. Both results are the caller's; on failure both
+ * are NULL: MT_ERR_SHAPE (bad dim), MT_ERR_INVALID_ARGUMENT (NULL
+ * out-pointers). */
+mt_status mt_sort(const mt_tensor *a, int dim, int descending, mt_tensor **values,
+                  mt_tensor **indices);
+
+/* The indices (int64) mt_sort gives, alone. */
+mt_tensor *mt_argsort(const mt_tensor *a, int dim, int descending);
+
+/* The k largest (largest != 0) or smallest elements along dim and their
+ * int64 indices, sorted (largest first, or smallest first); ties give the
+ * lower index first, NaN counts as the largest. dim gets size k in both
+ * results. 0 <= k <= size of dim, else MT_ERR_INVALID_ARGUMENT; bool
+ * inputs are MT_ERR_DTYPE (as PyTorch). Both results are the caller's; on
+ * failure both are NULL. */
+mt_status mt_topk(const mt_tensor *a, int64_t k, int dim, int largest, mt_tensor **values,
+                  mt_tensor **indices);
+
 /* ---- indexing, shape, creation, sampling (0.2) ---- */
 
 /* An n x m matrix with ones on the diagonal, zeros elsewhere (torch.eye).

@@ -673,14 +673,6 @@ class Tensor:
         index = _index_tensor(index, self.device)  # a local keeps the handle alive
         return _call("index_select", self._h, dim, index._h)
 
-    def any(self, dim=None, keepdim=False):
-        """True where some element along dim (all dims when None) is non-zero."""
-        return (self != 0).sum(dim, keepdim) > 0
-
-    def all(self, dim=None, keepdim=False):
-        """True where every element along dim (all dims when None) is non-zero."""
-        return (self == 0).sum(dim, keepdim) == 0
-
 
 def _alias(t):
     """A new handle viewing all of t."""
@@ -1118,5 +1110,5 @@ FUNCTIONS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne"
              "round", "sign", "reciprocal", "logical_not", "clamp", "clip", "cast", "sum", "mean",
              "prod", "amax", "amin", "argmax", "argmin", "softmax", "log_softmax", "matmul",
              "index_select", "reshape", "permute", "transpose", "expand", "squeeze", "unsqueeze",
-             "flatten", "clone", "contiguous", "any", "all")
+             "flatten", "clone", "contiguous")
 FUNCTION_TABLE = {name: _module_function(name) for name in FUNCTIONS}

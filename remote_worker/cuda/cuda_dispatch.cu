@@ -41,6 +41,12 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_MASKED_FILL: return mtw_cuda_elementwise(ctx, op, in, n, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
+  case MTI_KIND_REDUCE_FLOAT: return mtw_cuda_reduce_float(ctx, op, in, at, out);
+  case MTI_KIND_REDUCE_BOOL: return mtw_cuda_reduce_bool(ctx, op, in, at, out);
+  case MTI_KIND_EXTREME_DIM: return mtw_cuda_extreme_dim(ctx, op, in, at, out);
+  case MTI_KIND_SCAN: return mtw_cuda_scan(ctx, op, in, at, out);
+  case MTI_KIND_SORT:
+  case MTI_KIND_TOPK: return mtw_cuda_sort(ctx, op, in, at, out);
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
   case MTI_KIND_EYE: return mtw_cuda_eye(ctx, out);

@@ -89,6 +89,24 @@ mt_status mtw_cuda_index_select(const mtw_cuda_ctx *ctx, const mti_view *in,
 mt_status mtw_cuda_matmul_generic(const mtw_cuda_ctx *ctx, const mti_view *a, const mti_view *b,
                                   const mti_view *out);
 
+/* ---- reductions, scans, sorting (0.2) ---- */
+
+/* REDUCE_FLOAT (var, std, logsumexp, norm), REDUCE_BOOL (all, any) and
+ * EXTREME_DIM (max_dim, min_dim: out[0] values, out[1] indices)
+ * (cuda_reduce_ops.cu). */
+mt_status mtw_cuda_reduce_float(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                                const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_reduce_bool(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                               const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_extreme_dim(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                               const mti_attrs *at, const mti_view *out);
+/* SCAN (cumsum, cumprod), SORT (sort: values, indices; argsort: indices)
+ * and TOPK (values, indices) through CUB (cuda_scan_sort.cu). */
+mt_status mtw_cuda_scan(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                        const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_sort(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                        const mti_attrs *at, const mti_view *out);
+
 /* ---- indexing, shape, creation, sampling (0.2) ---- */
 
 /* EYE, LINSPACE, RANDINT (Philox as src/core/philox.h), DROPOUT,

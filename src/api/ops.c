@@ -25,9 +25,8 @@ static mt_tensor *binary(mti_op op, const mt_tensor *a, const mt_tensor *b) {
   return mti_run_op(op, 2, in, ab_names, &at);
 }
 
-/* Dims list -> mask of normalised dims; ndims == 0 means every dim. */
-static mt_status dims_to_mask(const char *fn, const mt_tensor *a, int ndims, const int *dims,
-                              uint32_t *mask) {
+mt_status mti_dims_to_mask(const char *fn, const mt_tensor *a, int ndims, const int *dims,
+                           uint32_t *mask) {
   if (ndims < 0 || ndims > MT_MAX_DIMS)
     return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: ndims: %d is outside 0..%d", fn, ndims,
                      MT_MAX_DIMS);
@@ -48,8 +47,7 @@ static mt_status dims_to_mask(const char *fn, const mt_tensor *a, int ndims, con
   return MT_OK;
 }
 
-/* Normalised dim for ops where a 0-d tensor has the one dim 0. */
-static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) {
+mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) {
   int d = 0;
   if (a->ndim == 0 && (dim == 0 || dim == -1)) {
     *out = 0;
@@ -79,7 +77,7 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
   mt_tensor *mt_##name(const mt_tensor *a, int ndims, const int *dims, int keepdim) {   \
     mti_attrs at = {0};                                                                 \
     if (mti_check_tensor("mt_" #name, "a", a) ||                                        \
-        dims_to_mask("mt_" #name, a, ndims, dims, &at.dims_mask))                       \
+        mti_dims_to_mask("mt_" #name, a, ndims, dims, &at.dims_mask))                       \
       return NULL;                                                                      \
     at.flags = keepdim ? MTI_FLAG_KEEPDIM : 0;                                          \
     return unary(MTI_OP_##NAME, a, &at);                                                \
@@ -87,7 +85,7 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_ARGREDUCE(NAME, name)                                                      \
   mt_tensor *mt_##name(const mt_tensor *a, int dim, int keepdim) {                      \
     mti_attrs at = {0};                                                                 \
-    if (mti_check_tensor("mt_" #name, "a", a) || dim_of("mt_" #name, a, dim, &at.dim))  \
+    if (mti_check_tensor("mt_" #name, "a", a) || mti_dim_of("mt_" #name, a, dim, &at.dim))  \
       return NULL;                                                                      \
     at.flags = keepdim ? MTI_FLAG_KEEPDIM : 0;                                          \
     return unary(MTI_OP_##NAME, a, &at);                                                \
@@ -95,7 +93,7 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_SOFTMAX(NAME, name)                                                        \
   mt_tensor *mt_##name(const mt_tensor *a, int dim) {                                   \
     mti_attrs at = {0};                                                                 \
-    if (mti_check_tensor("mt_" #name, "a", a) || dim_of("mt_" #name, a, dim, &at.dim))  \
+    if (mti_check_tensor("mt_" #name, "a", a) || mti_dim_of("mt_" #name, a, dim, &at.dim))  \
       return NULL;                                                                      \
     return unary(MTI_OP_##NAME, a, &at);                                                \
   }
@@ -143,6 +141,13 @@ static mt_status dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *ou
 #define WRAP_KIND_TRIANGLE(N, n, A)
 #define WRAP_KIND_MULTINOMIAL(N, n, A)
 #define WRAP_KIND_DROPOUT(N, n, A)
+/* ---- reductions, scans, sorting (0.2): the others in api/ops_reduce.c ---- */
+#define WRAP_KIND_REDUCE_FLOAT(N, n, A)
+#define WRAP_KIND_REDUCE_BOOL(N, n, A) WRAP_REDUCE(N, n)
+#define WRAP_KIND_EXTREME_DIM(N, n, A)
+#define WRAP_KIND_SCAN(N, n, A) WRAP_SOFTMAX(N, n) /* the same signature: (a, dim) */
+#define WRAP_KIND_SORT(N, n, A)
+#define WRAP_KIND_TOPK(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

@@ -81,6 +81,14 @@ mti_meta mti_tensor_meta(const mt_tensor *t);
 /* Checks t is not NULL; sets MT_ERR_INVALID_ARGUMENT naming fn and arg. */
 mt_status mti_check_tensor(const char *fn, const char *arg, const mt_tensor *t);
 
+/* A dims list as a mask of normalised dims (ndims == 0: every dim; a 0-d
+ * tensor's one dim is 0 or -1); MT_ERR_SHAPE for a bad or repeated dim. */
+mt_status mti_dims_to_mask(const char *fn, const mt_tensor *a, int ndims, const int *dims,
+                           uint32_t *mask);
+
+/* dim normalised for ops where a 0-d tensor has the one dim 0. */
+mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out);
+
 /* Checks that device names a device tensors can be made on now. */
 mt_status mti_check_device(const char *fn, mt_device device);
 

@@ -28,6 +28,7 @@
 #define A_INTS MTI_ATTR_INTS
 #define A_KEEPDIM (MTI_FLAG_KEEPDIM << MTI_ATTR_FLAG_SHIFT)
 #define A_TF32 (MTI_FLAG_TF32 << MTI_ATTR_FLAG_SHIFT)
+#define A_DESCENDING (MTI_FLAG_DESCENDING << MTI_ATTR_FLAG_SHIFT)
 #define A_REPLACEMENT (MTI_FLAG_REPLACEMENT << MTI_ATTR_FLAG_SHIFT)
 #define A_PAD_REFLECT (MTI_FLAG_PAD_REFLECT << MTI_ATTR_FLAG_SHIFT)
 #define A_PAD_REPLICATE (MTI_FLAG_PAD_REPLICATE << MTI_ATTR_FLAG_SHIFT)
@@ -98,7 +99,7 @@ static const char *const slot_names[] = {"s0",   "s1",    "s2",   "seed",
                                          "dims", "dim",   "dtype", "ints"};
 
 /* Names of the flags for messages, in MTI_FLAG_* bit order. */
-static const char *const flag_names[] = {"KEEPDIM", "TF32", [5] = "REPLACEMENT",
+static const char *const flag_names[] = {"KEEPDIM", "TF32", "DESCENDING", [5] = "REPLACEMENT",
                                           [6] = "PAD_REFLECT", [7] = "PAD_REPLICATE"};
 
 static int slot_used(const mti_attrs *at, int slot) {
@@ -445,6 +446,77 @@ static mt_status infer_masked_fill(const infer_ctx *c, const mti_meta *in, const
 
 /* ---- rules: reductions, scans, sorting (0.2) ---- */
 
+static mt_status check_dims_mask(const infer_ctx *c, const mti_meta *a, uint32_t mask) {
+  uint32_t all = a->ndim ? (uint32_t)((1u << a->ndim) - 1u) : 0u;
+  if (mask & ~all)
+    return mti_error(MT_ERR_SHAPE, "%s: dims: mask 0x%x names dims a %d-d tensor lacks", c->fn,
+                     mask, a->ndim);
+  return MT_OK;
+}
+
+/* var, std and norm take floating inputs (as PyTorch), logsumexp any
+ * (integers and bool give float32). correction and p must be numbers; the
+ * -inf norm of an empty extent has no value. */
+static mt_status infer_reduce_float(const infer_ctx *c, mti_op op, const mti_meta *a,
+                                    const mti_attrs *at, mti_meta *out) {
+  mt_status s = check_dims_mask(c, a, at->dims_mask);
+  if (s) return s;
+  if (op != MTI_OP_LOGSUMEXP && !mti_dtype_is_float(a->dtype))
+    return mti_error(MT_ERR_DTYPE, "%s: a: %s is not a floating dtype", c->fn,
+                     mt_dtype_name(a->dtype));
+  if ((op == MTI_OP_VAR || op == MTI_OP_STD) && !isfinite(at->s0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: correction: %g is not finite", c->fn, at->s0);
+  if (op == MTI_OP_NORM && isnan(at->s0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: p: NaN is not an order", c->fn);
+  if (op == MTI_OP_NORM && at->s0 == -INFINITY && (s = check_empty_extent(c, a, at->dims_mask)))
+    return s;
+  reduced_shape(a, at->dims_mask, (at->flags & MTI_FLAG_KEEPDIM) != 0, out,
+                float_result(a->dtype));
+  return MT_OK;
+}
+
+/* max_dim, min_dim: values in a's dtype and int64 indices, both reduced
+ * along dim, which must not be empty. */
+static mt_status infer_extreme_dim(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                                   mti_meta *out) {
+  mt_status s = infer_argreduce(c, a, at, &out[1]);
+  if (s) return s;
+  out[0] = out[1];
+  out[0].dtype = a->dtype;
+  return MT_OK;
+}
+
+/* sort: values and int64 indices of a's shape; argsort: the indices. */
+static mt_status infer_sort(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                            mti_meta *out) {
+  mt_status s = check_dim(c, "dim", at->dim, a->ndim);
+  if (s) return s;
+  for (int k = 0; k < c->info->nout; k++) set_out(&out[k], MT_INT64, a->ndim, a->shape);
+  if (c->info->nout == 2) out[0].dtype = a->dtype;
+  return MT_OK;
+}
+
+/* topk: k = ints[0] in [0, size of dim] (a 0-d tensor's one dim has size
+ * 1 and keeps its shape); bool is refused, as PyTorch does. */
+static mt_status infer_topk(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                            mti_meta *out) {
+  mt_status s = check_dim(c, "dim", at->dim, a->ndim);
+  if (s) return s;
+  if (a->dtype == MT_BOOL) return mti_error(MT_ERR_DTYPE, "%s: a: not supported for bool", c->fn);
+  if (at->n_ints != 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: k: %d integer attributes, expected 1", c->fn,
+                     at->n_ints);
+  int64_t size = a->ndim ? a->shape[at->dim] : 1, k = at->ints[0];
+  if (k < 0 || k > size)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: k: %lld is outside [0, %lld] (the size of dim %d)",
+                     c->fn, (long long)k, (long long)size, at->dim);
+  set_out(&out[0], a->dtype, a->ndim, a->shape);
+  if (a->ndim) out[0].shape[at->dim] = k;
+  out[1] = out[0];
+  out[1].dtype = MT_INT64;
+  return MT_OK;
+}
+
 /* ---- rules: indexing, shape, creation, sampling (0.2) ---- */
 
 static mt_status check_index_dtype(const infer_ctx *c, const char *arg, const mti_meta *idx) {
@@ -758,6 +830,19 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_MASKED_FILL: return infer_masked_fill(c, in, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
+  case MTI_KIND_REDUCE_FLOAT: return infer_reduce_float(c, op, &in[0], at, out);
+  case MTI_KIND_REDUCE_BOOL:
+    if ((s = check_dims_mask(c, &in[0], at->dims_mask))) return s;
+    reduced_shape(&in[0], at->dims_mask, (at->flags & MTI_FLAG_KEEPDIM) != 0, out, MT_BOOL);
+    return MT_OK;
+  case MTI_KIND_EXTREME_DIM: return infer_extreme_dim(c, &in[0], at, out);
+  case MTI_KIND_SCAN:
+    if ((s = check_dim(c, "dim", at->dim, in[0].ndim))) return s;
+    set_out(out, mti_dtype_is_float(in[0].dtype) ? in[0].dtype : MT_INT64, in[0].ndim,
+            in[0].shape);
+    return MT_OK;
+  case MTI_KIND_SORT: return infer_sort(c, &in[0], at, out);
+  case MTI_KIND_TOPK: return infer_topk(c, &in[0], at, out);
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
   case MTI_KIND_EYE:

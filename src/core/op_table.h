@@ -44,6 +44,7 @@ enum {
 enum {
   MTI_FLAG_KEEPDIM = 1u << 0,     /* reductions keep reduced dims           */
   MTI_FLAG_TF32 = 1u << 1,        /* matmul: float32 may use TF32 (GPU)    */
+  MTI_FLAG_DESCENDING = 1u << 2,  /* sort, argsort: descending; topk: largest */
   MTI_FLAG_REPLACEMENT = 1u << 5, /* multinomial: draw with replacement     */
   MTI_FLAG_PAD_REFLECT = 1u << 6, /* pad: reflect (neither flag: constant)  */
   MTI_FLAG_PAD_REPLICATE = 1u << 7, /* pad: replicate the edge              */

@@ -97,6 +97,12 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_MASKED_FILL: return run_elementwise(op, info->kind, in, n, at, out);
 
   /* ---- reductions, scans, sorting (0.2) ---- */
+  case MTI_KIND_REDUCE_FLOAT: return mti_cpu_reduce_float(op, &in[0], at, out);
+  case MTI_KIND_REDUCE_BOOL: return mti_cpu_reduce_bool(op, &in[0], at, out);
+  case MTI_KIND_EXTREME_DIM: return mti_cpu_extreme_dim(op, &in[0], at, out);
+  case MTI_KIND_SCAN: return mti_cpu_scan(op, &in[0], at, out);
+  case MTI_KIND_SORT:
+  case MTI_KIND_TOPK: return mti_cpu_sort(op, &in[0], at, out);
 
   /* ---- indexing, shape, creation, sampling (0.2) ---- */
   case MTI_KIND_EYE: return mti_cpu_eye(out);

@@ -39,6 +39,21 @@ mt_status mti_cpu_index_select(const mti_view *a, const mti_view *index, const m
 /* RANDOM */
 mt_status mti_cpu_random(mti_op op, const mti_attrs *at, const mti_view *out);
 
+/* ---- reductions, scans, sorting (0.2) ---- */
+
+/* REDUCE_FLOAT (var std logsumexp norm) REDUCE_BOOL (all any) EXTREME_DIM
+ * (max_dim min_dim: out[0] values, out[1] indices) (row_reduce.c) */
+mt_status mti_cpu_reduce_float(mti_op op, const mti_view *in, const mti_attrs *at,
+                               const mti_view *out);
+mt_status mti_cpu_reduce_bool(mti_op op, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+mt_status mti_cpu_extreme_dim(mti_op op, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+/* SCAN (cumsum cumprod) SORT (sort: values, indices; argsort: indices) TOPK
+ * (values, indices) (scan_sort.c) */
+mt_status mti_cpu_scan(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_sort(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out);
+
 /* ---- indexing, shape, creation, sampling (0.2) ---- */
 
 /* EYE LINSPACE RANDINT (sample.c): out's shape as mti_infer gave it */
