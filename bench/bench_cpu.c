@@ -10,7 +10,9 @@
  * is spent (at least MIN_REPS reps, at most MAX_REPS) or exactly --reps times.
  * A rep times the op together with freeing its result: allocating and
  * releasing the output is part of an op's cost, as it is in NumPy. The
- * reported figure is the median of the reps.
+ * reported figure is the median of the reps. Small-op cases (batch > 1) time
+ * `batch` calls per rep, so that the clock's own cost does not count, and
+ * report the time per call.
  *
  * Usage: mt_bench [--filter SUBSTR] [--reps N] [--warmup N] [--seconds S]
  *                 [--quick] [--list]
@@ -62,6 +64,7 @@ typedef struct bench_case {
   bench_fn run;
   mt_dtype out_dtype;
   int64_t out_numel;
+  int batch; /* calls per timed rep (small-op cases); 0 means 1 */
 } bench_case;
 
 /* ------------------------------------------------------------ the ops */
@@ -74,6 +77,8 @@ static mt_tensor *run_softmax(mt_tensor *const in[2]) { return mt_softmax(in[0],
 static mt_tensor *run_matmul(mt_tensor *const in[2]) { return mt_matmul(in[0], in[1]); }
 static mt_tensor *run_cast_f16(mt_tensor *const in[2]) { return mt_cast(in[0], MT_FLOAT16); }
 static mt_tensor *run_argmax(mt_tensor *const in[2]) { return mt_argmax(in[0], 1, 0); }
+
+static mt_tensor *run_slice(mt_tensor *const in[2]) { return mt_slice(in[0], 0, 2, 10, 1); }
 
 static mt_tensor *run_sum_dim1(mt_tensor *const in[2]) {
   const int dims[1] = {1};
@@ -95,24 +100,27 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
 
 /* ------------------------------------------------------------ the suite */
 
-enum { CASE_COUNT = 12 };
+enum { CASE_COUNT = 14, SMALL_BATCH = 1000 };
 
 static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
   const int64_t n = s->flat, sq = s->square, m1 = s->mm_small, m2 = s->mm_large;
   const bench_case table[CASE_COUNT] = {
-      {"add_f32_10M", 1, {n}, 1, {n}, run_add, MT_FLOAT32, n},
-      {"mul_bcast_4096x4096_by_4096", 2, {sq, sq}, 1, {sq}, run_mul, MT_FLOAT32, sq * sq},
-      {"exp_f32_10M", 1, {n}, -1, {0}, run_exp, MT_FLOAT32, n},
-      {"sum_all_f32_10M", 1, {n}, -1, {0}, run_sum_all, MT_FLOAT32, 1},
-      {"sum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_sum_dim1, MT_FLOAT32, sq},
-      {"softmax_lastdim_4096x4096", 2, {sq, sq}, -1, {0}, run_softmax, MT_FLOAT32, sq * sq},
-      {"layer_norm_4096x4096", 2, {sq, sq}, -1, {0}, run_layer_norm, MT_FLOAT32, sq * sq},
-      {"matmul_f32_1024", 2, {m1, m1}, 2, {m1, m1}, run_matmul, MT_FLOAT32, m1 * m1},
-      {"matmul_f32_2048", 2, {m2, m2}, 2, {m2, m2}, run_matmul, MT_FLOAT32, m2 * m2},
+      {"add_f32_10M", 1, {n}, 1, {n}, run_add, MT_FLOAT32, n, 1},
+      {"mul_bcast_4096x4096_by_4096", 2, {sq, sq}, 1, {sq}, run_mul, MT_FLOAT32, sq * sq, 1},
+      {"exp_f32_10M", 1, {n}, -1, {0}, run_exp, MT_FLOAT32, n, 1},
+      {"sum_all_f32_10M", 1, {n}, -1, {0}, run_sum_all, MT_FLOAT32, 1, 1},
+      {"sum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_sum_dim1, MT_FLOAT32, sq, 1},
+      {"softmax_lastdim_4096x4096", 2, {sq, sq}, -1, {0}, run_softmax, MT_FLOAT32, sq * sq, 1},
+      {"layer_norm_4096x4096", 2, {sq, sq}, -1, {0}, run_layer_norm, MT_FLOAT32, sq * sq, 1},
+      {"matmul_f32_1024", 2, {m1, m1}, 2, {m1, m1}, run_matmul, MT_FLOAT32, m1 * m1, 1},
+      {"matmul_f32_2048", 2, {m2, m2}, 2, {m2, m2}, run_matmul, MT_FLOAT32, m2 * m2, 1},
       {"transpose_contiguous_4096x4096", 2, {sq, sq}, -1, {0}, run_transpose_contiguous,
-       MT_FLOAT32, sq * sq},
-      {"cast_f32_to_f16_10M", 1, {n}, -1, {0}, run_cast_f16, MT_FLOAT16, n},
-      {"argmax_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_argmax, MT_INT64, sq},
+       MT_FLOAT32, sq * sq, 1},
+      {"cast_f32_to_f16_10M", 1, {n}, -1, {0}, run_cast_f16, MT_FLOAT16, n, 1},
+      {"argmax_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_argmax, MT_INT64, sq, 1},
+      /* small-op overhead: create, compute, free */
+      {"small_add_f32_16", 1, {16}, 1, {16}, run_add, MT_FLOAT32, 16, SMALL_BATCH},
+      {"small_view_slice_16", 1, {16}, -1, {0}, run_slice, MT_FLOAT32, 8, SMALL_BATCH},
   };
   memcpy(cases, table, sizeof table);
 }
@@ -165,8 +173,9 @@ static int warm_up(const bench_case *c, mt_tensor *const in[2], int check) {
   return ok ? 0 : -1;
 }
 
-/* Times reps of the op (call + free of its result); fills the median and
- * the minimum in milliseconds and the number of reps. */
+/* Times reps of the op (call + free of its result, `batch` times per rep);
+ * fills the median and the minimum per call in milliseconds and the number
+ * of reps. */
 static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_options *o,
                      double *median_ms, double *min_ms, int *reps_done) {
   const int cap = o->reps > 0 ? o->reps : MAX_REPS;
@@ -175,18 +184,23 @@ static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_op
     fprintf(stderr, "mt_bench: %s: out of memory for %d samples\n", c->name, cap);
     return -1;
   }
+  const int batch = c->batch > 1 ? c->batch : 1;
   int n = 0;
   const double start = now_seconds();
   while (n < cap) {
+    int ok = 1;
     const double t0 = now_seconds();
-    mt_tensor *out = c->run(in);
-    mt_tensor_free(out);
+    for (int b = 0; b < batch; b++) {
+      mt_tensor *out = c->run(in);
+      ok &= out != NULL;
+      mt_tensor_free(out);
+    }
     const double t1 = now_seconds();
-    if (!out) {
+    if (!ok) {
       free(samples);
       return report_api_failure(c, "op");
     }
-    samples[n++] = (t1 - t0) * 1e3;
+    samples[n++] = (t1 - t0) * 1e3 / batch;
     if (o->reps == 0 && n >= MIN_REPS && t1 - start >= o->seconds) break;
   }
   *reps_done = n;

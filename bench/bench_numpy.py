@@ -22,6 +22,7 @@ import numpy as np
 
 MIN_REPS = 5
 MAX_REPS = 1000
+SMALL_BATCH = 1000  # calls per timed rep of the small_ cases, as bench_cpu.c
 INPUT_SEED = 1234
 
 
@@ -51,6 +52,8 @@ def make_cases(n, sq, m1, m2):
         ("transpose_contiguous_4096x4096", [(sq, sq)], lambda a: np.ascontiguousarray(a.T)),
         ("cast_f32_to_f16_10M", [(n,)], lambda a: a.astype(np.float16)),
         ("argmax_dim1_4096x4096", [(sq, sq)], lambda a: a.argmax(axis=1)),
+        ("small_add_f32_16", [(16,), (16,)], lambda a, b: a + b),
+        ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
     ]
 
 
@@ -100,16 +103,20 @@ def blas_description():
     return {"source": "/proc/self/maps", "libraries": paths, "openblas": openblas_details(paths)}
 
 
-def time_case(fn, inputs, reps, seconds):
+def time_case(fn, inputs, reps, seconds, batch=1):
+    """Median and minimum ms per call, and the reps; a rep times `batch`
+    calls (small-op cases, as bench_cpu.c)."""
     samples = []
     cap = reps if reps else MAX_REPS
+    calls = range(batch)
     start = time.perf_counter()
     while len(samples) < cap:
         t0 = time.perf_counter()
-        out = fn(*inputs)
-        del out
+        for _ in calls:
+            out = fn(*inputs)
+            del out
         t1 = time.perf_counter()
-        samples.append((t1 - t0) * 1e3)
+        samples.append((t1 - t0) * 1e3 / batch)
         if not reps and len(samples) >= MIN_REPS and t1 - start >= seconds:
             break
     return statistics.median(samples), min(samples), len(samples)
@@ -156,7 +163,8 @@ def main():
         inputs = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
         for _ in range(max(args.warmup, 1)):
             fn(*inputs)
-        median_ms, min_ms, reps = time_case(fn, inputs, args.reps, args.seconds)
+        batch = SMALL_BATCH if name.startswith("small_") else 1
+        median_ms, min_ms, reps = time_case(fn, inputs, args.reps, args.seconds, batch)
         print(json.dumps({"case": name, "shape": shape_text(shapes), "median_ms": round(median_ms, 6),
                           "min_ms": round(min_ms, 6), "reps": reps}), flush=True)
         del inputs
