@@ -1,14 +1,84 @@
 /*
- * test_runtime.c - the cpu runtime: the free lists that recycle tensor
- * handles and small storages (src/api/pool.c).
+ * test_runtime.c - the cpu runtime: the thread count (mt_set_num_threads)
+ * and the free lists that recycle tensor handles and small storages
+ * (src/api/pool.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test_util.h"
+
+START_TEST(test_num_threads_set_and_reset) {
+  int def = mt_get_num_threads();
+  ck_assert_int_ge(def, 1);
+  mt_set_num_threads(3);
+  ck_assert_int_eq(mt_get_num_threads(), 3);
+  mt_set_num_threads(0);
+  ck_assert_int_eq(mt_get_num_threads(), def);
+}
+END_TEST
+
+START_TEST(test_num_threads_negative_refused) {
+  int before = mt_get_num_threads();
+  mt_clear_error();
+  mt_set_num_threads(-1);
+  ck_assert_int_eq(mt_last_status(), MT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(mt_last_error(), "mt_set_num_threads"));
+  ck_assert_int_eq(mt_get_num_threads(), before);
+}
+END_TEST
+
+/* Another libgomp user (PyTorch does this on import) does not change ours. */
+START_TEST(test_num_threads_ignores_omp_setting) {
+  int before = mt_get_num_threads();
+  int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  ck_assert_int_eq(mt_get_num_threads(), before);
+  omp_set_num_threads(saved);
+}
+END_TEST
+
+/* Results do not depend on the thread count: exp over enough elements to
+ * be split, an exact integer sum and a matmul (BLAS). */
+START_TEST(test_results_same_for_any_thread_count) {
+  enum { N = 300000, M = 96 };
+  double *v = malloc(sizeof(double) * N);
+  for (int i = 0; i < N; i++) v[i] = (i % 1000) * 0.01 - 5.0;
+  mt_tensor *a = TU_TENSOR(v, 1, TU_SHAPE(N), MT_FLOAT32);
+  mt_tensor *ai = TU_TENSOR(v, 1, TU_SHAPE(N), MT_INT64);
+  mt_tensor *m = TU_TENSOR(v, 2, TU_SHAPE(M, M), MT_FLOAT32);
+  double *res[2], *prod[2], sums[2];
+  for (int k = 0; k < 2; k++) {
+    mt_set_num_threads(k + 1);
+    mt_tensor *e = TU_OK(mt_exp(a));
+    mt_tensor *s = TU_OK(mt_sum(ai, 0, NULL, 0));
+    mt_tensor *p = TU_OK(mt_matmul(m, m));
+    res[k] = TU_READ(e);
+    prod[k] = TU_READ(p);
+    ck_assert_int_eq(mt_item(s, &sums[k]), MT_OK);
+    mt_tensor_free(e);
+    mt_tensor_free(s);
+    mt_tensor_free(p);
+  }
+  mt_set_num_threads(0);
+  for (int i = 0; i < N; i++) ck_assert_double_eq(res[0][i], res[1][i]);
+  for (int i = 0; i < M * M; i++) ck_assert_double_eq_tol(prod[0][i], prod[1][i], 1e-3);
+  ck_assert_double_eq(sums[0], sums[1]);
+  for (int k = 0; k < 2; k++) {
+    free(res[k]);
+    free(prod[k]);
+  }
+  free(v);
+  mt_tensor_free(a);
+  mt_tensor_free(ai);
+  mt_tensor_free(m);
+}
+END_TEST
 
 /* Recycled storages of every small class hold exactly what the next op
  * writes: zeros after ones, in sizes across the class bounds. */
@@ -149,7 +219,13 @@ END_TEST
 
 static Suite *runtime_suite(void) {
   Suite *s = suite_create("runtime");
-  TCase *tc = tcase_create("free_lists");
+  TCase *tc = tcase_create("threads");
+  tcase_add_test(tc, test_num_threads_set_and_reset);
+  tcase_add_test(tc, test_num_threads_negative_refused);
+  tcase_add_test(tc, test_num_threads_ignores_omp_setting);
+  tcase_add_test(tc, test_results_same_for_any_thread_count);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("free_lists");
   tcase_add_test(tc, test_recycled_storage_is_overwritten);
   tcase_add_test(tc, test_small_storage_aligned);
   tcase_add_test(tc, test_many_live_tensors_keep_values);

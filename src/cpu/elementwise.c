@@ -149,12 +149,7 @@ static void run_range(const ew_job *j, int64_t begin, int64_t end, char *scratch
 
 /* Threads for `work` elements: one below MTI_CPU_PARALLEL_MIN (or inside a
  * parallel region), and at least half of that per thread above it. */
-static int threads_for(int64_t work) {
-  if (work < MTI_CPU_PARALLEL_MIN || omp_in_parallel()) return 1;
-  int64_t most = work / (MTI_CPU_PARALLEL_MIN / 2);
-  int max = omp_get_max_threads();
-  return most < max ? (int)most : max;
-}
+static int threads_for(int64_t work) { return mti_cpu_threads_for(work, MTI_CPU_PARALLEL_MIN / 2); }
 
 /* A small op whose operands all are dense arrays of the dtypes the kernel
  * wants runs as one kernel call, without the layout and the odometer (which
