@@ -10,7 +10,9 @@
  * is spent (at least MIN_REPS reps, at most MAX_REPS) or exactly --reps times.
  * A rep times the op together with freeing its result: allocating and
  * releasing the output is part of an op's cost, as it is in NumPy. The
- * reported figure is the median of the reps.
+ * reported figure is the median of the reps. Small-op cases (batch > 1) time
+ * `batch` calls per rep, so that the clock's own cost does not count, and
+ * report the time per call.
  *
  * Usage: mt_bench [--filter SUBSTR] [--reps N] [--warmup N] [--seconds S]
  *                 [--quick] [--list]
@@ -52,7 +54,8 @@ typedef mt_tensor *(*bench_fn)(mt_tensor *const in[2]);
 
 /* One case: input shapes (b is absent when ndim_b < 0), the op, and what
  * its result must look like (checked once, on the first warm-up result, so
- * that a broken op is never reported as a fast one). */
+ * that a broken op is never reported as a fast one). Rows are written with
+ * CASE (below); the optional fields default to 0. */
 typedef struct bench_case {
   const char *name;
   int ndim_a;
@@ -62,6 +65,8 @@ typedef struct bench_case {
   bench_fn run;
   mt_dtype out_dtype;
   int64_t out_numel;
+  int batch;        /* calls per timed rep (small-op cases); 0 means 1 */
+  mt_dtype in_dtype; /* dtype of the inputs; 0 (MT_BOOL) means float32 */
 } bench_case;
 
 /* ------------------------------------------------------------ the ops */
@@ -74,6 +79,12 @@ static mt_tensor *run_softmax(mt_tensor *const in[2]) { return mt_softmax(in[0],
 static mt_tensor *run_matmul(mt_tensor *const in[2]) { return mt_matmul(in[0], in[1]); }
 static mt_tensor *run_cast_f16(mt_tensor *const in[2]) { return mt_cast(in[0], MT_FLOAT16); }
 static mt_tensor *run_argmax(mt_tensor *const in[2]) { return mt_argmax(in[0], 1, 0); }
+
+static mt_tensor *run_gelu(mt_tensor *const in[2]) { return mt_gelu(in[0]); }
+static mt_tensor *run_gelu_tanh(mt_tensor *const in[2]) { return mt_gelu_tanh(in[0]); }
+static mt_tensor *run_silu(mt_tensor *const in[2]) { return mt_silu(in[0]); }
+static mt_tensor *run_log_softmax(mt_tensor *const in[2]) { return mt_log_softmax(in[0], -1); }
+static mt_tensor *run_slice(mt_tensor *const in[2]) { return mt_slice(in[0], 0, 2, 10, 1); }
 
 static mt_tensor *run_sum_dim1(mt_tensor *const in[2]) {
   const int dims[1] = {1};
@@ -134,34 +145,72 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
 
 /* ------------------------------------------------------------ the suite */
 
-enum { CASE_COUNT = 21 };
+/* A row: name, input a's ndim and shape, b's (ndim -1: none), the op, the
+ * result's dtype and element count, then optional fields (.batch, .in_dtype).
+ * scripts/bench.sh compares every row with NumPy and PyTorch: a new row gets
+ * its lines in bench/bench_numpy.py and bench/bench_torch_cpu.py by name. */
+#define CASE(name_, nda, sa, ndb, sb, fn, odt, onumel, ...)                                  \
+  {.name = name_, .ndim_a = nda, .shape_a = {sa}, .ndim_b = ndb, .shape_b = {sb}, .run = fn,  \
+   .out_dtype = odt, .out_numel = onumel, __VA_ARGS__}
+#define SHAPE(...) __VA_ARGS__
+
+enum { CASE_COUNT = 37, SMALL_BATCH = 1000 };
+
+/* Rows of the transformer-sized kernels: [rows, cols] as a BERT-base layer
+ * at batch 8 x 49 tokens (hidden 384, MLP 1536, attention rows of 49). */
+enum { TF_ROWS = 392, TF_HIDDEN = 384, TF_MLP = 1536, ATT_ROWS = 8 * 6 * 49, ATT_COLS = 49 };
 
 static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
   const int64_t n = s->flat, sq = s->square, m1 = s->mm_small, m2 = s->mm_large;
+  const int64_t mlp = TF_ROWS * TF_MLP, att = ATT_ROWS * ATT_COLS, hid = TF_ROWS * TF_HIDDEN;
   const int64_t n_sort = n / 10, narrow = sq / 16, mid = sq / 4; /* 1M, 256, 1024 */
   const bench_case table[CASE_COUNT] = {
-      {"add_f32_10M", 1, {n}, 1, {n}, run_add, MT_FLOAT32, n},
-      {"mul_bcast_4096x4096_by_4096", 2, {sq, sq}, 1, {sq}, run_mul, MT_FLOAT32, sq * sq},
-      {"exp_f32_10M", 1, {n}, -1, {0}, run_exp, MT_FLOAT32, n},
-      {"sum_all_f32_10M", 1, {n}, -1, {0}, run_sum_all, MT_FLOAT32, 1},
-      {"sum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_sum_dim1, MT_FLOAT32, sq},
-      {"softmax_lastdim_4096x4096", 2, {sq, sq}, -1, {0}, run_softmax, MT_FLOAT32, sq * sq},
-      {"layer_norm_4096x4096", 2, {sq, sq}, -1, {0}, run_layer_norm, MT_FLOAT32, sq * sq},
-      {"matmul_f32_1024", 2, {m1, m1}, 2, {m1, m1}, run_matmul, MT_FLOAT32, m1 * m1},
-      {"matmul_f32_2048", 2, {m2, m2}, 2, {m2, m2}, run_matmul, MT_FLOAT32, m2 * m2},
-      {"transpose_contiguous_4096x4096", 2, {sq, sq}, -1, {0}, run_transpose_contiguous,
-       MT_FLOAT32, sq * sq},
-      {"cast_f32_to_f16_10M", 1, {n}, -1, {0}, run_cast_f16, MT_FLOAT16, n},
-      {"argmax_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_argmax, MT_INT64, sq},
-      {"sort_f32_1M", 1, {n_sort}, -1, {0}, run_sort, MT_FLOAT32, n_sort},
-      {"sort_lastdim_4096x256", 2, {sq, narrow}, -1, {0}, run_sort, MT_FLOAT32, sq * narrow},
-      {"argsort_f32_1M", 1, {n_sort}, -1, {0}, run_argsort, MT_INT64, n_sort},
-      {"topk10_lastdim_4096x1024", 2, {sq, mid}, -1, {0}, run_topk10, MT_FLOAT32, sq * 10},
-      {"topk10_f32_10M", 1, {n}, -1, {0}, run_topk10, MT_FLOAT32, 10},
-      {"cumsum_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_cumsum_dim1, MT_FLOAT32, sq * sq},
-      {"var_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_var_dim1, MT_FLOAT32, sq},
-      {"logsumexp_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_logsumexp_dim1, MT_FLOAT32, sq},
-      {"max_dim1_4096x4096", 2, {sq, sq}, -1, {0}, run_max_dim1, MT_FLOAT32, sq},
+      CASE("add_f32_10M", 1, n, 1, n, run_add, MT_FLOAT32, n),
+      CASE("mul_bcast_4096x4096_by_4096", 2, SHAPE(sq, sq), 1, sq, run_mul, MT_FLOAT32, sq * sq),
+      CASE("exp_f32_10M", 1, n, -1, 0, run_exp, MT_FLOAT32, n),
+      CASE("sum_all_f32_10M", 1, n, -1, 0, run_sum_all, MT_FLOAT32, 1),
+      CASE("sum_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_sum_dim1, MT_FLOAT32, sq),
+      CASE("softmax_lastdim_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_softmax, MT_FLOAT32, sq * sq),
+      CASE("layer_norm_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_layer_norm, MT_FLOAT32, sq * sq),
+      CASE("matmul_f32_1024", 2, SHAPE(m1, m1), 2, SHAPE(m1, m1), run_matmul, MT_FLOAT32, m1 * m1),
+      CASE("matmul_f32_2048", 2, SHAPE(m2, m2), 2, SHAPE(m2, m2), run_matmul, MT_FLOAT32, m2 * m2),
+      CASE("transpose_contiguous_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_transpose_contiguous,
+           MT_FLOAT32, sq * sq),
+      CASE("cast_f32_to_f16_10M", 1, n, -1, 0, run_cast_f16, MT_FLOAT16, n),
+      CASE("argmax_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_argmax, MT_INT64, sq),
+      /* sorting, selection, scans and row reductions */
+      CASE("sort_f32_1M", 1, n_sort, -1, 0, run_sort, MT_FLOAT32, n_sort),
+      CASE("sort_lastdim_4096x256", 2, SHAPE(sq, narrow), -1, 0, run_sort, MT_FLOAT32, sq * narrow),
+      CASE("argsort_f32_1M", 1, n_sort, -1, 0, run_argsort, MT_INT64, n_sort),
+      CASE("topk10_lastdim_4096x1024", 2, SHAPE(sq, mid), -1, 0, run_topk10, MT_FLOAT32, sq * 10),
+      CASE("topk10_f32_10M", 1, n, -1, 0, run_topk10, MT_FLOAT32, 10),
+      CASE("cumsum_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_cumsum_dim1, MT_FLOAT32, sq * sq),
+      CASE("var_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_var_dim1, MT_FLOAT32, sq),
+      CASE("logsumexp_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_logsumexp_dim1, MT_FLOAT32,
+           sq),
+      CASE("max_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_max_dim1, MT_FLOAT32, sq),
+      /* transformer kernels */
+      CASE("gelu_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu, MT_FLOAT32, mlp),
+      CASE("gelu_tanh_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu_tanh, MT_FLOAT32, mlp),
+      CASE("silu_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_silu, MT_FLOAT32, mlp),
+      CASE("gelu_f32_10M", 1, n, -1, 0, run_gelu, MT_FLOAT32, n),
+      CASE("softmax_2352x49", 2, SHAPE(ATT_ROWS, ATT_COLS), -1, 0, run_softmax, MT_FLOAT32, att),
+      CASE("log_softmax_2352x49", 2, SHAPE(ATT_ROWS, ATT_COLS), -1, 0, run_log_softmax,
+           MT_FLOAT32, att),
+      CASE("log_softmax_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_log_softmax, MT_FLOAT32, sq * sq),
+      CASE("layer_norm_392x384", 2, SHAPE(TF_ROWS, TF_HIDDEN), -1, 0, run_layer_norm, MT_FLOAT32,
+           hid),
+      /* half precision: no slower than float32 */
+      CASE("add_f16_10M", 1, n, 1, n, run_add, MT_FLOAT16, n, .in_dtype = MT_FLOAT16),
+      CASE("add_bf16_10M", 1, n, 1, n, run_add, MT_BFLOAT16, n, .in_dtype = MT_BFLOAT16),
+      CASE("exp_f16_10M", 1, n, -1, 0, run_exp, MT_FLOAT16, n, .in_dtype = MT_FLOAT16),
+      CASE("sum_all_f16_10M", 1, n, -1, 0, run_sum_all, MT_FLOAT16, 1, .in_dtype = MT_FLOAT16),
+      CASE("sum_all_bf16_10M", 1, n, -1, 0, run_sum_all, MT_BFLOAT16, 1, .in_dtype = MT_BFLOAT16),
+      CASE("gelu_bf16_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu, MT_BFLOAT16, mlp,
+           .in_dtype = MT_BFLOAT16),
+      /* small-op overhead: create, compute, free */
+      CASE("small_add_f32_16", 1, 16, 1, 16, run_add, MT_FLOAT32, 16, .batch = SMALL_BATCH),
+      CASE("small_view_slice_16", 1, 16, -1, 0, run_slice, MT_FLOAT32, 8, .batch = SMALL_BATCH),
   };
   memcpy(cases, table, sizeof table);
 }
@@ -214,8 +263,9 @@ static int warm_up(const bench_case *c, mt_tensor *const in[2], int check) {
   return ok ? 0 : -1;
 }
 
-/* Times reps of the op (call + free of its result); fills the median and
- * the minimum in milliseconds and the number of reps. */
+/* Times reps of the op (call + free of its result, `batch` times per rep);
+ * fills the median and the minimum per call in milliseconds and the number
+ * of reps. */
 static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_options *o,
                      double *median_ms, double *min_ms, int *reps_done) {
   const int cap = o->reps > 0 ? o->reps : MAX_REPS;
@@ -224,18 +274,23 @@ static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_op
     fprintf(stderr, "mt_bench: %s: out of memory for %d samples\n", c->name, cap);
     return -1;
   }
+  const int batch = c->batch > 1 ? c->batch : 1;
   int n = 0;
   const double start = now_seconds();
   while (n < cap) {
+    int ok = 1;
     const double t0 = now_seconds();
-    mt_tensor *out = c->run(in);
-    mt_tensor_free(out);
+    for (int b = 0; b < batch; b++) {
+      mt_tensor *out = c->run(in);
+      ok &= out != NULL;
+      mt_tensor_free(out);
+    }
     const double t1 = now_seconds();
-    if (!out) {
+    if (!ok) {
       free(samples);
       return report_api_failure(c, "op");
     }
-    samples[n++] = (t1 - t0) * 1e3;
+    samples[n++] = (t1 - t0) * 1e3 / batch;
     if (o->reps == 0 && n >= MIN_REPS && t1 - start >= o->seconds) break;
   }
   *reps_done = n;
@@ -245,22 +300,22 @@ static int time_case(const bench_case *c, mt_tensor *const in[2], const bench_op
   return 0;
 }
 
-static mt_tensor *make_input(int ndim, const int64_t *shape, uint64_t seed) {
+static mt_tensor *make_input(int ndim, const int64_t *shape, mt_dtype dtype, uint64_t seed) {
   const mt_device cpu = {MT_DEVICE_CPU, 0};
-  return mt_randn(ndim, shape, MT_FLOAT32, cpu, seed);
+  return mt_randn(ndim, shape, dtype == MT_BOOL ? MT_FLOAT32 : dtype, cpu, seed);
 }
 
 /* Makes the inputs, warms up, times, prints one JSON line. */
 static int run_case(const bench_case *c, const bench_options *o) {
   mt_tensor *in[2] = {NULL, NULL};
   int rc = -1;
-  in[0] = make_input(c->ndim_a, c->shape_a, INPUT_SEED);
+  in[0] = make_input(c->ndim_a, c->shape_a, c->in_dtype, INPUT_SEED);
   if (!in[0]) {
     report_api_failure(c, "mt_randn (input a)");
     goto done;
   }
   if (c->ndim_b >= 0) {
-    in[1] = make_input(c->ndim_b, c->shape_b, INPUT_SEED + 1);
+    in[1] = make_input(c->ndim_b, c->shape_b, c->in_dtype, INPUT_SEED + 1);
     if (!in[1]) {
       report_api_failure(c, "mt_randn (input b)");
       goto done;

@@ -22,6 +22,7 @@ import numpy as np
 
 MIN_REPS = 5
 MAX_REPS = 1000
+SMALL_BATCH = 1000  # calls per timed rep of the small_ cases, as bench_cpu.c
 INPUT_SEED = 1234
 
 
@@ -49,8 +50,28 @@ def logsumexp(a):
     return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
 
 
+def log_softmax_lastdim(x):
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x ** 3)))
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+# Transformer-sized rows as bench_cpu.c: BERT-base at batch 8 x 49 tokens.
+TF_ROWS, TF_HIDDEN, TF_MLP, ATT_ROWS, ATT_COLS = 392, 384, 1536, 8 * 6 * 49, 49
+
+
 def make_cases(n, sq, m1, m2):
-    """(name, input shapes, op): the order and names of bench_cpu.c."""
+    """(name, input shapes, op, dtype): the order and names of bench_cpu.c.
+    Cases NumPy cannot run (gelu has no NumPy form without scipy, no
+    bfloat16) are left out; compare.py shows them as missing on this side."""
+    f16 = np.float16
     return [
         ("add_f32_10M", [(n,), (n,)], lambda a, b: a + b),
         ("mul_bcast_4096x4096_by_4096", [(sq, sq), (sq,)], lambda a, b: a * b),
@@ -75,6 +96,17 @@ def make_cases(n, sq, m1, m2):
         ("var_dim1_4096x4096", [(sq, sq)], lambda a: a.var(axis=1, ddof=1)),
         ("logsumexp_dim1_4096x4096", [(sq, sq)], logsumexp),
         ("max_dim1_4096x4096", [(sq, sq)], lambda a: (a.max(axis=1), a.argmax(axis=1))),
+        ("gelu_tanh_392x1536", [(TF_ROWS, TF_MLP)], gelu_tanh),
+        ("silu_392x1536", [(TF_ROWS, TF_MLP)], silu),
+        ("softmax_2352x49", [(ATT_ROWS, ATT_COLS)], softmax_lastdim),
+        ("log_softmax_2352x49", [(ATT_ROWS, ATT_COLS)], log_softmax_lastdim),
+        ("log_softmax_4096x4096", [(sq, sq)], log_softmax_lastdim),
+        ("layer_norm_392x384", [(TF_ROWS, TF_HIDDEN)], layer_norm),
+        ("add_f16_10M", [(n,), (n,)], lambda a, b: a + b, f16),
+        ("exp_f16_10M", [(n,)], np.exp, f16),
+        ("sum_all_f16_10M", [(n,)], lambda a: a.sum(), f16),
+        ("small_add_f32_16", [(16,), (16,)], lambda a, b: a + b),
+        ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
     ]
 
 
@@ -124,16 +156,20 @@ def blas_description():
     return {"source": "/proc/self/maps", "libraries": paths, "openblas": openblas_details(paths)}
 
 
-def time_case(fn, inputs, reps, seconds):
+def time_case(fn, inputs, reps, seconds, batch=1):
+    """Median and minimum ms per call, and the reps; a rep times `batch`
+    calls (small-op cases, as bench_cpu.c)."""
     samples = []
     cap = reps if reps else MAX_REPS
+    calls = range(batch)
     start = time.perf_counter()
     while len(samples) < cap:
         t0 = time.perf_counter()
-        out = fn(*inputs)
-        del out
+        for _ in calls:
+            out = fn(*inputs)
+            del out
         t1 = time.perf_counter()
-        samples.append((t1 - t0) * 1e3)
+        samples.append((t1 - t0) * 1e3 / batch)
         if not reps and len(samples) >= MIN_REPS and t1 - start >= seconds:
             break
     return statistics.median(samples), min(samples), len(samples)
@@ -158,7 +194,7 @@ def main():
     sizes = (100_000, 256, 128, 256) if args.quick else (10_000_000, 4096, 1024, 2048)
     cases = make_cases(*sizes)
     if args.list:
-        print("\n".join(name for name, _, _ in cases))
+        print("\n".join(c[0] for c in cases))
         return 0
 
     selected = [(i, c) for i, c in enumerate(cases) if not args.filter or args.filter in c[0]]
@@ -175,12 +211,14 @@ def main():
     }
     print(json.dumps({"meta": meta}), flush=True)
 
-    for i, (name, shapes, fn) in selected:
+    for i, (name, shapes, fn, *dtype) in selected:
         rng = np.random.default_rng(INPUT_SEED + i)
-        inputs = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        inputs = [rng.standard_normal(s, dtype=np.float32).astype(dtype[0] if dtype else np.float32)
+                  for s in shapes]
         for _ in range(max(args.warmup, 1)):
             fn(*inputs)
-        median_ms, min_ms, reps = time_case(fn, inputs, args.reps, args.seconds)
+        batch = SMALL_BATCH if name.startswith("small_") else 1
+        median_ms, min_ms, reps = time_case(fn, inputs, args.reps, args.seconds, batch)
         print(json.dumps({"case": name, "shape": shape_text(shapes), "median_ms": round(median_ms, 6),
                           "min_ms": round(min_ms, 6), "reps": reps}), flush=True)
         del inputs

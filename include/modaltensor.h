@@ -699,6 +699,19 @@ struct DLManagedTensor *mt_to_dlpack(const mt_tensor *t);
  * also on failure (m's deleter is called then). */
 mt_tensor *mt_from_dlpack(struct DLManagedTensor *m);
 
+/* --------------------------------------------------------- runtime control */
+
+/* Sets how many threads the cpu kernels (and the BLAS behind mt_matmul) of
+ * this process use; 0 returns to the default: OMP_NUM_THREADS when set, else
+ * the CPUs the process may run on. The count is the library's own: other
+ * OpenMP users in the process (PyTorch sets libgomp's count to 1 when it is
+ * imported) do not change it. It does not apply to a worker's cpu backend.
+ * A negative n changes nothing and sets MT_ERR_INVALID_ARGUMENT. */
+void mt_set_num_threads(int n);
+
+/* The thread count the cpu kernels use now (always >= 1). */
+int mt_get_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

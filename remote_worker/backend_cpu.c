@@ -12,13 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "backend.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/threads.h"
 
 #define CPU_ALIGN 64 /* a cache line; enough for every dtype and AVX loads */
 
@@ -46,10 +43,7 @@ static void cpu_device_props(mtw_backend *b, int device, mtw_device_props *out) 
   cpu_backend *cb = (cpu_backend *)b;
   (void)device;
   memset(out, 0, sizeof *out);
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
+  int threads = mti_cpu_threads();
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   snprintf(out->name, sizeof out->name, "cpu (%d threads)", threads);
   /* An explicit limit wins, even above the RAM size (there may be swap). */

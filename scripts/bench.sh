@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks libmodaltensor's cpu device against NumPy on this machine.
+# Benchmarks libmodaltensor's cpu device against NumPy and PyTorch (cpu) on
+# this machine.
 #
-# Builds mt_bench (Release) if needed, runs it and then bench/bench_numpy.py
-# one after the other in this invocation, and prints a Markdown table
-# (case | ours ms | numpy ms | numpy/ours) with the geometric mean, under a
-# header saying what it ran on: CPU, thread settings, OPENBLAS_CORETYPE and the
-# BLAS NumPy uses. OPENBLAS_CORETYPE is left as the environment has it: it
-# changes OpenBLAS's GEMM speed, and both sides run under the same setting.
+# Builds mt_bench and mt_bench_bert (Release) if needed, runs them, then
+# bench/bench_numpy.py and bench/bench_torch_cpu.py (when torch imports), one
+# after the other in this invocation, and prints a Markdown table (case | ours
+# | numpy | torch | best/ours) with the geometric mean, under a header saying
+# what it ran on: CPU, the thread count (ours = PyTorch's, set with
+# torch.set_num_threads), OPENBLAS_CORETYPE and the BLAS NumPy uses.
+# OPENBLAS_CORETYPE is left as the environment has it: it changes OpenBLAS's
+# GEMM speed, and every side runs under the same setting.
 #
 # Usage: scripts/bench.sh [--quick] [--filter SUBSTR] [--reps N] [--seconds S]
 #                         [--build-dir DIR]
@@ -44,16 +47,20 @@ else
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DMT_SANITIZE=OFF \
         -DMT_BUILD_TESTS=OFF -DMT_BUILD_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build_dir" --target mt_bench -j "$(nproc)" >/dev/null
+cmake --build "$build_dir" --target mt_bench mt_bench_bert -j "$(nproc)" >/dev/null
 mt_bench="$build_dir/bench/mt_bench"
+# The count libmodaltensor uses by default (mt_get_num_threads), given to torch.
+threads="${OMP_NUM_THREADS:-$(nproc)}"
+threads="${threads%%,*}"
 
 results="$build_dir/bench-results"
 mkdir -p "$results"
 ours="$results/ours.jsonl"
 theirs="$results/numpy.jsonl"
+torch_out="$results/torch.jsonl"
 
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-echo "# libmodaltensor cpu vs NumPy"
+echo "# libmodaltensor cpu vs NumPy and PyTorch"
 echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), host: $(hostname)"
 echo "- cpu: ${cpu_model:-unknown}, $(nproc) cores available"
@@ -61,10 +68,29 @@ echo "- OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-(unset)}" \
      " OMP_NUM_THREADS=${OMP_NUM_THREADS-(unset)}" \
      " OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS-(unset)}"
 echo "- libmodaltensor BLAS: $(ldd "$mt_bench" | awk '/blas/ {print $3}' | xargs -r readlink -f | tr '\n' ' ')"
+echo "- threads: $threads for libmodaltensor (kernels and BLAS) and PyTorch (torch.set_num_threads);" \
+     "NumPy: one for its own loops, OpenBLAS's count for matmul"
 echo "- method: median per op (call + free of the result), after warm-up; same run, same machine"
 
+bert_args=()
+for a in "${bench_args[@]}"; do [ "$a" = --quick ] && bert_args+=(--quick); done
 "$mt_bench" "${bench_args[@]}" >"$ours"
+filter_bert=1
+for ((i = 0; i < ${#bench_args[@]}; i++)); do
+  if [ "${bench_args[i]}" = --filter ] && [[ bert_forward_6x384_8x49 != *"${bench_args[i + 1]}"* ]]; then
+    filter_bert=0
+  fi
+done
+((filter_bert)) && "$build_dir/bench/mt_bench_bert" "${bert_args[@]}" >>"$ours"
 "$python" "$root/bench/bench_numpy.py" "${bench_args[@]}" >"$theirs"
+peers=("$theirs")
+if "$python" -c "import torch" 2>/dev/null; then
+  "$python" "$root/bench/bench_torch_cpu.py" --threads "$threads" "${bench_args[@]}" >"$torch_out"
+  peers+=("$torch_out")
+  echo "- torch $("$python" -c 'import torch; print(torch.__version__)') with $threads threads"
+else
+  echo "- torch: not installed for $python (no PyTorch column)"
+fi
 
 "$python" - "$theirs" <<'EOF'
 import json, sys
@@ -80,6 +106,6 @@ else:
 print(f"- numpy {meta['version']} (python {meta['python']}), BLAS via {blas['source']}: {pools}")
 EOF
 echo
-"$python" "$root/bench/compare.py" "$ours" "$theirs"
+"$python" "$root/bench/compare.py" "$ours" "${peers[@]}"
 echo
-echo "raw results: $ours $theirs"
+echo "raw results: $ours ${peers[*]}"

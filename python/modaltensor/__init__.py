@@ -10,8 +10,10 @@ See docs/python.md for the whole story.
 """
 
 import importlib
+import operator
 
 from . import _lib
+from . import errors as _errors
 from .device import Device, as_device as device
 from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, iinfo, int8,
                      int16, int32, int64, uint8)
@@ -67,10 +69,26 @@ def matmul_tf32_enabled():
     return _lib.lib.mt_matmul_tf32_enabled() != 0
 
 
+def set_num_threads(n):
+    """Sets how many threads the cpu kernels (and BLAS) of this process use;
+    0 returns to the default (OMP_NUM_THREADS, else the CPUs available).
+    Importing torch does not change it. A negative n raises
+    InvalidArgumentError and changes nothing."""
+    n = operator.index(n)
+    _lib.lib.mt_set_num_threads(n)
+    if n < 0:
+        raise _errors.last_error("mt_set_num_threads")
+
+
+def get_num_threads():
+    """The thread count the cpu kernels use now (at least 1)."""
+    return _lib.lib.mt_get_num_threads()
+
+
 __all__ = [
     "Device", "DType", "Tensor", "modal", "device", "library_path", "library_version",
     "finfo", "iinfo",
-    "set_matmul_tf32", "matmul_tf32_enabled",
+    "set_matmul_tf32", "matmul_tf32_enabled", "set_num_threads", "get_num_threads",
     "bool_", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
     "float64", "half", "double", "long", "short",
     "ModalTensorError", "InvalidArgumentError", "ShapeError", "DTypeError", "DeviceError",

@@ -110,6 +110,8 @@ _PROTOTYPES = {
     "mt_matmul": (_TENSOR, [_TENSOR, _TENSOR]),
     "mt_set_matmul_tf32": (None, [c_int]),
     "mt_matmul_tf32_enabled": (c_int, []),
+    "mt_set_num_threads": (None, [c_int]),
+    "mt_get_num_threads": (c_int, []),
     "mt_cat": (_TENSOR, [c_int, POINTER(c_void_p), c_int]),
     "mt_stack": (_TENSOR, [c_int, POINTER(c_void_p), c_int]),
     "mt_index_select": (_TENSOR, [_TENSOR, c_int, _TENSOR]),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/pool.h"
 #include "api/tensor_impl.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -51,7 +52,7 @@ mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_
   int64_t lo, hi;
   view_span(ndim, shape, st, mt_dtype_size(dtype), &lo, &hi);
   mti_storage *s = mti_storage_wrap(fn, data, (size_t)hi, deleter, ctx);
-  mt_tensor *t = s ? malloc(sizeof *t) : NULL;
+  mt_tensor *t = s ? mti_pool_get(MTI_POOL_HANDLE) : NULL;
   if (!t) {
     if (s) {
       s->deleter = NULL; /* on failure the caller keeps its buffer */

@@ -1,9 +1,14 @@
 /*
  * storage.c - reference-counted memory behind tensors.
+ *
+ * Host storages of up to MTI_POOL_SMALL_MAX bytes are one pooled block, the
+ * header followed by the data (api/pool.h); larger ones are a header and a
+ * separately allocated, aligned data buffer.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "api/pool.h"
 #include "api/tensor_impl.h"
 #include "core/error.h"
 
@@ -28,16 +33,34 @@ static void *host_alloc(size_t nbytes) {
   return data;
 }
 
-mti_storage *mti_storage_new(const char *fn, size_t nbytes) {
+/* A small storage: header and data in one block from the pool. */
+static mti_storage *small_new(int cls) {
+  mti_storage *s = mti_pool_get((mti_pool_class)cls);
+  if (s) s->data = (char *)s + MTI_POOL_STORAGE_HEADER;
+  return s;
+}
+
+/* A large storage: a header and a separate buffer. */
+static mti_storage *large_new(size_t nbytes) {
   mti_storage *s = malloc(sizeof *s);
   void *data = s ? host_alloc(nbytes) : NULL;
   if (!data) {
     free(s);
+    return NULL;
+  }
+  s->data = data;
+  return s;
+}
+
+mti_storage *mti_storage_new(const char *fn, size_t nbytes) {
+  int cls = mti_pool_storage_class(nbytes);
+  mti_storage *s = cls >= 0 ? small_new(cls) : large_new(nbytes);
+  if (!s) {
     mti_error_oom(fn, nbytes);
     return NULL;
   }
   atomic_init(&s->refs, 1);
-  s->data = data;
+  s->pool_class = cls;
   s->remote = NULL;
   s->nbytes = nbytes;
   s->deleter = NULL;
@@ -54,6 +77,7 @@ mti_storage *mti_storage_remote(const char *fn, mti_remote_buffer *b, size_t nby
     return NULL;
   }
   atomic_init(&s->refs, 1);
+  s->pool_class = -1;
   s->data = NULL;
   s->remote = b;
   s->nbytes = nbytes;
@@ -71,6 +95,7 @@ mti_storage *mti_storage_wrap(const char *fn, void *data, size_t nbytes, mt_dele
     return NULL;
   }
   atomic_init(&s->refs, 1);
+  s->pool_class = -1;
   s->data = data;
   s->remote = NULL;
   s->nbytes = nbytes;
@@ -84,6 +109,10 @@ void mti_storage_retain(mti_storage *s) { atomic_fetch_add_explicit(&s->refs, 1,
 
 void mti_storage_release(mti_storage *s) {
   if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+  if (s->pool_class >= 0) {
+    mti_pool_put((mti_pool_class)s->pool_class, s);
+    return;
+  }
   if (s->remote) {
     mti_remote_release(s->remote);
   } else if (s->foreign) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/pool.h"
 #include "api/tensor_impl.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -13,7 +14,7 @@
 
 mt_tensor *mti_tensor_wrap(const char *fn, mti_storage *s, const mti_meta *meta,
                            mt_device device) {
-  mt_tensor *t = malloc(sizeof *t);
+  mt_tensor *t = mti_pool_get(MTI_POOL_HANDLE);
   if (!t) {
     mti_storage_release(s);
     mti_error_oom(fn, sizeof *t);
@@ -40,14 +41,15 @@ mti_remote_view mti_tensor_remote_view(const mt_tensor *t) {
   v.buf = t->storage->remote;
   v.offset = t->offset;
   v.ndim = t->ndim;
-  memcpy(v.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-  memcpy(v.strides, t->strides, sizeof(int64_t) * (size_t)t->ndim);
+  /* Whole arrays: a fixed-size copy is a few vector moves, no memcpy call. */
+  memcpy(v.shape, t->shape, sizeof v.shape);
+  memcpy(v.strides, t->strides, sizeof v.strides);
   return v;
 }
 
 mt_tensor *mti_tensor_view(const char *fn, const mt_tensor *t, int ndim, const int64_t *shape,
                            const int64_t *strides, int64_t offset) {
-  mt_tensor *v = malloc(sizeof *v);
+  mt_tensor *v = mti_pool_get(MTI_POOL_HANDLE);
   if (!v) {
     mti_error_oom(fn, sizeof *v);
     return NULL;
@@ -68,8 +70,9 @@ mti_view mti_tensor_host_view(const mt_tensor *t) {
   v.data = (char *)t->storage->data + t->offset * (int64_t)mt_dtype_size(t->dtype);
   v.dtype = t->dtype;
   v.ndim = t->ndim;
-  memcpy(v.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-  memcpy(v.strides, t->strides, sizeof(int64_t) * (size_t)t->ndim);
+  /* Whole arrays: a fixed-size copy is a few vector moves, no memcpy call. */
+  memcpy(v.shape, t->shape, sizeof v.shape);
+  memcpy(v.strides, t->strides, sizeof v.strides);
   return v;
 }
 
@@ -77,7 +80,7 @@ mti_meta mti_tensor_meta(const mt_tensor *t) {
   mti_meta m;
   m.dtype = t->dtype;
   m.ndim = t->ndim;
-  memcpy(m.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  memcpy(m.shape, t->shape, sizeof m.shape);
   return m;
 }
 
@@ -91,7 +94,7 @@ mt_status mti_check_tensor(const char *fn, const char *arg, const mt_tensor *t) 
 void mt_tensor_free(mt_tensor *t) {
   if (!t) return;
   mti_storage_release(t->storage);
-  free(t);
+  mti_pool_put(MTI_POOL_HANDLE, t);
 }
 
 int mt_ndim(const mt_tensor *t) {

@@ -26,6 +26,7 @@ typedef struct mti_storage {
   mt_deleter deleter; /* foreign memory (mt_from_blob, DLPack): called instead of free */
   void *deleter_ctx;
   int foreign;
+  int pool_class; /* >= 0: header and data are one pooled block (api/pool.h) */
 } mti_storage;
 
 struct mt_tensor {

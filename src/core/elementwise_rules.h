@@ -71,6 +71,7 @@ MTI_HOST_DEVICE static inline int64_t mti_int_remainder(int64_t a, int64_t b) {
 /* A whole number reduced modulo 2^64: integer add/mul with a scalar wrap
  * like the tensor arithmetic does. */
 static inline uint64_t mti_wrap_to_u64(double v) {
+  if (v > -0x1p62 && v < 0x1p62) return (uint64_t)(int64_t)v; /* the usual case: no fmod */
   if (!isfinite(v)) return 0;
   double r = fmod(v, 18446744073709551616.0); /* exact, |r| < 2^64 */
   return r < 0 ? 0u - (uint64_t)(-r) : (uint64_t)r;

@@ -23,16 +23,16 @@ mt_status mti_shape_check(const char *fn, int ndim, const int64_t *shape, size_t
       return mti_error(MT_ERR_SHAPE, "%s: shape: dim %d is negative (%lld)", fn, i,
                        (long long)shape[i]);
   /* Bytes must fit in int64 even when some dim is 0 after a huge one is
-   * multiplied, so check the product of non-zero dims. */
-  int64_t limit = INT64_MAX / (int64_t)(elem_size ? elem_size : 1), n = 1;
+   * multiplied, so check the product of non-zero dims (multiplications that
+   * report overflow: divisions would cost more than a small op's kernel). */
+  int64_t n = elem_size ? (int64_t)elem_size : 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] == 0) continue;
-    if (n > limit / shape[i]) {
+    if (__builtin_mul_overflow(n, shape[i], &n)) {
       char buf[160];
       return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: shape: %s is too large (byte size overflows)",
                        fn, mti_shape_str(buf, sizeof buf, ndim, shape));
     }
-    n *= shape[i];
   }
   return MT_OK;
 }

@@ -24,6 +24,13 @@ static inline void mti_dims_copy(int64_t *dst, const int64_t *src, int n) {
   for (int i = 0; i < n; i++) dst[i] = src[i];
 }
 
+/* 1 when the first n dims of a and b are the same. */
+static inline int mti_shape_equal(int n, const int64_t *a, const int64_t *b) {
+  for (int i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
 /* Product of the dims; the caller has checked it cannot overflow. */
 int64_t mti_shape_numel(int ndim, const int64_t *shape);
 

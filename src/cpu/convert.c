@@ -340,14 +340,9 @@ static void pair_layout_init(pair_layout *l, const mti_view *src, const mti_view
   l->nd = nd;
 }
 
-/* Threads for `work` elements: one below MTI_CPU_PARALLEL_MIN, and at least
- * half of that per thread above it. */
-static int threads_for(int64_t work) {
-  if (work < MTI_CPU_PARALLEL_MIN || omp_in_parallel()) return 1;
-  int64_t most = work / (MTI_CPU_PARALLEL_MIN / 2);
-  int max = omp_get_max_threads();
-  return most < max ? (int)most : max;
-}
+/* Threads for `work` elements: one below MTI_CPU_PARALLEL_MIN (or inside a
+ * parallel region), and at least half of that per thread above it. */
+static int threads_for(int64_t work) { return mti_cpu_threads_for(work, MTI_CPU_PARALLEL_MIN / 2); }
 
 typedef struct convert_job {
   const pair_layout *l;

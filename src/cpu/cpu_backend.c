@@ -58,6 +58,10 @@ static mt_status run_elementwise(mti_op op, mti_op_kind kind, const mti_view *in
   if (kind == MTI_KIND_COPY && views_overlap(&in[0], out)) return copy_staged(&in[0], out);
   mti_view wide[3];
   if (n > 3) return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %d inputs to an elementwise op", n);
+  int same = 1; /* inputs of out's shape need no broadcast views (the common case) */
+  for (int i = 0; i < n && same; i++)
+    same = in[i].ndim == out->ndim && mti_shape_equal(out->ndim, in[i].shape, out->shape);
+  if (same) return mti_cpu_elementwise(op, in, n, at, out);
   for (int i = 0; i < n; i++) wide[i] = mti_view_broadcast_to(&in[i], out->ndim, out->shape);
   return mti_cpu_elementwise(op, wide, n, at, out);
 }

@@ -6,12 +6,14 @@
  *  - for the elementwise family every input is already broadcast to out's
  *    shape (same ndim and shape, stride 0 where broadcast);
  *  - views may have any strides; fast paths cover the contiguous case;
- *  - work above MTI_CPU_PARALLEL_MIN elements is split across OpenMP threads.
+ *  - work above MTI_CPU_PARALLEL_MIN elements is split across OpenMP threads,
+ *    as many as mti_cpu_threads() says (every region names its count).
  */
 #ifndef MTI_CPU_KERNELS_H
 #define MTI_CPU_KERNELS_H
 
 #include "cpu_backend.h"
+#include "cpu/threads.h"
 
 /* Below this many elements (or inner-loop iterations) a kernel runs on one thread. */
 #define MTI_CPU_PARALLEL_MIN 32768

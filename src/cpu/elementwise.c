@@ -12,9 +12,7 @@
  * buffer, and so is the result on its way out.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <omp.h>
 #include <stdatomic.h>
@@ -77,7 +75,6 @@ typedef struct ew_job {
   mt_dtype dtype[MAX_OPERANDS], want[MAX_OPERANDS], via[MAX_OPERANDS];
   int64_t size[MAX_OPERANDS];
   int direct[MAX_OPERANDS], all_direct;
-  char *scratch; /* BLOCK * 8 bytes per operand per thread, when staging */
 } ew_job;
 
 static void convert_1d(const char *src, mt_dtype sd, int64_t ss, char *dst, mt_dtype dd,
@@ -152,18 +149,31 @@ static void run_range(const ew_job *j, int64_t begin, int64_t end, char *scratch
 
 /* Threads for `work` elements: one below MTI_CPU_PARALLEL_MIN (or inside a
  * parallel region), and at least half of that per thread above it. */
-static int threads_for(int64_t work) {
-  if (work < MTI_CPU_PARALLEL_MIN || omp_in_parallel()) return 1;
-  int64_t most = work / (MTI_CPU_PARALLEL_MIN / 2);
-  int max = omp_get_max_threads();
-  return most < max ? (int)most : max;
+static int threads_for(int64_t work) { return mti_cpu_threads_for(work, MTI_CPU_PARALLEL_MIN / 2); }
+
+/* A small op whose operands all are dense arrays of the dtypes the kernel
+ * wants runs as one kernel call, without the layout and the odometer (which
+ * would cost more than its arithmetic). Returns 0, doing nothing, when that
+ * does not apply. */
+static int run_flat(const ew_job *j, const mti_view *out, const mti_view *in, int nin,
+                    int64_t numel) {
+  if (numel >= MTI_CPU_PARALLEL_MIN) return 0;
+  const void *src[MAX_OPERANDS - 1];
+  for (int k = 0; k <= nin; k++) {
+    const mti_view *v = k ? &in[k - 1] : out;
+    if (v->dtype != j->want[k] || !mti_shape_is_contiguous(v->ndim, v->shape, v->strides))
+      return 0;
+    if (k) src[k - 1] = v->data;
+  }
+  j->kernel(out->data, src, numel, &j->sc);
+  return 1;
 }
 
 /* Runs a prepared job over out's elements, threaded above the minimum. */
 static mt_status run_job(const char *fn, ew_job *j, const mti_view *out, const mti_view *in,
                          int nin) {
   int64_t numel = mti_shape_numel(out->ndim, out->shape);
-  if (numel == 0) return MT_OK;
+  if (numel == 0 || run_flat(j, out, in, nin, numel)) return MT_OK;
   layout_init(&j->l, out, in, nin);
   int last = j->l.nd - 1;
   j->all_direct = 1;
@@ -248,8 +258,8 @@ static mt_status masked_fill(const char *fn, const mti_view *in, double value,
   mti_store_double(&one, out->dtype, value);
   mti_view v = {.data = &one, .dtype = out->dtype, .ndim = 0};
   mti_view ops[3] = {in[1], mti_view_broadcast_to(&v, out->ndim, out->shape), in[0]};
-  ew_job j;
-  memset(&j, 0, sizeof j);
+  ew_job j; /* run_job fills the layout and per-operand fields */
+  j.sc.zero_divisor = NULL;
   mt_dtype ct = mti_compute_dtype(out->dtype);
   j.kernel = mti_ew_kernel_for(MTI_OP_WHERE, ct);
   j.want[0] = j.want[2] = j.via[2] = j.want[3] = j.via[3] = ct;
@@ -272,16 +282,15 @@ static mt_status run_division(const char *fn, ew_job *j, const mti_view *out,
 mt_status mti_cpu_elementwise(mti_op op, const mti_view *in, int n, const mti_attrs *at,
                               const mti_view *out) {
   const mti_op_info *info = mti_op_get((int)op);
-  char fn[48];
-  snprintf(fn, sizeof fn, "mt_%s", info ? info->name : "?");
+  const char *fn = info ? info->fn : "mti_cpu_elementwise";
   mti_op_kind kind = info ? info->kind : MTI_KIND_RANDOM;
   if (kind == MTI_KIND_FILL) return fill(out, at->s0);
   if (kind == MTI_KIND_ARANGE) return arange(out, at->s0, at->s1);
   if (kind == MTI_KIND_COPY || kind == MTI_KIND_CAST) return mti_cpu_convert(&in[0], out);
   if (kind == MTI_KIND_MASKED_FILL) return masked_fill(fn, in, at->s0, out);
 
-  ew_job j;
-  memset(&j, 0, sizeof j);
+  ew_job j; /* run_job fills the layout and per-operand fields */
+  j.sc.zero_divisor = NULL;
   mt_dtype ct = mti_compute_dtype(out->dtype);
   if (kind == MTI_KIND_COMPARE) ct = mti_compute_dtype(mti_promote(in[0].dtype, in[1].dtype));
   if (kind == MTI_KIND_LOGICAL) ct = MT_BOOL;

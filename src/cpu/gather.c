@@ -32,7 +32,7 @@ static void copy_rows(char *dst, int64_t dst_pitch, const char *src, int64_t src
   int64_t chunks_per_row = (row_bytes + GATHER_CHUNK_BYTES - 1) / GATHER_CHUNK_BYTES;
   int64_t items = rows * chunks_per_row;
   int parallel = rows * row_bytes >= (int64_t)MTI_CPU_PARALLEL_MIN * 16;
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static) if (parallel) num_threads(mti_cpu_threads())
   for (int64_t it = 0; it < items; it++) {
     int64_t r = it / chunks_per_row, off = it % chunks_per_row * GATHER_CHUNK_BYTES;
     int64_t len = row_bytes - off < GATHER_CHUNK_BYTES ? row_bytes - off : GATHER_CHUNK_BYTES;
@@ -237,7 +237,7 @@ mt_status mti_cpu_index_select(const mti_view *a, const mti_view *index, const m
     int64_t parts = rows * g.inner >= MTI_CPU_PARALLEL_MIN ? GATHER_PARTS : 1;
     if (parts > rows) parts = rows;
     int64_t part_bad[GATHER_PARTS];
-#pragma omp parallel for schedule(static) if (parts > 1)
+#pragma omp parallel for schedule(static) if (parts > 1) num_threads(mti_cpu_threads())
     for (int64_t part = 0; part < parts; part++) {
       part_bad[part] = -1;
       gather_rows(&g, rows * part / parts, rows * (part + 1) / parts, &part_bad[part]);

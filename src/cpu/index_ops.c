@@ -280,7 +280,7 @@ mt_status mti_cpu_index_add(const mti_view *in, const mti_attrs *at, const mti_v
   int64_t es = (int64_t)mt_dtype_size(out->dtype);
   int64_t chunks = (inner + INDEX_CHUNK - 1) / INDEX_CHUNK, items = outer * chunks;
   add_fn add = add_of(out->dtype);
-#pragma omp parallel for schedule(static) if (outer * len * inner >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (outer * len * inner >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t it = 0; it < items; it++) {
     int64_t o = it / chunks, j0 = it % chunks * INDEX_CHUNK;
     int64_t n = inner - j0 < INDEX_CHUNK ? inner - j0 : INDEX_CHUNK;
@@ -305,7 +305,7 @@ mt_status mti_cpu_embedding(const mti_view *weight, const mti_view *index, const
   int64_t ws = weight->strides[0], cs = weight->strides[1];
   int contiguous = mti_shape_is_contiguous(index->ndim, index->shape, index->strides);
   atomic_int bad = 0;
-#pragma omp parallel for schedule(static) if (rows * (width + 1) >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (rows * (width + 1) >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t r = 0; r < rows; r++) {
     int64_t off = contiguous ? r : mti_outer_offset(index->shape, index->strides, index->ndim, r);
     int64_t v = mti_index_value(index, off);

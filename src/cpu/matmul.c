@@ -244,7 +244,9 @@ static void blas_batch(const mm_problem *p, int64_t t) {
  * was measured slower and erratic here: concurrent OpenBLAS calls contend for
  * its buffer pool. */
 static void run_blas(const mm_problem *p) {
+  int saved = mti_cpu_blas_enter();
   for (int64_t t = 0; t < p->batch; t++) blas_batch(p, t);
+  mti_cpu_blas_leave(saved);
 }
 
 /* ------------------------------------------------------------ plain kernels */
@@ -317,7 +319,7 @@ static void run_plain(const mm_problem *p) {
   int64_t items = p->batch * row_blocks;
   int64_t es = (int64_t)p->es;
   int parallel = (double)p->batch * (double)p->m * (double)p->n * (double)p->k >= MM_PARALLEL_MIN;
-#pragma omp parallel for schedule(dynamic) if (parallel)
+#pragma omp parallel for schedule(dynamic) if (parallel) num_threads(mti_cpu_threads())
   for (int64_t it = 0; it < items; it++) {
     int64_t t = it / row_blocks, i0 = it % row_blocks * MM_ROW_BLOCK;
     int64_t i1 = p->m - i0 < MM_ROW_BLOCK ? p->m : i0 + MM_ROW_BLOCK;

@@ -166,7 +166,7 @@ mt_status mti_cpu_random(mti_op op, const mti_attrs *at, const mti_view *out) {
   int64_t chunks = (groups + RANDOM_CHUNK_GROUPS - 1) / RANDOM_CHUNK_GROUPS;
   uint64_t seed = at->seed;
   char *data = (char *)out->data;
-#pragma omp parallel for schedule(static) if (n >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (n >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t c = 0; c < chunks; c++) {
     int64_t g0 = c * RANDOM_CHUNK_GROUPS;
     int64_t g1 = groups - g0 < RANDOM_CHUNK_GROUPS ? groups : g0 + RANDOM_CHUNK_GROUPS;

@@ -350,7 +350,7 @@ static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + (size_t)o * psz);
@@ -360,7 +360,7 @@ static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const
   int64_t nch = cdiv(n, ROW_CHUNK);
   char *part = malloc((size_t)(outer * nch) * psz);
   if (!part) return mti_error_oom(fn, (size_t)(outer * nch) * psz);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < outer * nch; q++) {
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), part + (size_t)q * psz);
@@ -399,7 +399,7 @@ static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
   int64_t per = nrc * ntile == 1 ? rows_per_task(r * inner) : 1;
   int64_t ntask = cdiv(outer, per) * nrc * ntile;
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < ntask; q++) {
     int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
     for (int64_t o = o0; o < min64(o0 + per, outer); o++) {
@@ -424,7 +424,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + o, NULL);
@@ -435,7 +435,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
   int64_t *pidx = malloc((size_t)np * (sizeof(int64_t) + xsz));
   if (!pidx) return mti_error_oom(fn, (size_t)np * (sizeof(int64_t) + xsz));
   char *pval = (char *)(pidx + np);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < np; q++) {
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), pidx + q,
@@ -467,7 +467,7 @@ static mt_status arg_cols(const char *fn, const arg_kernel *k, size_t xsz, const
   int par = outer * r * inner >= MTI_CPU_PARALLEL_MIN;
   int64_t per = nrc * ntile == 1 ? rows_per_task(r * inner) : 1;
   int64_t ntask = cdiv(outer, per) * nrc * ntile;
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < ntask; q++) {
     int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
     for (int64_t o = o0; o < min64(o0 + per, outer); o++) {

@@ -162,7 +162,8 @@ mt_status mti_cpu_reduce_float(mti_op op, const mti_view *in, const mti_attrs *a
   }
   size_t row_bytes = (size_t)r.len * mt_dtype_size(ct);
   int64_t per = rows_per_task(r.len), ntask = (r.nrows + per - 1) / per;
-#pragma omp parallel for schedule(dynamic) if (r.nrows * r.len >= MTI_CPU_PARALLEL_MIN && ntask > 1)
+#pragma omp parallel for schedule(dynamic) if (ntask > 1) \
+    num_threads(mti_cpu_threads_for(r.nrows * r.len, MTI_CPU_PARALLEL_MIN / 2))
   for (int64_t t = 0; t < ntask; t++)
     for (int64_t i = t * per; i < r.nrows && i < (t + 1) * per; i++)
       res[i] = reduce_row(op, ct, r.data + (size_t)i * row_bytes, r.len, at->s0);
@@ -217,7 +218,8 @@ static void pick_values(const mti_view *in, int dim, const mti_view *indices,
   size_t esz = mt_dtype_size(in->dtype);
   int64_t n = mti_shape_numel(values->ndim, values->shape), along = in->ndim ? in->strides[dim] : 0;
   const int64_t *idx = indices->data;
-#pragma omp parallel for schedule(static) if (n >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) \
+    num_threads(mti_cpu_threads_for(n, MTI_CPU_PARALLEL_MIN / 2))
   for (int64_t o = 0; o < n; o++) {
     int64_t off = mti_outer_offset(shape, strides, nk, o) + idx[o] * along;
     memcpy((char *)values->data + (size_t)o * esz, (const char *)in->data + off * (int64_t)esz,

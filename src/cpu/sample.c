@@ -54,7 +54,7 @@ mt_status mti_cpu_linspace(const mti_attrs *at, const mti_view *out) {
   int64_t steps = out->shape[0];
   double step = steps > 1 ? (at->s1 - at->s0) / (double)(steps - 1) : 0.0;
   int64_t chunks = (steps + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK;
-#pragma omp parallel for schedule(static) if (steps >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (steps >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t c = 0; c < chunks; c++) {
     double buf[SAMPLE_CHUNK];
     int64_t i0 = c * SAMPLE_CHUNK, n = steps - i0 < SAMPLE_CHUNK ? steps - i0 : SAMPLE_CHUNK;
@@ -70,7 +70,7 @@ mt_status mti_cpu_randint(const mti_attrs *at, const mti_view *out) {
   int64_t numel = mti_shape_numel(out->ndim, out->shape);
   uint64_t low = (uint64_t)at->ints[0], range = (uint64_t)at->ints[1] - low;
   int64_t chunks = (numel + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK;
-#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t c = 0; c < chunks; c++) {
     int64_t buf[SAMPLE_CHUNK];
     int64_t i0 = c * SAMPLE_CHUNK, n = numel - i0 < SAMPLE_CHUNK ? numel - i0 : SAMPLE_CHUNK;
@@ -112,7 +112,7 @@ mt_status mti_cpu_dropout(const mti_view *a, const mti_attrs *at, const mti_view
   int64_t numel = mti_shape_numel(out->ndim, out->shape);
   double p = at->s0, scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
   int64_t chunks = (numel + SAMPLE_CHUNK - 1) / SAMPLE_CHUNK;
-#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t c = 0; c < chunks; c++) {
     int64_t i0 = c * SAMPLE_CHUNK, i1 = numel - i0 < SAMPLE_CHUNK ? numel : i0 + SAMPLE_CHUNK;
     switch (out->dtype) {
@@ -220,7 +220,7 @@ mt_status mti_cpu_multinomial(const mti_view *probs, const mti_attrs *at, const 
   mt_status s = mti_cpu_convert(probs, &p);
   atomic_llong bad_row = rows;
   atomic_int oom = 0;
-#pragma omp parallel for schedule(dynamic, 1) if (!s && rows * cats >= MTI_CPU_PARALLEL_MIN / 8)
+#pragma omp parallel for schedule(dynamic, 1) if (!s && rows * cats >= MTI_CPU_PARALLEL_MIN / 8) num_threads(mti_cpu_threads())
   for (int64_t r = 0; r < rows; r++) {
     double *row = (double *)p.data + r * cats;
     int64_t *o = (int64_t *)out->data + r * n;

@@ -104,7 +104,7 @@ mt_status mti_cpu_scan(mti_op op, const mti_view *in, const mti_attrs *at, const
   size_t esz = mt_dtype_size(kt);
   if (inner == 1) {
     int64_t per = rows_per_task(r), ntask = (outer + per - 1) / per;
-#pragma omp parallel for schedule(dynamic) if (par && ntask > 1)
+#pragma omp parallel for schedule(dynamic) if (par && ntask > 1) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
       size_t at_row = (size_t)(t * per * r) * esz;
       scan_task(kt, x.data + at_row, y.data + at_row, min64(per, outer - t * per), r, 0, 0, 0,
@@ -112,7 +112,7 @@ mt_status mti_cpu_scan(mti_op op, const mti_view *in, const mti_attrs *at, const
     }
   } else {
     int64_t ntile = (inner + SCAN_TILE - 1) / SCAN_TILE, ntask = outer * ntile;
-#pragma omp parallel for schedule(dynamic) if (par && ntask > 1)
+#pragma omp parallel for schedule(dynamic) if (par && ntask > 1) num_threads(mti_cpu_threads())
     for (int64_t q = 0; q < ntask; q++) {
       int64_t o = q / ntile, c = q % ntile * SCAN_TILE;
       size_t at_col = (size_t)(o * r * inner + c) * esz;
@@ -322,7 +322,8 @@ static mt_status run_rows(const char *fn, const sort_job *j) {
   int64_t nrows = j->x.nrows, n = j->x.len, per = rows_per_task(n);
   int64_t ntask = (nrows + per - 1) / per;
   int failed = 0;
-#pragma omp parallel for schedule(dynamic) if (nrows * n >= MTI_CPU_PARALLEL_MIN && ntask > 1)
+#pragma omp parallel for schedule(dynamic) if (ntask > 1) \
+    num_threads(mti_cpu_threads_for(nrows * n, MTI_CPU_PARALLEL_MIN / 2))
   for (int64_t t = 0; t < ntask; t++) {
     sort_scratch s;
     if (!scratch_alloc(&s, n)) {

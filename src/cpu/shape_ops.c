@@ -105,7 +105,7 @@ mt_status mti_cpu_remap(mti_op op, const mti_view *a, const mti_attrs *at, const
   p.nsegs = remap_segments(p.maps[out->ndim - 1], n, p.strides[out->ndim - 1], segs);
   mti_store_double(p.fill, out->dtype, at->s0);
   int64_t rows = numel / n;
-#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (numel >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t r = 0; r < rows; r++) remap_row(&p, r);
   free(maps);
   return MT_OK;
@@ -124,7 +124,7 @@ mt_status mti_cpu_triangle(mti_op op, const mti_view *a, const mti_attrs *at,
   int64_t rs = a->strides[nd - 2], cs = a->strides[nd - 1];
   int upper = op == MTI_OP_TRIU;
   if (all_rows == 0 || cols == 0) return MT_OK;
-#pragma omp parallel for schedule(static) if (all_rows * cols >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if (all_rows * cols >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
   for (int64_t r = 0; r < all_rows; r++) {
     int64_t i = r % rows;
     int64_t edge = i + diag; /* tril keeps j <= edge, triu j >= edge */

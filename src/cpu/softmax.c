@@ -246,7 +246,7 @@ static void softmax_run(mt_dtype ct, const char *x, char *y, int64_t outer, int6
   size_t esz = mt_dtype_size(ct);
   if (inner == 1) {
     int64_t per = rows_per_task(r), ntask = cdiv(outer, per);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per, cnt = min64(per, outer - o);
       size_t at = (size_t)(o * r) * esz;
@@ -262,7 +262,7 @@ static void softmax_run(mt_dtype ct, const char *x, char *y, int64_t outer, int6
   int64_t tw = TILE_BYTES / (r * (int64_t)esz) / 8 * 8;
   tw = tw < COL_MIN ? COL_MIN : tw > COL_MAX ? COL_MAX : tw;
   int64_t ntile = cdiv(inner, tw);
-#pragma omp parallel for schedule(dynamic) if (par)
+#pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < outer * ntile; q++) {
     int64_t o = q / ntile, c = q % ntile * tw, w = min64(tw, inner - c);
     size_t at = (size_t)(o * r * inner + c) * esz;
@@ -316,7 +316,7 @@ mt_status mti_cpu_layer_norm(const mti_view *in, const mti_attrs *at, const mti_
     size_t esz = mt_dtype_size(ct);
     int64_t per = rows_per_task(n), ntask = cdiv(rows, per);
     double eps = at->s0;
-#pragma omp parallel for schedule(dynamic) if (rows * n >= MTI_CPU_PARALLEL_MIN)
+#pragma omp parallel for schedule(dynamic) if (rows * n >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
       int64_t o = t * per, cnt = min64(per, rows - o);
       size_t off = (size_t)(o * n) * esz;
