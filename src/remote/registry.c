@@ -540,6 +540,7 @@ void mti_remote_shutdown(void) {
       s->retired = 1;
       s->generation++;
       recorder_drop_pending(s);
+      content_forget(s);
       pthread_mutex_unlock(&s->lock);
     }
     for (int i = 0; i < registry.nworkers; i++) {
