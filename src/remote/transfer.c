@@ -146,6 +146,7 @@ static mt_status upload_by_reference(const char *fn, session *s, const mti_remot
   held_upload h = {b->id, b->dtype, b->numel, {0}, copy, len};
   memcpy(h.digest, digest, MTI_DIGEST_BYTES);
   if ((st = content_hold(fn, s, &h))) return st;
+  content_learn(s, digest); /* held now, or once the Need is answered */
   return send_content(fn, s, b, digest, 0);
 }
 
