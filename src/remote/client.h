@@ -111,6 +111,7 @@ typedef struct session {
   size_t n_known, cap_known;
   held_upload *held;
   size_t n_held, cap_held, held_bytes;
+  int need_waited; /* a Need since the last sync answered: its round trip is counted */
 } session;
 
 struct mti_remote_buffer {

@@ -79,6 +79,9 @@ mt_status content_answer_need(const char *fn, session *s, const Modaltensor__V1_
                      fn, s->w->target, (unsigned long long)need->id);
   atomic_fetch_sub_explicit(&registry.counters.bytes_skipped, h->len, memory_order_relaxed);
   atomic_fetch_sub_explicit(&registry.counters.uploads_skipped, 1, memory_order_relaxed);
+  if (!s->need_waited) /* the Needs of one sync come together: one more round trip */
+    atomic_fetch_add_explicit(&registry.counters.round_trips, 1, memory_order_relaxed);
+  s->need_waited = 1;
   mt_status st = transfer_send_bytes(fn, s, h);
   free(h->data);
   h->data = NULL;
@@ -90,6 +93,7 @@ void content_release(session *s) {
   for (size_t i = 0; i < s->n_held; i++) free(s->held[i].data);
   s->n_held = 0;
   s->held_bytes = 0;
+  s->need_waited = 0;
 }
 
 /* The session ended: what its worker held is learned again at the next Open. */
