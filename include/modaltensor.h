@@ -155,9 +155,10 @@ mt_status mt_modal_synchronize_all(void);
 /* Counters of this process's modal traffic (all devices), since the first
  * modal call or mt_modal_stats_reset: round trips (waits for a worker:
  * syncs, downloads, Hello calls), sync points that waited, graphs and nodes
- * sent, payload bytes uploaded and downloaded, messages sent, and what the
+ * sent, payload bytes uploaded and downloaded, messages sent, what the
  * content-addressed uploads did not send (bytes and tensors the worker
- * already held). */
+ * already held), the bytes of graph messages sent (Graph and Invoke), and
+ * the graphs sent by reference to a template the worker kept. */
 typedef struct mt_modal_stats {
   uint64_t round_trips;
   uint64_t syncs;
@@ -168,6 +169,8 @@ typedef struct mt_modal_stats {
   uint64_t messages;
   uint64_t bytes_skipped;
   uint64_t uploads_skipped;
+  uint64_t graph_bytes;
+  uint64_t graphs_reused;
 } mt_modal_stats;
 
 /* Fills *out with the counters. MT_ERR_INVALID_ARGUMENT for NULL. */

@@ -349,8 +349,18 @@ static int session_open(mtw_session *s, session_end *e) {
   return rc;
 }
 
+/* Runs a Graph, then keeps it when it is a template (taking it from m). */
+static int session_graph(mtw_session *s, Modaltensor__V1__ClientMessage *m) {
+  int rc = mtw_session_graph(s, m->graph);
+  if (m->graph->template_id) {
+    mtw_session_template_keep(s, m->graph);
+    m->graph = NULL;
+  }
+  return rc;
+}
+
 /* Handles one decoded message; 0 to go on. */
-static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, session_end *e) {
+static int dispatch(mtw_session *s, Modaltensor__V1__ClientMessage *m, session_end *e) {
   switch (m->kind_case) {
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_UPLOAD: {
     const Modaltensor__V1__Upload *u = m->upload;
@@ -359,7 +369,8 @@ static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, ses
     return mtw_session_upload(s, &c);
   }
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_CONTENT: return mtw_session_content(s, m->content);
-  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH: return mtw_session_graph(s, m->graph);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH: return session_graph(s, m);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE: return mtw_session_invoke(s, m->invoke);
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE: session_free(s, m->free); return 0;
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD: return mtw_session_download(s, m->download);
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC: return session_sync(s, m->sync);
@@ -403,6 +414,7 @@ typedef struct queued_message {
  * so they go on (the awaited bytes are among them). */
 static int waits_for_bytes(const Modaltensor__V1__ClientMessage *m) {
   return m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH ||
+         m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE ||
          m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE ||
          m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD ||
          m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC;
@@ -493,6 +505,7 @@ static void session_loop(mtw_session *s, session_end *e) {
 static void session_close(mtw_session *s, const session_end *e) {
   uint64_t tensors = s->table.count;
   queue_clear(s);
+  mtw_session_templates_clear(s);
   mtw_table_clear(&s->table, storage_release, s);
   mtw_table_destroy(&s->table);
   s->worker->backend->ops->stream_destroy(s->stream);

@@ -43,6 +43,8 @@ typedef struct mtw_session {
   int awaiting;
   struct queued_message *queue_head, *queue_tail;
   size_t queued;
+  struct mtw_template *templates[MTI_TEMPLATES_MAX]; /* template.c */
+  size_t n_templates;
 } mtw_session;
 
 /* Serves a Session call from its first message (Open) to its end. */
@@ -99,6 +101,12 @@ int mtw_session_reply(mtw_session *s, const Modaltensor__V1__WorkerMessage *m);
 int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g);
 int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *u);
 int mtw_session_content(mtw_session *s, const Modaltensor__V1__Content *c);
+int mtw_session_invoke(mtw_session *s, const Modaltensor__V1__Invoke *inv);
+
+/* Keeps g (taking it over) as template g->template_id, replacing one of
+ * that id; a deferred error when the session has MTI_TEMPLATES_MAX. */
+void mtw_session_template_keep(mtw_session *s, Modaltensor__V1__Graph *g);
+void mtw_session_templates_clear(mtw_session *s);
 int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d);
 
 #endif

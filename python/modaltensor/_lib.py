@@ -39,7 +39,7 @@ class MtModalStats(Structure):
     """struct mt_modal_stats."""
     _fields_ = [(name, c_uint64) for name in (
         "round_trips", "syncs", "graphs", "nodes", "bytes_up", "bytes_down", "messages",
-        "bytes_skipped", "uploads_skipped")]
+        "bytes_skipped", "uploads_skipped", "graph_bytes", "graphs_reused")]
 
 
 MtDeleter = CFUNCTYPE(None, c_void_p)

@@ -99,8 +99,10 @@ def synchronize(device=None):
 
 def stats():
     """This process's modal traffic (mt_modal_get_stats) as a dict: round
-    trips, syncs, graphs, nodes, bytes up and down, messages, and what
-    content addressing skipped."""
+    trips, syncs, graphs, nodes, bytes up and down, messages, what
+    content addressing skipped (bytes_skipped, uploads_skipped), the bytes of
+    graph messages (graph_bytes) and the graphs sent by reference to a kept
+    template (graphs_reused)."""
     s = _MtModalStats()
     _check(_lib.mt_modal_get_stats(_ctypes.byref(s)), "mt_modal_get_stats")
     return {name: getattr(s, name) for name, _ in s._fields_}

@@ -90,6 +90,14 @@ typedef struct held_upload {
   size_t len;
 } held_upload;
 
+/* A graph kept on the worker as a template (Graph.template_id): the
+ * SHA-256 of its message with ids numbered by first appearance. */
+typedef struct client_template {
+  uint8_t key[MTI_DIGEST_BYTES];
+  uint64_t id;
+  uint64_t used; /* the session's template clock: the least recent is replaced */
+} client_template;
+
 typedef struct session {
   pthread_mutex_t lock;
   worker *w;
@@ -112,6 +120,9 @@ typedef struct session {
   held_upload *held;
   size_t n_held, cap_held, held_bytes;
   int need_waited; /* a Need since the last sync answered: its round trip is counted */
+  client_template templates[MTI_TEMPLATES_MAX];
+  size_t n_templates;
+  uint64_t template_clock;
 } session;
 
 struct mti_remote_buffer {
@@ -127,7 +138,7 @@ struct mti_remote_buffer {
  * under their own locks. */
 typedef struct client_counters {
   _Atomic uint64_t round_trips, syncs, graphs, nodes, bytes_up, bytes_down, messages;
-  _Atomic uint64_t bytes_skipped, uploads_skipped;
+  _Atomic uint64_t bytes_skipped, uploads_skipped, graph_bytes, graphs_reused;
 } client_counters;
 
 typedef struct registry_state {
@@ -178,6 +189,7 @@ void recorder_drop_pending(session *s);
 void recorder_fill_view(Modaltensor__V1__TensorView *tv, rec_view *v);
 void recorder_set_view(rec_view *r, const mti_remote_view *v);
 mt_status recorder_send_pending(const char *fn, session *s);
+void recorder_forget_templates(session *s);
 mti_remote_buffer *recorder_new_buffer(const char *fn, session *s, int device, mt_dtype dtype,
                                        int64_t numel);
 

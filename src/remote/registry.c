@@ -540,6 +540,7 @@ void mti_remote_shutdown(void) {
       s->retired = 1;
       s->generation++;
       recorder_drop_pending(s);
+      recorder_forget_templates(s);
       content_forget(s);
       pthread_mutex_unlock(&s->lock);
     }
@@ -568,13 +569,14 @@ void mti_remote_stats(mt_modal_stats *out) {
                           atomic_load(&c->graphs), atomic_load(&c->nodes),
                           atomic_load(&c->bytes_up), atomic_load(&c->bytes_down),
                           atomic_load(&c->messages), atomic_load(&c->bytes_skipped),
-                          atomic_load(&c->uploads_skipped)};
+                          atomic_load(&c->uploads_skipped), atomic_load(&c->graph_bytes),
+                          atomic_load(&c->graphs_reused)};
 }
 
 void mti_remote_stats_reset(void) {
   client_counters *c = &registry.counters;
   _Atomic uint64_t *all[] = {&c->round_trips, &c->syncs, &c->graphs, &c->nodes, &c->bytes_up,
                              &c->bytes_down, &c->messages, &c->bytes_skipped,
-                             &c->uploads_skipped};
+                             &c->uploads_skipped, &c->graph_bytes, &c->graphs_reused};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) atomic_store(all[i], 0);
 }

@@ -29,6 +29,7 @@ void session_lost(session *s) {
   s->opened_pending = s->dirty = 0;
   s->generation++;
   recorder_drop_pending(s);
+  recorder_forget_templates(s);
   content_forget(s);
 }
 
