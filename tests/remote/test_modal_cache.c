@@ -4,7 +4,8 @@
  * directory or a live storage as the source; a corrupted cache file is
  * dropped and its bytes asked for again; the size limit evicts the least
  * recently used file; a restarted worker serves from the same directory; a
- * worker without a directory still works; a lying Need is a clear error.
+ * worker without a directory still works; a lying Need is a clear error;
+ * a repeated step's graph is sent once, then by reference (Invoke).
  * The library's counters (mt_modal_get_stats) are the witnesses; no timing
  * is asserted.
  */
@@ -237,6 +238,76 @@ START_TEST(test_lying_need_is_a_clear_error) {
 }
 END_TEST
 
+/* One step: loss = sum(relu(x @ w + b)) for a new x; returns the loss. */
+static double step(const mt_tensor *w, const mt_tensor *b, float fill) {
+  float xv[4 * 8];
+  for (int i = 0; i < 4 * 8; i++) xv[i] = fill - (float)(i % 5);
+  const int64_t xs[2] = {4, 8};
+  mt_tensor *x = MH_MADE(mt_from_data(xv, 2, xs, MT_FLOAT32, MH_MODAL));
+  mt_tensor *h = MH_MADE(mt_matmul(x, w));
+  mt_tensor *hb = MH_MADE(mt_add(h, b));
+  mt_tensor *r = MH_MADE(mt_relu(hb));
+  mt_tensor *loss = MH_MADE(mt_sum(r, 0, NULL, 0));
+  double v;
+  MH_OK(mt_item(loss, &v));
+  mt_tensor *ts[] = {loss, r, hb, h, x};
+  for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) mt_tensor_free(ts[i]);
+  return v;
+}
+
+/* The same on the cpu, for the expected value. */
+static double step_cpu(float fill) {
+  double loss = 0;
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 16; j++) {
+      double acc = 0.25;
+      for (int k = 0; k < 8; k++) acc += (double)(fill - (float)((i * 8 + k) % 5)) * 0.5;
+      loss += acc > 0 ? acc : 0;
+    }
+  return loss;
+}
+
+START_TEST(test_repeated_step_sends_under_ten_percent) {
+  mh_worker_use(&worker);
+  float wv[8 * 16], bv[16];
+  for (int i = 0; i < 8 * 16; i++) wv[i] = 0.5f;
+  for (int i = 0; i < 16; i++) bv[i] = 0.25f;
+  const int64_t ws[2] = {8, 16}, bs = 16;
+  mt_tensor *w = MH_MADE(mt_from_data(wv, 2, ws, MT_FLOAT32, MH_MODAL));
+  mt_tensor *b = MH_MADE(mt_from_data(bv, 1, &bs, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_synchronize(MH_MODAL));
+  mt_modal_stats_reset();
+  ck_assert(step(w, b, 1.0f) == step_cpu(1.0f));
+  mt_modal_stats first;
+  MH_OK(mt_modal_get_stats(&first));
+  ck_assert_uint_gt(first.graph_bytes, 0);
+  ck_assert_uint_eq(first.graphs_reused, 0);
+  for (int k = 2; k <= 5; k++) {
+    mt_modal_stats_reset();
+    double got = step(w, b, (float)k);
+    ck_assert_msg(got == step_cpu((float)k), "step %d: %g, expected %g", k, got, step_cpu((float)k));
+    mt_modal_stats again;
+    MH_OK(mt_modal_get_stats(&again));
+    ck_assert_uint_eq(again.graphs_reused, 1);
+    ck_assert_msg(again.graph_bytes * 10 < first.graph_bytes,
+                  "step %d sent %llu graph bytes, the first %llu", k,
+                  (unsigned long long)again.graph_bytes, (unsigned long long)first.graph_bytes);
+  }
+  /* another graph is sent whole */
+  mt_modal_stats_reset();
+  mt_tensor *y = MH_MADE(mt_mul_scalar(w, 3.0));
+  double v;
+  mt_tensor *s = MH_MADE(mt_sum(y, 0, NULL, 0));
+  MH_OK(mt_item(s, &v));
+  ck_assert(v == 8 * 16 * 1.5);
+  mt_modal_stats other;
+  MH_OK(mt_modal_get_stats(&other));
+  ck_assert_uint_eq(other.graphs_reused, 0);
+  mt_tensor *ts[] = {s, y, b, w};
+  for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) mt_tensor_free(ts[i]);
+}
+END_TEST
+
 static Suite *cache_suite(void) {
   Suite *s = suite_create("modal_cache");
   TCase *tc = tcase_create("cache");
@@ -248,6 +319,7 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_restarted_worker_serves_from_the_directory);
   tcase_add_test(tc, test_worker_without_cache_dir);
   tcase_add_test(tc, test_lying_need_is_a_clear_error);
+  tcase_add_test(tc, test_repeated_step_sends_under_ten_percent);
   suite_add_tcase(s, tc);
   return s;
 }

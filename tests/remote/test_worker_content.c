@@ -3,7 +3,7 @@
  * with and without bytes, Need and the wait for its bytes, checks of the
  * bytes against their digest, live storages of another session as a
  * source, Opened.held, and malformed Content messages (each a clear
- * deferred error; the worker goes on serving).
+ * deferred error; the worker goes on serving); graph templates and Invoke.
  */
 #include <check.h>
 #include <grpc/grpc.h>
@@ -188,6 +188,92 @@ START_TEST(test_malformed_content) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ templates */
+
+#define SMALL 16
+
+static void send_invoke(wt_session *s, uint64_t template_id, size_t n, const uint64_t *ids) {
+  Modaltensor__V1__Invoke inv = MODALTENSOR__V1__INVOKE__INIT;
+  inv.template_id = template_id;
+  inv.n_ids = n;
+  inv.ids = (uint64_t *)ids;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE;
+  m.invoke = &inv;
+  ck_assert_int_eq(wc_stream_send(s->stream, &m), 0);
+}
+
+/* Sends out = a + b as template 3 (parameters a, b, out). */
+static void send_add_template(wt_session *s, uint64_t a, uint64_t b, uint64_t out) {
+  const int64_t n = SMALL;
+  wt_graph g;
+  wt_graph_init(&g);
+  wt_graph_node(&g, MTI_OP_ADD, out, MT_FLOAT32, 1, &n);
+  wt_view va = wt_view_of(a, 1, &n), vb = wt_view_of(b, 1, &n);
+  wt_graph_input(&g, &va);
+  wt_graph_input(&g, &vb);
+  g.graph.template_id = 3;
+  ck_assert_int_eq(wt_graph_send(s, &g), 0);
+}
+
+static void expect_small(wt_session *s, uint64_t id, float want) {
+  const int64_t n = SMALL;
+  wt_view v = wt_view_of(id, 1, &n);
+  float got[SMALL];
+  size_t len;
+  char msg[256];
+  ck_assert_int_eq(wt_download(s, &v, got, sizeof got, &len, msg, sizeof msg), 0);
+  for (int i = 0; i < SMALL; i++) ck_assert_msg(got[i] == want, "[%d] = %g, want %g", i, got[i], want);
+}
+
+START_TEST(test_invoke_runs_the_template_with_new_ids) {
+  wt_session s;
+  ck_assert_int_eq(wt_open(channel, &s), 0);
+  float ones[SMALL], twos[SMALL];
+  for (int i = 0; i < SMALL; i++) ones[i] = 1, twos[i] = 2;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, SMALL, ones, MTI_CHUNK_BYTES), 0);
+  ck_assert_int_eq(wt_upload(&s, 2, MT_FLOAT32, SMALL, twos, MTI_CHUNK_BYTES), 0);
+  send_add_template(&s, 1, 2, 3);
+  expect_sync(&s, 0, NULL);
+  expect_small(&s, 3, 3.0f);
+  const uint64_t again[] = {3, 2, 4}; /* 4 = 3 + 2 */
+  send_invoke(&s, 3, 3, again);
+  const uint64_t twice[] = {4, 4, 5}; /* a parameter twice: 5 = 4 + 4 */
+  send_invoke(&s, 3, 3, twice);
+  expect_sync(&s, 0, NULL);
+  expect_small(&s, 4, 5.0f);
+  expect_small(&s, 5, 10.0f);
+  ck_assert_int_eq(wt_close(&s), GRPC_STATUS_OK);
+}
+END_TEST
+
+START_TEST(test_malformed_invoke) {
+  wt_session s;
+  ck_assert_int_eq(wt_open(channel, &s), 0);
+  float ones[SMALL];
+  for (int i = 0; i < SMALL; i++) ones[i] = 1;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, SMALL, ones, MTI_CHUNK_BYTES), 0);
+  ck_assert_int_eq(wt_upload(&s, 2, MT_FLOAT32, SMALL, ones, MTI_CHUNK_BYTES), 0);
+  const uint64_t ids[] = {1, 2, 9};
+  send_invoke(&s, 3, 3, ids);
+  expect_sync(&s, MT_ERR_INVALID_ARGUMENT, "no template 3");
+  send_add_template(&s, 1, 2, 3);
+  expect_sync(&s, 0, NULL);
+  send_invoke(&s, 3, 2, ids);
+  expect_sync(&s, MT_ERR_INVALID_ARGUMENT, "3 parameters, 2 ids given");
+  const uint64_t unknown[] = {77, 1, 9};
+  send_invoke(&s, 3, 3, unknown);
+  expect_sync(&s, MT_ERR_INVALID_ARGUMENT, "77");
+  const uint64_t reuse[] = {1, 1, 2}; /* output 2 exists */
+  send_invoke(&s, 3, 3, reuse);
+  expect_sync(&s, MT_ERR_INVALID_ARGUMENT, "already exists");
+  expect_small(&s, 2, 1.0f); /* untouched */
+  expect_small(&s, 3, 2.0f);
+  ck_assert_int_eq(wt_close(&s), GRPC_STATUS_OK);
+  ck_assert_int_eq(wt_check_serving(worker.addr, NULL), 0);
+}
+END_TEST
+
 static Suite *content_suite(void) {
   Suite *s = suite_create("worker_content");
   TCase *tc = tcase_create("content");
@@ -199,6 +285,12 @@ static Suite *content_suite(void) {
   tcase_add_test(tc, test_bytes_that_do_not_match_fail);
   tcase_add_test(tc, test_malformed_content);
   suite_add_tcase(s, tc);
+  TCase *tt = tcase_create("templates");
+  tcase_add_checked_fixture(tt, setup, teardown);
+  tcase_set_timeout(tt, 300);
+  tcase_add_test(tt, test_invoke_runs_the_template_with_new_ids);
+  tcase_add_test(tt, test_malformed_invoke);
+  suite_add_tcase(s, tt);
   return s;
 }
 
