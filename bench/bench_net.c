@@ -7,7 +7,8 @@
  * 1 MiB-in / 1 MiB-out inference loop (10 steps), and two runs uploading
  * the same 64 MiB (each a fresh session; the worker keeps a cache
  * directory, so the second run is served from it; new bytes at each round
- * trip time). It also measures SHA-256 over the 64 MiB, which every large
+ * trip time), and 10 training steps (the graph bytes of the first step and
+ * of each later one, run from a template). It also measures SHA-256 over the 64 MiB, which every large
  * upload costs the client (and the worker). For each: wall time, round trips
  * counted three ways (turns at the proxy, sync points in the worker's
  * Stats, the library's own count; wall time / RTT is the fourth check),
@@ -56,6 +57,7 @@ typedef struct bench {
   double rtt_ms;
   uint64_t syncs0;
   double t0;
+  uint64_t graph_first, graph_later; /* case_train's graph bytes per step */
 } bench;
 
 static double now_ms(void) {
@@ -192,6 +194,47 @@ static void case_infer(bench *b, unsigned salt) {
   free(out);
 }
 
+/* Graph bytes of a training step (least squares by hand: forward, the
+ * gradient, the update of w, the loss read): the first step, and the mean
+ * of the 9 after it, which the worker runs from the template it kept. */
+static void case_train(bench *b) {
+  begin(b);
+  const int64_t xs[2] = {64, 32}, ws[2] = {32, 8}, ts[2] = {64, 8};
+  mt_tensor *x = made(mt_randn(2, xs, MT_FLOAT32, modal0, 3), "randn");
+  mt_tensor *t = made(mt_randn(2, ts, MT_FLOAT32, modal0, 4), "randn");
+  mt_tensor *w = made(mt_randn(2, ws, MT_FLOAT32, modal0, 5), "randn");
+  check(mt_synchronize(modal0), "sync");
+  mt_modal_stats before, after;
+  uint64_t first = 0, later = 0;
+  for (int step = 0; step < 10; step++) {
+    check(mt_modal_get_stats(&before), "stats");
+    mt_tensor *y = made(mt_matmul(x, w), "matmul");
+    mt_tensor *e = made(mt_sub(y, t), "sub");
+    mt_tensor *e2 = made(mt_mul(e, e), "mul");
+    mt_tensor *loss = made(mt_sum(e2, 0, NULL, 0), "sum");
+    mt_tensor *xt = made(mt_transpose(x, 0, 1), "transpose");
+    mt_tensor *g = made(mt_matmul(xt, e), "matmul");
+    mt_tensor *g2 = made(mt_mul_scalar(g, -2e-3), "mul_scalar");
+    mt_tensor *w2 = made(mt_add(w, g2), "add");
+    double l;
+    check(mt_item(loss, &l), "item");
+    check(mt_modal_get_stats(&after), "stats");
+    uint64_t bytes = after.graph_bytes - before.graph_bytes;
+    if (step == 0) first = bytes;
+    else later += bytes;
+    mt_tensor *dead[] = {y, e, e2, loss, xt, g, g2, w};
+    for (size_t i = 0; i < sizeof dead / sizeof *dead; i++) mt_tensor_free(dead[i]);
+    w = w2;
+  }
+  measure m = end(b);
+  report(b, "10 training steps (graph sent once)", &m, 10, 10 * 8);
+  b->graph_first = first;
+  b->graph_later = later / 9;
+  mt_tensor_free(w);
+  mt_tensor_free(t);
+  mt_tensor_free(x);
+}
+
 /* SHA-256 of len bytes, as the library computes it (OpenSSL's EVP). */
 static void report_sha256(const void *data, size_t len) {
   unsigned char d[EVP_MAX_MD_SIZE];
@@ -303,11 +346,15 @@ int main(int argc, char **argv) {
     case_loop(&b);
     case_infer(&b, (unsigned)i);
     case_upload_twice(&b, (unsigned)i);
+    case_train(&b);
     mt_shutdown();
     mtb_proxy_stop(b.proxy);
   }
   wc_channel_free(b.stats_ch);
   wt_worker_stop(&b.worker);
+  printf("\nTraining step graph bytes: first step %llu, each later step %llu (%.1f %%)\n",
+         (unsigned long long)b.graph_first, (unsigned long long)b.graph_later,
+         b.graph_first ? 100.0 * (double)b.graph_later / (double)b.graph_first : 0.0);
   size_t len = (size_t)b.o.upload_mib << 20;
   void *bytes = calloc(1, len);
   if (bytes) report_sha256(bytes, len);
