@@ -1,7 +1,8 @@
 /*
  * cache.c - the content store: a directory of files named by the SHA-256
  * of their bytes, kept within a byte limit by least recent use (the file's
- * mtime, so that the order survives restarts), and an index of live blocks.
+ * mtime, so that the order survives restarts), written by a thread of its
+ * own, and an index of live blocks.
  */
 #define _GNU_SOURCE /* O_CLOEXEC under -std=c11 */
 #include "cache.h"
@@ -29,8 +30,21 @@ typedef struct live_entry {
   mtw_block *blk;
 } live_entry;
 
+/* A file to write: bytes of stage, or of blk (referenced). */
+typedef struct pending_file {
+  uint8_t digest[MTI_SHA256_BYTES];
+  mtw_block *blk;
+  void *stage;
+  size_t len;
+  struct pending_file *next;
+} pending_file;
+
 struct mtw_content {
   pthread_mutex_t lock;
+  pthread_cond_t wake;
+  pthread_t writer;
+  int writing, stopping; /* the writer thread runs; it is told to end */
+  pending_file *pending, *pending_tail;
   char *dir; /* NULL: no cache directory */
   uint64_t max_bytes, bytes, clock, tmp_seq;
   file_entry *files;
@@ -133,6 +147,8 @@ static int scan_dir(mtw_content *c, char *err, size_t err_len) {
   return 0;
 }
 
+static void *writer_main(void *arg);
+
 mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, size_t err_len) {
   mtw_content *c = calloc(1, sizeof *c);
   if (!c) {
@@ -140,6 +156,7 @@ mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, si
     return NULL;
   }
   pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->wake, NULL);
   c->max_bytes = max_bytes;
   if (dir) {
     if (mkdir(dir, 0700) && errno != EEXIST) {
@@ -152,6 +169,8 @@ mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, si
       return NULL;
     }
     evict(c);
+    c->writing = pthread_create(&c->writer, NULL, writer_main, c) == 0;
+    if (!c->writing) mtw_log(MTW_LOG_WARN, "cache %s: no writer thread: nothing new is kept", dir);
     mtw_log(MTW_LOG_INFO, "cache %s: %zu files, %llu bytes (limit %llu)", dir, c->nfiles,
             (unsigned long long)c->bytes, (unsigned long long)max_bytes);
   }
@@ -160,6 +179,14 @@ mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, si
 
 void mtw_content_close(mtw_content *c) {
   if (!c) return;
+  if (c->writing) {
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->writer, NULL);
+  }
+  pthread_cond_destroy(&c->wake);
   pthread_mutex_destroy(&c->lock);
   free(c->files);
   free(c->live);
@@ -199,24 +226,73 @@ static int write_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], const v
   return rc;
 }
 
-void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], const void *host,
-                          size_t len) {
-  if (!c->dir || len > c->max_bytes) return;
+static int have_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES]) {
   pthread_mutex_lock(&c->lock);
-  ssize_t have = find_file(c, d);
-  if (have >= 0) c->files[have].used = ++c->clock;
+  ssize_t i = find_file(c, d);
+  if (i >= 0) c->files[i].used = ++c->clock;
   pthread_mutex_unlock(&c->lock);
-  if (have >= 0 || write_file(c, d, host, len)) return;
-  pthread_mutex_lock(&c->lock);
-  if (find_file(c, d) < 0 && !grow((void **)&c->files, &c->cap_files, c->nfiles + 1,
-                                   sizeof *c->files)) {
-    file_entry *e = &c->files[c->nfiles++];
-    memcpy(e->digest, d, MTI_SHA256_BYTES);
-    e->size = len;
-    e->used = ++c->clock;
-    c->bytes += len;
+  return i >= 0;
+}
+
+/* Writes one queued file (its bytes checked once more: a live block may
+ * have been written since) and enters it in the index. */
+static void write_pending(mtw_content *c, pending_file *p) {
+  const void *host = p->stage;
+  if (!host) host = p->blk->backend->ops->host_address(p->blk->backend, p->blk->ptr);
+  uint8_t got[MTI_SHA256_BYTES];
+  int ok = host && !mti_sha256("cache", host, p->len, got) && !memcmp(got, p->digest, sizeof got);
+  if (ok && !have_file(c, p->digest) && !write_file(c, p->digest, host, p->len)) {
+    pthread_mutex_lock(&c->lock);
+    if (find_file(c, p->digest) < 0 &&
+        !grow((void **)&c->files, &c->cap_files, c->nfiles + 1, sizeof *c->files)) {
+      file_entry *e = &c->files[c->nfiles++];
+      memcpy(e->digest, p->digest, MTI_SHA256_BYTES);
+      e->size = p->len;
+      e->used = ++c->clock;
+      c->bytes += p->len;
+    }
+    evict(c);
+    pthread_mutex_unlock(&c->lock);
   }
-  evict(c);
+  if (p->blk) mtw_block_unref(p->blk);
+  free(p->stage);
+  free(p);
+}
+
+/* The writer thread: queued files in order, until told to stop (what is
+ * queued by then is still written). */
+static void *writer_main(void *arg) {
+  mtw_content *c = arg;
+  pthread_mutex_lock(&c->lock);
+  for (;;) {
+    while (!c->pending && !c->stopping) pthread_cond_wait(&c->wake, &c->lock);
+    pending_file *p = c->pending;
+    if (!p) break;
+    if (!(c->pending = p->next)) c->pending_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    write_pending(c, p);
+    pthread_mutex_lock(&c->lock);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], mtw_block *blk,
+                          void *stage, size_t len) {
+  pending_file *p = c->writing && len <= c->max_bytes && !have_file(c, d) ? calloc(1, sizeof *p) : NULL;
+  if (!p) {
+    free(stage);
+    return;
+  }
+  memcpy(p->digest, d, MTI_SHA256_BYTES);
+  p->stage = stage;
+  p->len = len;
+  if (!stage) mtw_block_ref(p->blk = blk);
+  pthread_mutex_lock(&c->lock);
+  if (c->pending_tail) c->pending_tail->next = p;
+  else c->pending = p;
+  c->pending_tail = p;
+  pthread_cond_signal(&c->wake);
   pthread_mutex_unlock(&c->lock);
 }
 

@@ -26,11 +26,16 @@ typedef struct mtw_content mtw_content;
 mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, size_t err_len);
 void mtw_content_close(mtw_content *c);
 
-/* Writes len checked bytes (host memory) named d into the cache directory
- * (a temporary file renamed into place), then evicts the least recently
- * used files beyond the limit. Failures only cost the cache entry. */
-void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], const void *host,
-                          size_t len);
+/* Queues checked bytes named d for the cache directory, written by the
+ * store's own thread (writing 64 MiB takes half a second on a slow disk:
+ * not in the session's way). The bytes are stage (len of them, malloc'd:
+ * the store frees it), or, when stage is NULL, blk's own (host-readable)
+ * memory, which a reference keeps alive until written. The thread checks
+ * them against d once more, writes a temporary file, renames it into
+ * place, and evicts the least recently used files beyond the limit.
+ * Failures only cost the cache entry. */
+void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], mtw_block *blk,
+                          void *stage, size_t len);
 
 /* Reads the cached bytes named d, exactly len of them, into dst (host
  * memory) and checks them: 1 when they match, else 0 (a file that does not

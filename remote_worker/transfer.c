@@ -137,31 +137,30 @@ int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *c) {
 
 /* ------------------------------------------------------------ Content */
 
-/* The storage's bytes on the host: in place when the backend allows, else
- * a copy in *stage (free it). NULL with the error set. */
-static const void *host_bytes(mtw_session *s, const mtw_block *blk, void **stage) {
-  const mtw_backend *b = s->worker->backend;
-  const void *host = b->ops->host_address(s->worker->backend, blk->ptr);
-  *stage = NULL;
-  if (host || !blk->nbytes) return host ? host : "";
-  if (!(*stage = malloc(blk->nbytes))) {
+/* A host copy of a block the host cannot read in place; NULL with the
+ * error set. */
+static void *stage_block(mtw_session *s, const mtw_block *blk) {
+  void *stage = malloc(blk->nbytes ? blk->nbytes : 1);
+  if (!stage) {
     mti_error_oom("content", blk->nbytes);
     return NULL;
   }
-  if (b->ops->download(s->stream, *stage, blk->ptr, blk->nbytes) != MT_OK) {
-    free(*stage);
-    return *stage = NULL;
+  if (s->worker->backend->ops->download(s->stream, stage, blk->ptr, blk->nbytes) != MT_OK) {
+    free(stage);
+    return NULL;
   }
-  return *stage;
+  return stage;
 }
 
 /* Offers the checked bytes of st to later sessions: as a live source, and
- * as a file in the cache directory. */
-static void content_keep(mtw_session *s, mtw_storage *st, const void *host) {
-  void *stage = NULL;
-  if (!host) host = host_bytes(s, st->block, &stage);
-  if (host) mtw_content_put_file(s->worker->content, st->digest, host, (size_t)st->nbytes);
-  free(stage);
+ * as a file of the cache directory (written in the background, from stage
+ * when given: taken over; else from the block or a host copy of it). */
+static void content_keep(mtw_session *s, mtw_storage *st, void *stage) {
+  const mtw_backend *b = s->worker->backend;
+  if (!stage && !b->ops->host_address(s->worker->backend, st->block->ptr))
+    stage = stage_block(s, st->block);
+  if (stage || b->ops->host_address(s->worker->backend, st->block->ptr))
+    mtw_content_put_file(s->worker->content, st->digest, st->block, stage, (size_t)st->nbytes);
   if (!st->live) mtw_content_live_add(s->worker->content, st->digest, st->block);
   st->live = 1;
 }
@@ -215,9 +214,10 @@ static int content_fill(mtw_session *s, mtw_storage *st) {
   if (found && stage && b->ops->upload(s->stream, st->block->ptr, stage, n) != MT_OK) found = 0;
   if (found) {
     st->received = st->nbytes;
-    content_keep(s, st, dst);
+    content_keep(s, st, stage);
+  } else {
+    free(stage);
   }
-  free(stage);
   return found;
 }
 

@@ -80,6 +80,15 @@ static int file_exists(const char *path) {
   return stat(path, &sb) == 0;
 }
 
+/* The worker writes cache files in the background: waits (up to a minute)
+ * until path holds len bytes. */
+static void wait_file(const char *path, size_t len) {
+  struct stat sb;
+  for (int64_t end = mh_now_ms() + 60000; mh_now_ms() < end; mh_sleep_ms(20))
+    if (stat(path, &sb) == 0 && (size_t)sb.st_size == len) return;
+  ck_abort_msg("no cache file %s of %zu bytes", path, len);
+}
+
 /* Uploads the bytes, syncs, checks the values come back, and returns this
  * run's counters. */
 static mt_modal_stats upload_run(const float *v, size_t bytes) {
@@ -113,7 +122,7 @@ START_TEST(test_second_run_sends_under_one_percent) {
   ck_assert_uint_eq(first.uploads_skipped, 0);
   char path[512];
   file_of(v, bytes, path, sizeof path);
-  ck_assert_msg(file_exists(path), "no cache file %s", path);
+  wait_file(path, bytes);
   end_session();
   mt_modal_stats second = upload_run(v, bytes);
   ck_assert_msg(second.bytes_up * 100 < first.bytes_up, "second run sent %llu bytes, first %llu",
@@ -133,14 +142,23 @@ START_TEST(test_corrupted_file_is_dropped_and_bytes_asked_again) {
   end_session();
   char path[512];
   file_of(v, bytes, path, sizeof path);
+  wait_file(path, bytes);
   int fd = open(path, O_WRONLY);
   ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(pwrite(fd, "\x5a", 1, (off_t)(bytes / 2)), 1);
+  const unsigned char orig = ((const unsigned char *)v)[bytes / 2], bad = (unsigned char)~orig;
+  ck_assert_int_eq(pwrite(fd, &bad, 1, (off_t)(bytes / 2)), 1);
   close(fd);
   mt_modal_stats again = upload_run(v, bytes); /* the values come back right */
   ck_assert_uint_ge(again.bytes_up, bytes);
   ck_assert_uint_eq(again.uploads_skipped, 0);
   /* the file was replaced by the checked bytes */
+  for (int64_t end = mh_now_ms() + 60000; mh_now_ms() < end; mh_sleep_ms(20)) {
+    int f = open(path, O_RDONLY);
+    unsigned char at = bad;
+    int done = f >= 0 && pread(f, &at, 1, (off_t)(bytes / 2)) == 1 && at == orig;
+    if (f >= 0) close(f);
+    if (done) break;
+  }
   float *disk = malloc(bytes);
   fd = open(path, O_RDONLY);
   ck_assert_int_ge(fd, 0);
@@ -161,10 +179,13 @@ START_TEST(test_size_limit_evicts_least_recently_used) {
   file_of(b, bytes, pb, sizeof pb);
   file_of(c, bytes, pc, sizeof pc);
   upload_run(a, bytes);
+  wait_file(pa, bytes);
   upload_run(b, bytes);
+  wait_file(pb, bytes);
   mt_modal_stats reuse = upload_run(a, bytes); /* read from the cache: a is now the newest */
   ck_assert_uint_eq(reuse.uploads_skipped, 1);
   upload_run(c, bytes); /* 6 MiB > 5 MiB: b goes */
+  wait_file(pc, bytes);
   ck_assert_msg(file_exists(pa), "a was evicted");
   ck_assert_msg(!file_exists(pb), "b, the least recently used, is still there");
   ck_assert_msg(file_exists(pc), "c was not kept");
