@@ -45,6 +45,7 @@ struct mtw_content {
   pthread_t writer;
   int writing, stopping; /* the writer thread runs; it is told to end */
   pending_file *pending, *pending_tail;
+  pending_file *writing_now; /* taken from the queue, being written */
   char *dir; /* NULL: no cache directory */
   uint64_t max_bytes, bytes, clock, tmp_seq;
   file_entry *files;
@@ -235,7 +236,8 @@ static int have_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES]) {
 }
 
 /* Writes one queued file (its bytes checked once more: a live block may
- * have been written since) and enters it in the index. */
+ * have been written since) and enters it in the index. Its bytes stay
+ * readable to copy_pending until pending_release. */
 static void write_pending(mtw_content *c, pending_file *p) {
   const void *host = p->stage;
   if (!host) host = p->blk->backend->ops->host_address(p->blk->backend, p->blk->ptr);
@@ -254,6 +256,10 @@ static void write_pending(mtw_content *c, pending_file *p) {
     evict(c);
     pthread_mutex_unlock(&c->lock);
   }
+}
+
+/* Under the lock: readers (copy_pending) may be looking at p. */
+static void pending_release(pending_file *p) {
   if (p->blk) mtw_block_unref(p->blk);
   free(p->stage);
   free(p);
@@ -269,9 +275,13 @@ static void *writer_main(void *arg) {
     pending_file *p = c->pending;
     if (!p) break;
     if (!(c->pending = p->next)) c->pending_tail = NULL;
+    p->next = NULL;
+    c->writing_now = p;
     pthread_mutex_unlock(&c->lock);
     write_pending(c, p);
     pthread_mutex_lock(&c->lock);
+    c->writing_now = NULL;
+    pending_release(p);
   }
   pthread_mutex_unlock(&c->lock);
   return NULL;
@@ -317,6 +327,29 @@ static void drop_bad(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], const ch
   pthread_mutex_unlock(&c->lock);
 }
 
+/* Copies the bytes of a file still waiting for the writer into dst (under
+ * the lock: the writer frees them once written). 1 when there was one. */
+static int copy_pending(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], void *dst, size_t len) {
+  int found = 0;
+  pthread_mutex_lock(&c->lock);
+  for (pending_file *p = c->writing_now ? c->writing_now : c->pending; p && !found;
+       p = p == c->writing_now ? c->pending : p->next) {
+    if (p->len != len || memcmp(p->digest, d, MTI_SHA256_BYTES)) continue;
+    const void *host = p->stage ? p->stage
+                                : p->blk->backend->ops->host_address(p->blk->backend, p->blk->ptr);
+    if (host) memcpy(dst, host, len);
+    found = host != NULL;
+  }
+  pthread_mutex_unlock(&c->lock);
+  return found;
+}
+
+/* Checks bytes read from the store against d. */
+static int matches(const void *data, size_t len, const uint8_t d[MTI_SHA256_BYTES]) {
+  uint8_t got[MTI_SHA256_BYTES];
+  return !mti_sha256("cache", data, len, got) && !memcmp(got, d, MTI_SHA256_BYTES);
+}
+
 int mtw_content_read_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], void *dst,
                           size_t len) {
   if (!c->dir) return 0;
@@ -324,7 +357,7 @@ int mtw_content_read_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], voi
   ssize_t i = find_file(c, d);
   if (i >= 0) c->files[i].used = ++c->clock;
   pthread_mutex_unlock(&c->lock);
-  if (i < 0) return 0;
+  if (i < 0) return copy_pending(c, d, dst, len) && matches(dst, len, d);
   char path[4096];
   file_path(c, d, path, sizeof path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -336,8 +369,7 @@ int mtw_content_read_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], voi
   }
   futimens(fd, NULL); /* the LRU order, for the next start */
   close(fd);
-  uint8_t got[MTI_SHA256_BYTES];
-  if (mti_sha256("cache", dst, len, got) || memcmp(got, d, MTI_SHA256_BYTES)) {
+  if (!matches(dst, len, d)) {
     drop_bad(c, d, "its bytes do not match their digest");
     return 0;
   }
