@@ -5,7 +5,11 @@
  * limit (default 100 MB/s), runs: start-up to the first result, the mlp
  * example (a child process), a 20-step loop reading a loss each step, a
  * 1 MiB-in / 1 MiB-out inference loop (10 steps), and two runs uploading
- * the same 64 MiB (each a fresh session). For each: wall time, round trips
+ * the same 64 MiB (each a fresh session; the worker keeps a cache
+ * directory, so the second run is served from it; new bytes at each round
+ * trip time), and 10 training steps (the graph bytes of the first step and
+ * of each later one, run from a template). It also measures SHA-256 over the 64 MiB, which every large
+ * upload costs the client (and the worker). For each: wall time, round trips
  * counted three ways (turns at the proxy, sync points in the worker's
  * Stats, the library's own count; wall time / RTT is the fourth check),
  * bytes on the wire against payload, and the ideal time (the round trips a
@@ -14,6 +18,7 @@
  *
  *   mt_bench_net [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--quick]
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 #include <unistd.h>
 
 #include <grpc/grpc.h>
+#include <openssl/evp.h>
 
 #include "delay_proxy.h"
 #include "modaltensor.h"
@@ -51,6 +57,7 @@ typedef struct bench {
   double rtt_ms;
   uint64_t syncs0;
   double t0;
+  uint64_t graph_first, graph_later; /* case_train's graph bytes per step */
 } bench;
 
 static double now_ms(void) {
@@ -166,10 +173,11 @@ static void case_loop(bench *b) {
 }
 
 /* Inference: 1 MiB in, 1 MiB out, 10 times. */
-static void case_infer(bench *b) {
+static void case_infer(bench *b, unsigned salt) {
   enum { N = 262144 };
   float *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
   for (int i = 0; i < N; i++) in[i] = (float)i;
+  in[1] = (float)salt; /* bytes the cache has not seen at an earlier RTT */
   begin(b);
   const int64_t n = N;
   for (int step = 0; step < 10; step++) {
@@ -186,11 +194,68 @@ static void case_infer(bench *b) {
   free(out);
 }
 
-/* The same weights uploaded by two runs (each a new session). */
-static void case_upload_twice(bench *b) {
+/* Graph bytes of a training step (least squares by hand: forward, the
+ * gradient, the update of w, the loss read): the first step, and the mean
+ * of the 9 after it, which the worker runs from the template it kept. */
+static void case_train(bench *b) {
+  begin(b);
+  const int64_t xs[2] = {64, 32}, ws[2] = {32, 8}, ts[2] = {64, 8};
+  mt_tensor *x = made(mt_randn(2, xs, MT_FLOAT32, modal0, 3), "randn");
+  mt_tensor *t = made(mt_randn(2, ts, MT_FLOAT32, modal0, 4), "randn");
+  mt_tensor *w = made(mt_randn(2, ws, MT_FLOAT32, modal0, 5), "randn");
+  check(mt_synchronize(modal0), "sync");
+  mt_modal_stats before, after;
+  uint64_t first = 0, later = 0;
+  for (int step = 0; step < 10; step++) {
+    check(mt_modal_get_stats(&before), "stats");
+    mt_tensor *y = made(mt_matmul(x, w), "matmul");
+    mt_tensor *e = made(mt_sub(y, t), "sub");
+    mt_tensor *e2 = made(mt_mul(e, e), "mul");
+    mt_tensor *loss = made(mt_sum(e2, 0, NULL, 0), "sum");
+    mt_tensor *xt = made(mt_transpose(x, 0, 1), "transpose");
+    mt_tensor *g = made(mt_matmul(xt, e), "matmul");
+    mt_tensor *g2 = made(mt_mul_scalar(g, -2e-3), "mul_scalar");
+    mt_tensor *w2 = made(mt_add(w, g2), "add");
+    double l;
+    check(mt_item(loss, &l), "item");
+    check(mt_modal_get_stats(&after), "stats");
+    uint64_t bytes = after.graph_bytes - before.graph_bytes;
+    if (step == 0) first = bytes;
+    else later += bytes;
+    mt_tensor *dead[] = {y, e, e2, loss, xt, g, g2, w};
+    for (size_t i = 0; i < sizeof dead / sizeof *dead; i++) mt_tensor_free(dead[i]);
+    w = w2;
+  }
+  measure m = end(b);
+  report(b, "10 training steps (graph sent once)", &m, 10, 10 * 8);
+  b->graph_first = first;
+  b->graph_later = later / 9;
+  mt_tensor_free(w);
+  mt_tensor_free(t);
+  mt_tensor_free(x);
+}
+
+/* SHA-256 of len bytes, as the library computes it (OpenSSL's EVP). */
+static void report_sha256(const void *data, size_t len) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned n;
+  double best = 1e30;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now_ms();
+    EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
+    double ms = now_ms() - t0;
+    if (ms < best) best = ms;
+  }
+  printf("\nSHA-256 of %.0f MiB: %.1f ms (%.2f GB/s; best of 3)\n\n", (double)len / 1048576.0,
+         best, (double)len / best / 1e6);
+}
+
+/* The same weights uploaded by two runs (each a new session), different
+ * bytes at each round trip time (the worker's cache outlives the runs). */
+static void case_upload_twice(bench *b, unsigned salt) {
   size_t n = (size_t)b->o.upload_mib << 18; /* float32 elements */
   float *v = malloc(n * sizeof *v);
-  for (size_t i = 0; i < n; i++) v[i] = (float)(i % 1000);
+  for (size_t i = 0; i < n; i++) v[i] = (float)(i % 1000 + 1000 * salt);
   const int64_t shape = (int64_t)n;
   for (int run = 1; run <= 2; run++) {
     begin(b);
@@ -203,6 +268,20 @@ static void case_upload_twice(bench *b) {
     mt_tensor_free(t);
   }
   free(v);
+}
+
+/* The worker's cache directory, once it has stopped. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  char path[512];
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+  closedir(d);
+  rmdir(dir);
 }
 
 static void parse(int argc, char **argv, options *o) {
@@ -233,7 +312,15 @@ int main(int argc, char **argv) {
   bench b = {0};
   parse(argc, argv, &b.o);
   b.o.mlp = MTB_MLP_PATH;
-  if (wt_worker_start(&b.worker, NULL, NULL)) {
+  char cache_dir[256];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(cache_dir, sizeof cache_dir, "%s/mt-bench-cache-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(cache_dir)) {
+    perror("mt_bench_net: mkdtemp");
+    return 1;
+  }
+  const char *const worker_args[] = {"--cache-dir", cache_dir, NULL};
+  if (wt_worker_start(&b.worker, worker_args, NULL)) {
     fprintf(stderr, "mt_bench_net: the worker did not start\n");
     return 1;
   }
@@ -257,12 +344,21 @@ int main(int argc, char **argv) {
     case_startup(&b);
     case_mlp(&b, address);
     case_loop(&b);
-    case_infer(&b);
-    case_upload_twice(&b);
+    case_infer(&b, (unsigned)i);
+    case_upload_twice(&b, (unsigned)i);
+    case_train(&b);
     mt_shutdown();
     mtb_proxy_stop(b.proxy);
   }
   wc_channel_free(b.stats_ch);
   wt_worker_stop(&b.worker);
+  printf("\nTraining step graph bytes: first step %llu, each later step %llu (%.1f %%)\n",
+         (unsigned long long)b.graph_first, (unsigned long long)b.graph_later,
+         b.graph_first ? 100.0 * (double)b.graph_later / (double)b.graph_first : 0.0);
+  size_t len = (size_t)b.o.upload_mib << 20;
+  void *bytes = calloc(1, len);
+  if (bytes) report_sha256(bytes, len);
+  free(bytes);
+  remove_dir(cache_dir);
   return 0;
 }

@@ -152,12 +152,40 @@ mt_status mt_synchronize(mt_device d);
  * Returns the first failure. MT_OK when nothing is queued anywhere. */
 mt_status mt_modal_synchronize_all(void);
 
+/* Where the modal device's workers are and how to reach them, from code
+ * instead of the environment (docs/REMOTE.md, "Configuration"). Each field
+ * left at its "unset" value keeps what the environment (or the default)
+ * says: worker (MODALTENSOR_WORKER: an address or a comma-separated list),
+ * token (MODALTENSOR_TOKEN) and tls_ca (MODALTENSOR_TLS_CA: a PEM file)
+ * NULL; tls (MODALTENSOR_TLS: 1 always, 0 never) -1; timeout_s
+ * (MODALTENSOR_TIMEOUT) and connect_timeout_s (MODALTENSOR_CONNECT_TIMEOUT)
+ * 0. Start from MT_MODAL_CONFIG_INIT. */
+typedef struct mt_modal_config {
+  const char *worker;
+  const char *token;
+  const char *tls_ca;
+  int32_t tls;
+  double timeout_s;
+  double connect_timeout_s;
+} mt_modal_config;
+#define MT_MODAL_CONFIG_INIT {NULL, NULL, NULL, -1, 0.0, 0.0}
+
+/* Sets the configuration the modal device reads at its first use (the
+ * strings are copied); NULL goes back to the environment alone. It holds
+ * until the next call, mt_shutdown included. MT_ERR_INVALID_ARGUMENT for a
+ * malformed address, a tls other than -1/0/1 or a negative timeout;
+ * MT_ERR_UNSUPPORTED once the device is in use (after the first modal
+ * call, until mt_shutdown): call it first, or shut down, configure, and go
+ * on. */
+mt_status mt_modal_configure(const mt_modal_config *cfg);
+
 /* Counters of this process's modal traffic (all devices), since the first
  * modal call or mt_modal_stats_reset: round trips (waits for a worker:
  * syncs, downloads, Hello calls), sync points that waited, graphs and nodes
- * sent, payload bytes uploaded and downloaded, messages sent, and what the
+ * sent, payload bytes uploaded and downloaded, messages sent, what the
  * content-addressed uploads did not send (bytes and tensors the worker
- * already held). */
+ * already held), the bytes of graph messages sent (Graph and Invoke), and
+ * the graphs sent by reference to a template the worker kept. */
 typedef struct mt_modal_stats {
   uint64_t round_trips;
   uint64_t syncs;
@@ -168,6 +196,8 @@ typedef struct mt_modal_stats {
   uint64_t messages;
   uint64_t bytes_skipped;
   uint64_t uploads_skipped;
+  uint64_t graph_bytes;
+  uint64_t graphs_reused;
 } mt_modal_stats;
 
 /* Fills *out with the counters. MT_ERR_INVALID_ARGUMENT for NULL. */

@@ -55,6 +55,12 @@ static const char usage[] =
     "  --max-lifetime SECS   exit (status 0) SECS seconds after starting, sessions\n"
     "                        or not; 0: never (default; also\n"
     "                        " MTW_ENV_MAX_LIFETIME ")\n"
+    "  --cache-dir DIR       keep uploaded tensor bytes (1 MiB and up) in DIR, named\n"
+    "                        by their SHA-256, across sessions and restarts: a\n"
+    "                        client is not sent them again (default: no directory;\n"
+    "                        live tensors still serve)\n"
+    "  --cache-max-bytes N   size limit of --cache-dir, least recently used files\n"
+    "                        go first (suffixes as --max-memory; default 10G)\n"
     "  --log-level LEVEL     error, warn, info (default) or debug; logs go to stderr\n"
     "  --exit-with-parent    exit when the parent process dies (also when\n"
     "                        " MTW_ENV_EXIT_WITH_PARENT "=1)\n"
@@ -155,6 +161,12 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   } else if (strcmp(name, "--max-lifetime") == 0) {
     if (parse_seconds_from(value, 0, &o->max_lifetime_s))
       return usage_error("--max-lifetime: '%s' is not a number of seconds (0: never)", value);
+  } else if (strcmp(name, "--cache-dir") == 0) {
+    if (!*value) return usage_error("--cache-dir: empty directory name%s", "");
+    o->cache_dir = value;
+  } else if (strcmp(name, "--cache-max-bytes") == 0) {
+    if (parse_bytes(value, &o->cache_max_bytes))
+      return usage_error("--cache-max-bytes: '%s' is not a byte count", value);
   } else if (strcmp(name, "--log-level") == 0) {
     if (mtw_log_level_parse(value, &o->log_level))
       return usage_error("--log-level: '%s' is not error, warn, info or debug", value);
@@ -202,11 +214,13 @@ mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
   static const char *const valued[] = {
       "--listen",    "--token",   "--backend", "--max-memory", "--idle-timeout",
       "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime",
-      "--max-node-work", "--admin-token", "--session-max-memory"};
+      "--max-node-work", "--admin-token", "--session-max-memory",
+      "--cache-dir", "--cache-max-bytes"};
   mtw_options o = {.listen = MTW_DEFAULT_LISTEN,
                    .backend = "auto",
                    .idle_timeout_s = MTW_DEFAULT_IDLE_TIMEOUT_S,
-                   .log_level = MTW_LOG_INFO};
+                   .log_level = MTW_LOG_INFO,
+                   .cache_max_bytes = MTW_DEFAULT_CACHE_MAX_BYTES};
   const char *env_token = getenv(MTW_ENV_TOKEN);
   if (env_token && *env_token) o.token = env_token;
   const char *env_admin = getenv(MTW_ENV_ADMIN_TOKEN);

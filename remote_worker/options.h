@@ -20,6 +20,7 @@
 
 #define MTW_DEFAULT_LISTEN "127.0.0.1:50051"
 #define MTW_DEFAULT_IDLE_TIMEOUT_S 3600
+#define MTW_DEFAULT_CACHE_MAX_BYTES (10ull << 30)
 
 typedef struct mtw_options {
   const char *listen;       /* "host:port" or "unix:PATH" */
@@ -36,6 +37,8 @@ typedef struct mtw_options {
   int64_t max_lifetime_s;   /* exit this long after starting; 0: never */
   uint64_t max_node_work;   /* elements one node may touch; 0: the backend's default */
   uint64_t session_max_memory; /* bytes one session may hold; 0: a fair share */
+  const char *cache_dir;    /* content cache directory; NULL: none */
+  uint64_t cache_max_bytes; /* the cache's size limit */
 } mtw_options;
 
 typedef enum mtw_options_result {

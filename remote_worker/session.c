@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "core/op_table.h"
 #include "log.h"
 #include "wire.h"
@@ -118,15 +119,26 @@ void mtw_storage_create_failed(mtw_session *s, uint64_t id, mt_status status,
 /* Gives back the storage's memory and its place in the counters. */
 static void release_bytes(mtw_session *s, mtw_storage *st) {
   if (!st->block) return;
+  if (st->live) mtw_content_live_remove(s->worker->content, st->block);
+  st->live = 0;
   mtw_block_unref(st->block);
   st->block = NULL;
   mtw_session_release(s, st->nbytes);
   mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_BYTES, st->nbytes);
 }
 
+/* A storage whose bytes the session no longer waits for or checks. */
+static void content_settle(mtw_session *s, mtw_storage *st) {
+  mti_hasher_free(st->hasher);
+  st->hasher = NULL;
+  if (st->awaiting) s->awaiting--;
+  st->awaiting = 0;
+}
+
 void mtw_storage_fail(mtw_session *s, mtw_storage *st, mt_status status, const char *message) {
   char *copy = malloc(strlen(message) + 1);
   release_bytes(s, st);
+  content_settle(s, st);
   free(st->fail_message);
   st->fail_message = copy ? strcpy(copy, message) : NULL;
   st->fail_status = status;
@@ -135,6 +147,7 @@ void mtw_storage_fail(mtw_session *s, mtw_storage *st, mt_status status, const c
 static void storage_release(mtw_storage *st, void *ctx) {
   mtw_session *s = ctx;
   release_bytes(s, st);
+  content_settle(s, st);
   mtw_session_release(s, MTW_STORAGE_OVERHEAD);
   mtw_stats_sub(&s->worker->stats, &s->stats, MTW_LIVE_TENSORS, 1);
   free(st->fail_message);
@@ -148,7 +161,7 @@ void mtw_storage_destroy(mtw_session *s, mtw_storage *st) {
 
 /* ------------------------------------------------------------- replies */
 
-static int send_reply(mtw_session *s, const Modaltensor__V1__WorkerMessage *m) {
+int mtw_session_reply(mtw_session *s, const Modaltensor__V1__WorkerMessage *m) {
   char why[128];
   snprintf(why, sizeof why, "session %llu: the client stopped reading replies",
            (unsigned long long)s->stats.session_id);
@@ -163,10 +176,22 @@ static int send_opened(mtw_session *s, mt_status status, const char *message) {
   Modaltensor__V1__Opened opened = MODALTENSOR__V1__OPENED__INIT;
   opened.status = &st;
   opened.session_id = status == MT_OK ? s->stats.session_id : 0;
+  /* What the content store holds, so that the client sends those bytes by
+   * reference (a hint: anything gone by then is asked for with Need). */
+  uint8_t (*held)[MTI_SHA256_BYTES] = status == MT_OK ? malloc(MTI_HELD_MAX * sizeof *held) : NULL;
+  ProtobufCBinaryData *refs = held ? malloc(MTI_HELD_MAX * sizeof *refs) : NULL;
+  if (refs) {
+    opened.n_held = mtw_content_held(s->worker->content, held, MTI_HELD_MAX);
+    for (size_t i = 0; i < opened.n_held; i++) refs[i] = (ProtobufCBinaryData){MTI_SHA256_BYTES, held[i]};
+    opened.held = refs;
+  }
   Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
   m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED;
   m.opened = &opened;
-  return send_reply(s, &m);
+  int rc = mtw_session_reply(s, &m);
+  free(refs);
+  free(held);
+  return rc;
 }
 
 /* ---------------------------------------------------------- Free, Sync */
@@ -201,7 +226,7 @@ static int session_sync(mtw_session *s, const Modaltensor__V1__Sync *sync) {
   m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_SYNC_DONE;
   m.sync_done = &done;
   mtw_stats_add(&s->worker->stats, &s->stats, MTW_SYNCS, 1);
-  int rc = send_reply(s, &m);
+  int rc = mtw_session_reply(s, &m);
   s->deferred_status = MT_OK;
   s->deferred_message[0] = '\0';
   return rc;
@@ -322,8 +347,18 @@ static int session_open(mtw_session *s, session_end *e) {
   return rc;
 }
 
+/* Runs a Graph, then keeps it when it is a template (taking it from m). */
+static int session_graph(mtw_session *s, Modaltensor__V1__ClientMessage *m) {
+  int rc = mtw_session_graph(s, m->graph);
+  if (m->graph->template_id) {
+    mtw_session_template_keep(s, m->graph);
+    m->graph = NULL;
+  }
+  return rc;
+}
+
 /* Handles one decoded message; 0 to go on. */
-static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, session_end *e) {
+static int dispatch(mtw_session *s, Modaltensor__V1__ClientMessage *m, session_end *e) {
   switch (m->kind_case) {
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_UPLOAD: {
     const Modaltensor__V1__Upload *u = m->upload;
@@ -331,7 +366,9 @@ static int dispatch(mtw_session *s, const Modaltensor__V1__ClientMessage *m, ses
                           NULL};
     return mtw_session_upload(s, &c);
   }
-  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH: return mtw_session_graph(s, m->graph);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_CONTENT: return mtw_session_content(s, m->content);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH: return session_graph(s, m);
+  case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE: return mtw_session_invoke(s, m->invoke);
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE: session_free(s, m->free); return 0;
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD: return mtw_session_download(s, m->download);
   case MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC: return session_sync(s, m->sync);
@@ -361,21 +398,95 @@ static int backend_lost(mtw_session *s, session_end *e) {
   return 1;
 }
 
+/* Messages queued while the session waits for bytes it asked for (Need):
+ * far more than a client sends between a Content and its next sync. */
+#define MTW_QUEUE_MAX 65536
+
+typedef struct queued_message {
+  Modaltensor__V1__ClientMessage *m;
+  struct queued_message *next;
+} queued_message;
+
+/* Messages that must wait while a Need is out: those that may read a
+ * storage or answer in order. Upload and Content only make new storages,
+ * so they go on (the awaited bytes are among them). */
+static int waits_for_bytes(const Modaltensor__V1__ClientMessage *m) {
+  return m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH ||
+         m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE ||
+         m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_FREE ||
+         m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_DOWNLOAD ||
+         m->kind_case == MODALTENSOR__V1__CLIENT_MESSAGE__KIND_SYNC;
+}
+
+/* Queues m (taking it over); -1 when the queue is full. */
+static int queue_push(mtw_session *s, Modaltensor__V1__ClientMessage *m, session_end *e) {
+  queued_message *q = s->queued < MTW_QUEUE_MAX ? malloc(sizeof *q) : NULL;
+  if (!q) {
+    end_with(e, GRPC_STATUS_RESOURCE_EXHAUSTED,
+             "modaltensor-worker: %zu messages arrived while the session waited for the bytes "
+             "it asked for (Need)", s->queued);
+    mtw_unpacked_free(&m->base);
+    return -1;
+  }
+  q->m = m;
+  q->next = NULL;
+  if (s->queue_tail) s->queue_tail->next = q;
+  else s->queue_head = q;
+  s->queue_tail = q;
+  s->queued++;
+  return 0;
+}
+
+static Modaltensor__V1__ClientMessage *queue_pop(mtw_session *s) {
+  queued_message *q = s->queue_head;
+  Modaltensor__V1__ClientMessage *m = q->m;
+  if (!(s->queue_head = q->next)) s->queue_tail = NULL;
+  s->queued--;
+  free(q);
+  return m;
+}
+
+static void queue_clear(mtw_session *s) {
+  while (s->queue_head) mtw_unpacked_free(&queue_pop(s)->base);
+}
+
+/* The next message to handle: a queued one once no bytes are awaited,
+ * else one from the stream (queued instead when it must wait). 1 when
+ * *m or *c holds it, 0 when it was queued, -1 when the stream is over. */
+static int next_work(mtw_session *s, session_end *e, Modaltensor__V1__ClientMessage **m,
+                     mtw_upload_chunk *c) {
+  *m = NULL;
+  c->bb = NULL;
+  if (!s->awaiting && s->queue_head) {
+    *m = queue_pop(s);
+    return 1;
+  }
+  grpc_byte_buffer *bb = next_buffer(s, e);
+  if (!bb) return -1;
+  if (mtw_peek_upload(bb, &c->h)) {
+    c->bb = bb;
+    return 1;
+  }
+  if (!(*m = decode(s, bb, e))) return -1;
+  if (!s->awaiting || !waits_for_bytes(*m)) return 1;
+  return queue_push(s, *m, e);
+}
+
 /* Serves messages until the stream ends or breaks. Large uploads skip the
  * decoder: their payload goes from gRPC's buffers to the storage in one
  * copy. */
 static void session_loop(mtw_session *s, session_end *e) {
   for (;;) {
-    grpc_byte_buffer *bb = next_buffer(s, e);
-    if (!bb) return;
-    mtw_upload_chunk c = {{0}, NULL, bb};
+    Modaltensor__V1__ClientMessage *m;
+    mtw_upload_chunk c = {{0}, NULL, NULL};
+    int got = next_work(s, e, &m, &c);
+    if (got < 0) return;
+    if (got == 0) continue;
     int rc;
-    if (mtw_peek_upload(bb, &c.h)) {
+    if (c.bb) {
       rc = mtw_session_upload(s, &c);
-      grpc_byte_buffer_destroy(bb);
+      grpc_byte_buffer_destroy(c.bb);
     } else {
-      Modaltensor__V1__ClientMessage *m = decode(s, bb, e);
-      if (!m) return;
       rc = dispatch(s, m, e);
       mtw_unpacked_free(&m->base);
     }
@@ -391,6 +502,8 @@ static void session_loop(mtw_session *s, session_end *e) {
 
 static void session_close(mtw_session *s, const session_end *e) {
   uint64_t tensors = s->table.count;
+  queue_clear(s);
+  mtw_session_templates_clear(s);
   mtw_table_clear(&s->table, storage_release, s);
   mtw_table_destroy(&s->table);
   s->worker->backend->ops->stream_destroy(s->stream);

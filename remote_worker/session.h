@@ -38,6 +38,13 @@ typedef struct mtw_session {
   uint64_t messages; /* messages received, for protocol errors */
   mt_status deferred_status; /* first error since the last Sync */
   char deferred_message[MTW_MESSAGE_MAX];
+  /* Contents answered with Need whose bytes have not come yet; while any
+   * has not, the messages that depend on order wait in this queue. */
+  int awaiting;
+  struct queued_message *queue_head, *queue_tail;
+  size_t queued;
+  struct mtw_template *templates[MTI_TEMPLATES_MAX]; /* template.c */
+  size_t n_templates;
 } mtw_session;
 
 /* Serves a Session call from its first message (Open) to its end. */
@@ -84,11 +91,21 @@ typedef struct mtw_upload_chunk {
   grpc_byte_buffer *bb;
 } mtw_upload_chunk;
 
+/* Sends m on the session's stream; 0, or -1 when the client is gone. */
+int mtw_session_reply(mtw_session *s, const Modaltensor__V1__WorkerMessage *m);
+
 /* The messages that have an effect on the session. They return 0 to go
  * on, or -1 when the stream cannot go on (sending failed, or the call
  * ended while a graph ran: its remaining nodes are dropped). */
 int mtw_session_graph(mtw_session *s, const Modaltensor__V1__Graph *g);
 int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *u);
+int mtw_session_content(mtw_session *s, const Modaltensor__V1__Content *c);
+int mtw_session_invoke(mtw_session *s, const Modaltensor__V1__Invoke *inv);
+
+/* Keeps g (taking it over) as template g->template_id, replacing one of
+ * that id; a deferred error when the session has MTI_TEMPLATES_MAX. */
+void mtw_session_template_keep(mtw_session *s, Modaltensor__V1__Graph *g);
+void mtw_session_templates_clear(mtw_session *s);
 int mtw_session_download(mtw_session *s, const Modaltensor__V1__Download *d);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "core/digest.h"
 
 /* Device memory with a reference count. A storage holds one reference; a
  * download that gRPC still sends straight from the memory holds another, so
@@ -59,6 +60,14 @@ typedef struct mtw_storage {
   mtw_block *block;    /* NULL when failed */
   mt_status fail_status; /* MT_OK unless failed */
   char *fail_message;
+  /* Content-addressed uploads (Content): the SHA-256 the bytes must have,
+   * the hash of the chunks received so far (NULL once checked, or for a
+   * plain Upload), whether the session waits for its bytes (a Need went
+   * out), and whether the block is registered in the content store. */
+  uint8_t digest[MTI_SHA256_BYTES];
+  mti_hasher *hasher;
+  int awaiting;
+  int live;
 } mtw_storage;
 
 /* Open addressing (linear probing, backward-shift deletion) keyed by id.

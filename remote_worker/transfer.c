@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "core/dtype.h"
 #include "core/shape.h"
 #include "log.h"
@@ -62,22 +63,28 @@ static mtw_storage *upload_begin(mtw_session *s, const mtw_upload_header *u) {
 typedef struct upload_sink {
   mtw_session *s;
   char *dst;
+  mti_hasher *hasher; /* NULL: the bytes are not named by a digest */
 } upload_sink;
 
 static int upload_piece(void *ctx, const uint8_t *p, size_t n) {
   upload_sink *k = ctx;
   const mtw_backend *b = k->s->worker->backend;
+  if (k->hasher) mti_hasher_update(k->hasher, p, n);
   if (b->ops->upload(k->s->stream, k->dst, p, n) != MT_OK) return -1;
   k->dst += n;
   return 0;
 }
 
-/* Copies the chunk's payload to dst, straight from where it lies. */
-static mt_status copy_payload(mtw_session *s, const mtw_upload_chunk *c, char *dst) {
-  upload_sink k = {s, dst};
+/* Copies the chunk's payload to dst, straight from where it lies (hashing
+ * it on the way when the storage is named by a digest). */
+static mt_status copy_payload(mtw_session *s, const mtw_upload_chunk *c, mtw_storage *st,
+                              char *dst) {
+  upload_sink k = {s, dst, st->hasher};
   if (c->data) return upload_piece(&k, c->data, c->h.data_len) ? mt_last_status() : MT_OK;
   return mtw_bytes_each(c->bb, c->h.data_pos, upload_piece, &k) ? mt_last_status() : MT_OK;
 }
+
+static void content_check(mtw_session *s, mtw_storage *st);
 
 int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *c) {
   const mtw_upload_header *u = &c->h;
@@ -117,14 +124,146 @@ int mtw_session_upload(mtw_session *s, const mtw_upload_chunk *c) {
                 "a chunk of %zu bytes at offset %llu passes the end (%llu bytes)", len,
                 (unsigned long long)u->offset, (unsigned long long)st->nbytes);
   } else if (len) {
-    if (copy_payload(s, c, (char *)st->block->ptr + st->received) != MT_OK) {
+    if (copy_payload(s, c, st, (char *)st->block->ptr + st->received) != MT_OK) {
       upload_fail(s, st, mt_last_status(), "%s", mt_last_error());
       return 0;
     }
     st->received += len;
     mtw_stats_add(&s->worker->stats, &s->stats, MTW_BYTES_IN, len);
+    if (st->hasher && st->received == st->nbytes) content_check(s, st);
   }
   return 0;
+}
+
+/* ------------------------------------------------------------ Content */
+
+/* A host copy of a block the host cannot read in place; NULL with the
+ * error set. */
+static void *stage_block(mtw_session *s, const mtw_block *blk) {
+  void *stage = malloc(blk->nbytes ? blk->nbytes : 1);
+  if (!stage) {
+    mti_error_oom("content", blk->nbytes);
+    return NULL;
+  }
+  if (s->worker->backend->ops->download(s->stream, stage, blk->ptr, blk->nbytes) != MT_OK) {
+    free(stage);
+    return NULL;
+  }
+  return stage;
+}
+
+/* Offers the checked bytes of st to later sessions: as a live source, and
+ * as a file of the cache directory (written in the background, from stage
+ * when given: taken over; else from the block or a host copy of it). */
+static void content_keep(mtw_session *s, mtw_storage *st, void *stage) {
+  const mtw_backend *b = s->worker->backend;
+  if (!stage && !b->ops->host_address(s->worker->backend, st->block->ptr))
+    stage = stage_block(s, st->block);
+  if (stage || b->ops->host_address(s->worker->backend, st->block->ptr))
+    mtw_content_put_file(s->worker->content, st->digest, st->block, stage, (size_t)st->nbytes);
+  if (!st->live) mtw_content_live_add(s->worker->content, st->digest, st->block);
+  st->live = 1;
+}
+
+/* The whole of a storage named by a digest has arrived: its bytes must
+ * match, or it fails. */
+static void content_check(mtw_session *s, mtw_storage *st) {
+  uint8_t got[MTI_SHA256_BYTES];
+  mti_hasher_finish(st->hasher, got);
+  st->hasher = NULL;
+  if (st->awaiting) s->awaiting--;
+  st->awaiting = 0;
+  if (memcmp(got, st->digest, sizeof got)) {
+    upload_fail(s, st, MT_ERR_INVALID_ARGUMENT, "its bytes do not match the SHA-256 of its Content");
+    return;
+  }
+  content_keep(s, st, NULL);
+}
+
+/* Copies a live block of another storage with st's digest into dst (host
+ * memory) and checks the copy: 1 when it matches. A block whose bytes have
+ * changed since is no longer offered. */
+static int live_copy(mtw_session *s, const mtw_storage *st, void *dst) {
+  mtw_content *c = s->worker->content;
+  mtw_block *src = mtw_content_live_find(c, st->digest, (size_t)st->nbytes);
+  if (!src) return 0;
+  const mtw_backend *b = s->worker->backend;
+  const void *host = b->ops->host_address(s->worker->backend, src->ptr);
+  int ok = src->device == s->device;
+  if (ok && host) memcpy(dst, host, src->nbytes);
+  else if (ok) ok = b->ops->download(s->stream, dst, src->ptr, src->nbytes) == MT_OK;
+  uint8_t got[MTI_SHA256_BYTES];
+  if (ok && (mti_sha256("content", dst, src->nbytes, got) || memcmp(got, st->digest, sizeof got))) {
+    mtw_content_live_remove(c, src);
+    ok = 0;
+  }
+  mtw_block_unref(src);
+  return ok;
+}
+
+/* Fills st from the content store (a cache file, else a live storage of
+ * any session), checked: 1 when it could. */
+static int content_fill(mtw_session *s, mtw_storage *st) {
+  const mtw_backend *b = s->worker->backend;
+  size_t n = (size_t)st->nbytes;
+  void *host = (void *)b->ops->host_address(s->worker->backend, st->block->ptr);
+  void *stage = host || !n ? NULL : malloc(n);
+  void *dst = host ? host : stage;
+  if (!dst) return 0;
+  int found = mtw_content_read_file(s->worker->content, st->digest, dst, n) || live_copy(s, st, dst);
+  if (found && stage && b->ops->upload(s->stream, st->block->ptr, stage, n) != MT_OK) found = 0;
+  if (found) {
+    st->received = st->nbytes;
+    content_keep(s, st, stage);
+  } else {
+    free(stage);
+  }
+  return found;
+}
+
+static int send_need(mtw_session *s, const mtw_storage *st) {
+  Modaltensor__V1__Need need = MODALTENSOR__V1__NEED__INIT;
+  need.id = st->id;
+  need.digest = (ProtobufCBinaryData){MTI_SHA256_BYTES, (uint8_t *)st->digest};
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_NEED;
+  m.need = &need;
+  mtw_log(MTW_LOG_DEBUG, "session %llu: storage %llu: bytes not held, Need sent",
+          (unsigned long long)s->stats.session_id, (unsigned long long)st->id);
+  return mtw_session_reply(s, &m);
+}
+
+int mtw_session_content(mtw_session *s, const Modaltensor__V1__Content *c) {
+  if (c->id == 0 || mtw_table_find(&s->table, c->id)) {
+    mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT, "content: %s", c->id ? "the id is in use"
+                                                                         : "0 is not an id");
+    return 0;
+  }
+  if (c->digest.len != MTI_SHA256_BYTES) {
+    char msg[MTW_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "content of storage %llu: a digest of %zu bytes, not %u (SHA-256)",
+             (unsigned long long)c->id, c->digest.len, MTI_SHA256_BYTES);
+    mtw_session_defer(s, MT_ERR_INVALID_ARGUMENT, "%s", msg);
+    mtw_storage_create_failed(s, c->id, MT_ERR_INVALID_ARGUMENT, msg);
+    return 0;
+  }
+  mtw_upload_header h = {c->id, c->dtype, c->numel, 0, 0, 0};
+  mtw_storage *st = upload_begin(s, &h);
+  if (!st || st->fail_status != MT_OK) return 0;
+  memcpy(st->digest, c->digest.data, MTI_SHA256_BYTES);
+  if (!c->bytes_follow && content_fill(s, st)) return 0;
+  if (!(st->hasher = mti_hasher_new("content"))) {
+    upload_fail(s, st, mt_last_status(), "%s", mt_last_error());
+    return 0;
+  }
+  if (st->nbytes == 0) {
+    content_check(s, st);
+    return 0;
+  }
+  if (c->bytes_follow) return 0;
+  st->awaiting = 1;
+  s->awaiting++;
+  return send_need(s, st);
 }
 
 /* ----------------------------------------------------------- Download */

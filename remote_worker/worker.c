@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "log.h"
 
 int mtw_worker_setup(mtw_worker *w, const mtw_options *o) {
@@ -33,6 +34,13 @@ int mtw_worker_setup(mtw_worker *w, const mtw_options *o) {
   w->max_node_work = o->max_node_work ? o->max_node_work
                      : strcmp(w->backend->name, "cuda") == 0 ? MTW_DEFAULT_NODE_WORK_CUDA
                                                              : MTW_DEFAULT_NODE_WORK_CPU;
+  char why[512];
+  if (!(w->content = mtw_content_open(o->cache_dir, o->cache_max_bytes, why, sizeof why))) {
+    fprintf(stderr, "modaltensor-worker: %s\n", why);
+    free(w->memory);
+    w->backend->ops->destroy(w->backend);
+    return -1;
+  }
   mtw_stats_init(&w->stats);
   clock_gettime(CLOCK_MONOTONIC, &w->started);
   return 0;
@@ -40,6 +48,7 @@ int mtw_worker_setup(mtw_worker *w, const mtw_options *o) {
 
 void mtw_worker_teardown(mtw_worker *w) {
   mtw_stats_destroy(&w->stats);
+  mtw_content_close(w->content);
   free(w->memory);
   w->backend->ops->destroy(w->backend);
 }

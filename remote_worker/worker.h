@@ -21,6 +21,7 @@ typedef struct mtw_worker {
   int device_count;
   mtw_memory *memory; /* one budget per device */
   mtw_stats stats;
+  struct mtw_content *content; /* tensor bytes by digest (cache.h) */
   struct timespec started; /* CLOCK_MONOTONIC */
   uint64_t max_node_work;  /* elements one node may touch (mti_op_work) */
 } mtw_worker;

@@ -11,6 +11,8 @@ packages=(
   build-essential cmake pkg-config libopenblas-dev libdlpack-dev
   # remote device: gRPC C core and protobuf-c
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+  # SHA-256 of content-addressed uploads (libcrypto)
+  libssl-dev
   # tests: Check for the C suites, Python for the binding and cffi checks,
   # valgrind for memory checks
   check python3 python3-numpy python3-cffi python3-pytest python3-hypothesis valgrind

@@ -39,7 +39,13 @@ class MtModalStats(Structure):
     """struct mt_modal_stats."""
     _fields_ = [(name, c_uint64) for name in (
         "round_trips", "syncs", "graphs", "nodes", "bytes_up", "bytes_down", "messages",
-        "bytes_skipped", "uploads_skipped")]
+        "bytes_skipped", "uploads_skipped", "graph_bytes", "graphs_reused")]
+
+
+class MtModalConfig(Structure):
+    """struct mt_modal_config."""
+    _fields_ = [("worker", c_char_p), ("token", c_char_p), ("tls_ca", c_char_p),
+                ("tls", c_int32), ("timeout_s", c_double), ("connect_timeout_s", c_double)]
 
 
 MtDeleter = CFUNCTYPE(None, c_void_p)
@@ -66,6 +72,7 @@ _PROTOTYPES = {
     "mt_synchronize": (c_int, [MtDevice]),
     "mt_modal_synchronize_all": (c_int, []),
     "mt_modal_get_stats": (c_int, [c_void_p]),
+    "mt_modal_configure": (c_int, [c_void_p]),
     "mt_modal_stats_reset": (None, []),
     "mt_set_remote_execution": (None, [c_int]),
     "mt_remote_execution_enabled": (c_int, []),

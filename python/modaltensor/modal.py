@@ -4,14 +4,15 @@ while remote execution is disabled. Mirrors torch.cuda's helpers."""
 import contextlib as _contextlib
 import ctypes as _ctypes
 
-from ._lib import MtDeviceProperties as _MtDeviceProperties, MtModalStats as _MtModalStats, lib as _lib
+from ._lib import MtDeviceProperties as _MtDeviceProperties, MtModalConfig as _MtModalConfig, \
+    MtModalStats as _MtModalStats, lib as _lib
 from .device import Device as _Device, as_device as _as_device
 from .errors import DeviceError as _DeviceError, check as _check
 
 __all__ = ["is_available", "device_count", "DeviceProperties", "get_device_properties",
            "memory_allocated", "memory_reserved", "synchronize", "enable_remote_execution",
            "disable_remote_execution", "is_remote_execution_enabled", "remote_execution",
-           "shutdown", "stats", "reset_stats"]
+           "shutdown", "stats", "reset_stats", "configure"]
 
 
 def is_available():
@@ -99,11 +100,34 @@ def synchronize(device=None):
 
 def stats():
     """This process's modal traffic (mt_modal_get_stats) as a dict: round
-    trips, syncs, graphs, nodes, bytes up and down, messages, and what
-    content addressing skipped."""
+    trips, syncs, graphs, nodes, bytes up and down, messages, what
+    content addressing skipped (bytes_skipped, uploads_skipped), the bytes of
+    graph messages (graph_bytes) and the graphs sent by reference to a kept
+    template (graphs_reused)."""
     s = _MtModalStats()
     _check(_lib.mt_modal_get_stats(_ctypes.byref(s)), "mt_modal_get_stats")
     return {name: getattr(s, name) for name, _ in s._fields_}
+
+
+def configure(address=None, token=None, tls_ca=None, tls=None, timeout=None,
+              connect_timeout=None):
+    """Where the workers are and how to reach them, instead of the
+    environment (mt_modal_configure): address (a worker address, a
+    comma-separated list, or a list of them), token, tls_ca (a PEM file),
+    tls (True: always, False: never), timeout and connect_timeout (seconds).
+    Arguments left None keep what the environment says; configure() with
+    none goes back to the environment alone. Call it before the first modal
+    call (or after shutdown()): once the device is in use it raises."""
+    if not isinstance(address, (str, type(None))):
+        address = ",".join(address)
+    if all(v is None for v in (address, token, tls_ca, tls, timeout, connect_timeout)):
+        _check(_lib.mt_modal_configure(None), "mt_modal_configure")
+        return
+    enc = lambda v: None if v is None else str(v).encode()
+    cfg = _MtModalConfig(enc(address), enc(token), enc(tls_ca),
+                         -1 if tls is None else int(bool(tls)),
+                         float(timeout or 0), float(connect_timeout or 0))
+    _check(_lib.mt_modal_configure(_ctypes.byref(cfg)), "mt_modal_configure")
 
 
 def reset_stats():

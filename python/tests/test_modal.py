@@ -105,3 +105,35 @@ def test_memory_follows_a_worker_tensor():
         mt.modal.memory_reserved(mt.modal.device_count())
     with pytest.raises(mt.DeviceError):
         mt.modal.memory_allocated("cpu")
+
+
+def test_configure_checks_its_arguments():
+    with pytest.raises(mt.InvalidArgumentError, match="ftp://host:1"):
+        mt.modal.configure(address="ftp://host:1")
+    with pytest.raises(mt.InvalidArgumentError, match="timeout_s"):
+        mt.modal.configure(timeout=-1)
+
+
+def test_configure_is_refused_while_the_device_is_in_use():
+    if not mt.modal.is_remote_execution_enabled() or not mt.modal.is_available():
+        pytest.skip("needs a worker (MODALTENSOR_TEST_MODAL=worker)")
+    with pytest.raises(mt.UnsupportedError, match="shutdown"):
+        mt.modal.configure(address=["127.0.0.1:1", "127.0.0.1:2"], timeout=5)
+
+
+def test_stats_count_uploads_the_worker_held():
+    """The same 2 MiB uploaded twice in a session: the second goes by reference."""
+    if not mt.modal.is_remote_execution_enabled() or not mt.modal.is_available():
+        pytest.skip("needs a worker (MODALTENSOR_TEST_MODAL=worker)")
+    import numpy as np
+    values = np.arange(1 << 19, dtype=np.float32)
+    first = mt.from_numpy(values).to("modal")
+    mt.modal.synchronize(0)
+    mt.modal.reset_stats()
+    second = mt.from_numpy(values).to("modal")
+    mt.modal.synchronize(0)
+    s = mt.modal.stats()
+    assert s["uploads_skipped"] == 1 and s["bytes_skipped"] == values.nbytes
+    assert s["bytes_up"] < values.nbytes // 100
+    assert np.array_equal(second.numpy(), values)
+    del first, second

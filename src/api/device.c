@@ -150,6 +150,10 @@ mt_status mt_modal_synchronize_all(void) {
   return mti_remote_synchronize_all("mt_modal_synchronize_all");
 }
 
+mt_status mt_modal_configure(const mt_modal_config *cfg) {
+  return mti_remote_configure("mt_modal_configure", cfg);
+}
+
 mt_status mt_modal_get_stats(mt_modal_stats *out) {
   if (!out) return mti_error(MT_ERR_INVALID_ARGUMENT, "mt_modal_get_stats: out: NULL");
   mti_remote_stats(out);

@@ -9,6 +9,8 @@
  *             travels with the first work), sending, receiving, sync points
  * recorder.c: the pending graph and the queued frees, and their encoding
  * transfer.c: uploads and downloads
+ * content.c:  content addressing: the digests a worker holds, the bytes
+ *             sent by reference until the worker confirms it has them
  *
  * Locking: registry.lock guards connecting, discovery and shutting down;
  * each session has its own lock for its stream and pending work. A thread
@@ -24,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/op_table.h"
+#include "core/protocol.h"
 #include "remote/remote.h"
 #include "remote/spawn.h"
 #include "remote/transport.h"
@@ -76,6 +79,25 @@ typedef struct worker {
   replaced_channel *replaced;
 } worker;
 
+/* The bytes of an upload sent by reference (Content without bytes), kept
+ * until the sync after it answers, in case the worker asks for them. */
+typedef struct held_upload {
+  uint64_t id;
+  mt_dtype dtype;
+  int64_t numel;
+  uint8_t digest[MTI_DIGEST_BYTES];
+  void *data;
+  size_t len;
+} held_upload;
+
+/* A graph kept on the worker as a template (Graph.template_id): the
+ * SHA-256 of its message with ids numbered by first appearance. */
+typedef struct client_template {
+  uint8_t key[MTI_DIGEST_BYTES];
+  uint64_t id;
+  uint64_t used; /* the session's template clock: the least recent is replaced */
+} client_template;
+
 typedef struct session {
   pthread_mutex_t lock;
   worker *w;
@@ -93,6 +115,14 @@ typedef struct session {
   size_t n_nodes, cap_nodes;
   uint64_t *frees;
   size_t n_frees, cap_frees;
+  uint8_t (*known)[MTI_DIGEST_BYTES]; /* digests the worker holds, as far as we know */
+  size_t n_known, cap_known;
+  held_upload *held;
+  size_t n_held, cap_held, held_bytes;
+  int need_waited; /* a Need since the last sync answered: its round trip is counted */
+  client_template templates[MTI_TEMPLATES_MAX];
+  size_t n_templates;
+  uint64_t template_clock;
 } session;
 
 struct mti_remote_buffer {
@@ -108,7 +138,7 @@ struct mti_remote_buffer {
  * under their own locks. */
 typedef struct client_counters {
   _Atomic uint64_t round_trips, syncs, graphs, nodes, bytes_up, bytes_down, messages;
-  _Atomic uint64_t bytes_skipped, uploads_skipped;
+  _Atomic uint64_t bytes_skipped, uploads_skipped, graph_bytes, graphs_reused;
 } client_counters;
 
 typedef struct registry_state {
@@ -159,7 +189,20 @@ void recorder_drop_pending(session *s);
 void recorder_fill_view(Modaltensor__V1__TensorView *tv, rec_view *v);
 void recorder_set_view(rec_view *r, const mti_remote_view *v);
 mt_status recorder_send_pending(const char *fn, session *s);
+void recorder_forget_templates(session *s);
 mti_remote_buffer *recorder_new_buffer(const char *fn, session *s, int device, mt_dtype dtype,
                                        int64_t numel);
+
+/* transfer.c */
+mt_status transfer_send_bytes(const char *fn, session *s, const held_upload *h);
+
+/* content.c */
+int content_known(const session *s, const uint8_t d[MTI_DIGEST_BYTES]);
+void content_learn(session *s, const uint8_t d[MTI_DIGEST_BYTES]);
+void content_learn_opened(session *s, const Modaltensor__V1__Opened *o);
+mt_status content_hold(const char *fn, session *s, const held_upload *h);
+mt_status content_answer_need(const char *fn, session *s, const Modaltensor__V1__Need *need);
+void content_release(session *s);
+void content_forget(session *s);
 
 #endif

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "core/digest.h"
 #include "core/error.h"
+#include "core/id_numbering.h"
 #include "core/protocol.h"
 #include "remote/client.h"
 
@@ -60,6 +62,121 @@ static void fill_output(Modaltensor__V1__Output *o, const rec_node *r, int k) {
   o->n_shape = (size_t)r->metas[k].ndim;
   o->shape = (int64_t *)r->metas[k].shape;
 }
+
+/* ----------------------------------------------------------- templates */
+
+/* The id fields of g in the order the worker numbers a template's
+ * parameters (the proto's Graph): per node its inputs, into, outputs. */
+static size_t graph_id_slots(Modaltensor__V1__Graph *g, uint64_t **slots) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->n_nodes; i++) {
+    Modaltensor__V1__Node *node = g->nodes[i];
+    for (size_t k = 0; k < node->n_inputs; k++) slots[n++] = &node->inputs[k]->id;
+    if (node->into) slots[n++] = &node->into->id;
+    for (size_t k = 0; k < node->n_outputs; k++) slots[n++] = &node->outputs[k]->id;
+  }
+  return n;
+}
+
+/* The graph's parameters (distinct non-zero ids by first appearance) into
+ * params (*nparams of them), and its key: the SHA-256 of the message with
+ * each id replaced by its parameter's number, so that the same step with
+ * new ids has the same key. */
+static mt_status graph_key(const char *fn, Modaltensor__V1__ClientMessage *m, uint64_t **slots,
+                           size_t nslots, uint64_t *params, size_t *nparams,
+                           uint8_t key[MTI_DIGEST_BYTES]) {
+  uint64_t *ids = malloc((nslots ? nslots : 1) * sizeof *ids);
+  int64_t *number = malloc((nslots ? nslots : 1) * sizeof *number);
+  mt_status st = ids && number ? MT_OK : mti_error_oom(fn, nslots * 16);
+  for (size_t k = 0; !st && k < nslots; k++) ids[k] = *slots[k];
+  if (!st) st = mti_number_ids(fn, ids, nslots, number, nparams);
+  for (size_t k = 0; !st && k < nslots; k++)
+    if (number[k] >= 0) {
+      params[number[k]] = ids[k];
+      *slots[k] = (uint64_t)number[k] + 1;
+    }
+  size_t len = st ? 0 : protobuf_c_message_get_packed_size(&m->base);
+  uint8_t *buf = st ? NULL : malloc(len ? len : 1);
+  if (!st && !buf) st = mti_error_oom(fn, len);
+  if (!st) protobuf_c_message_pack(&m->base, buf);
+  if (!st) st = mti_sha256(fn, buf, len, key);
+  for (size_t k = 0; ids && number && k < nslots; k++) *slots[k] = ids[k];
+  free(buf);
+  free(ids);
+  free(number);
+  return st;
+}
+
+static client_template *template_find(session *s, const uint8_t key[MTI_DIGEST_BYTES]) {
+  for (size_t i = 0; i < s->n_templates; i++)
+    if (!memcmp(s->templates[i].key, key, MTI_DIGEST_BYTES)) return &s->templates[i];
+  return NULL;
+}
+
+/* A template slot for key: a new one, or the least recently used (the
+ * worker replaces what it kept under that id). */
+static client_template *template_slot(session *s, const uint8_t key[MTI_DIGEST_BYTES]) {
+  client_template *t;
+  if (s->n_templates < MTI_TEMPLATES_MAX) {
+    t = &s->templates[s->n_templates++];
+    t->id = s->n_templates;
+  } else {
+    t = &s->templates[0];
+    for (size_t i = 1; i < s->n_templates; i++)
+      if (s->templates[i].used < t->used) t = &s->templates[i];
+  }
+  memcpy(t->key, key, MTI_DIGEST_BYTES);
+  return t;
+}
+
+static mt_status send_invoke(const char *fn, session *s, uint64_t template_id,
+                             uint64_t *params, size_t nparams) {
+  Modaltensor__V1__Invoke inv = MODALTENSOR__V1__INVOKE__INIT;
+  inv.template_id = template_id;
+  inv.n_ids = nparams;
+  inv.ids = params;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE;
+  m.invoke = &inv;
+  size_t len = protobuf_c_message_get_packed_size(&m.base);
+  mt_status st = session_send(fn, s, &m);
+  if (!st) {
+    atomic_fetch_add_explicit(&registry.counters.graph_bytes, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&registry.counters.graphs_reused, 1, memory_order_relaxed);
+  }
+  return st;
+}
+
+/* Sends m's graph: by reference when the session kept the same graph
+ * (ids aside) as a template, else whole, kept as a template for next time. */
+static mt_status send_graph_message(const char *fn, session *s, Modaltensor__V1__ClientMessage *m,
+                                    size_t nslots) {
+  uint64_t **slots = malloc((nslots ? nslots : 1) * sizeof *slots);
+  uint64_t *params = malloc((nslots ? nslots : 1) * sizeof *params);
+  mt_status st = slots && params ? MT_OK : mti_error_oom(fn, nslots * 16);
+  uint8_t key[MTI_DIGEST_BYTES];
+  size_t nparams = 0;
+  if (!st) st = graph_key(fn, m, slots, graph_id_slots(m->graph, slots), params, &nparams, key);
+  client_template *t = st ? NULL : template_find(s, key);
+  if (t) {
+    st = send_invoke(fn, s, t->id, params, nparams);
+  } else if (!st) {
+    t = template_slot(s, key);
+    m->graph->template_id = t->id;
+    size_t len = protobuf_c_message_get_packed_size(&m->base);
+    st = session_send(fn, s, m);
+    if (!st) atomic_fetch_add_explicit(&registry.counters.graph_bytes, len, memory_order_relaxed);
+  }
+  if (t) t->used = ++s->template_clock;
+  free(slots);
+  free(params);
+  return st;
+}
+
+/* The session ended: the worker let its templates go with it. */
+void recorder_forget_templates(session *s) { s->n_templates = 0; }
+
+/* ------------------------------------------------------------- graphs */
 
 /* Sends nodes [first, first + count) as one Graph message. The protobuf
  * structs point into the recorded nodes: nothing is copied but the packing. */
@@ -114,7 +231,7 @@ static mt_status send_graph(const char *fn, session *s, size_t first, size_t cou
   Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
   m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH;
   m.graph = &graph;
-  st = session_send(fn, s, &m);
+  st = send_graph_message(fn, s, &m, nviews + nouts);
   if (!st) {
     s->graphs_sent++;
     s->dirty = 1;

@@ -21,8 +21,24 @@ registry_state registry = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------------------------------------ config */
 
+/* Settings given by mt_modal_configure, by the variable each stands for;
+ * NULL: the environment decides. Changed only while the registry is not
+ * ready, under its lock. */
+static const char *const config_names[] = {"MODALTENSOR_WORKER",  "MODALTENSOR_TOKEN",
+                                           "MODALTENSOR_TLS",     "MODALTENSOR_TLS_CA",
+                                           "MODALTENSOR_TIMEOUT", "MODALTENSOR_CONNECT_TIMEOUT"};
+#define CONFIG_COUNT (sizeof config_names / sizeof *config_names)
+static char *config_values[CONFIG_COUNT];
+
+/* A setting: what mt_modal_configure gave, else the environment's. */
+static const char *config_get(const char *name) {
+  for (size_t i = 0; i < CONFIG_COUNT; i++)
+    if (!strcmp(config_names[i], name) && config_values[i]) return config_values[i];
+  return getenv(name);
+}
+
 static int64_t env_seconds_ms(const char *name, double fallback) {
-  const char *v = getenv(name);
+  const char *v = config_get(name);
   char *end;
   double s = v && *v ? strtod(v, &end) : fallback;
   if (!v || !*v || *end || !(s > 0) || s > 1e7) s = fallback;
@@ -34,17 +50,86 @@ static mt_status read_config(const char *fn) {
   registry.connect_timeout_ms = env_seconds_ms("MODALTENSOR_CONNECT_TIMEOUT", 10);
   const char *eager = getenv("MODALTENSOR_EAGER");
   registry.eager = eager && *eager && strcmp(eager, "0") != 0;
-  const char *ca = getenv("MODALTENSOR_TLS_CA");
+  const char *ca = config_get("MODALTENSOR_TLS_CA");
   free(registry.tls_ca);
   registry.tls_ca = ca && *ca ? strdup(ca) : NULL;
   if (ca && *ca && !registry.tls_ca) return mti_error_oom(fn, strlen(ca) + 1);
   /* The worker file names the workers only when MODALTENSOR_WORKER does not. */
-  const char *list = getenv("MODALTENSOR_WORKER"), *file = getenv("MODALTENSOR_WORKER_FILE");
+  const char *list = config_get("MODALTENSOR_WORKER"), *file = getenv("MODALTENSOR_WORKER_FILE");
   free(registry.worker_file);
   registry.worker_file = NULL;
   if ((!list || !*list) && file && *file && !(registry.worker_file = strdup(file)))
     return mti_error_oom(fn, strlen(file) + 1);
-  return mti_tls_mode_parse(fn, getenv("MODALTENSOR_TLS"), &registry.tls_mode);
+  return mti_tls_mode_parse(fn, config_get("MODALTENSOR_TLS"), &registry.tls_mode);
+}
+
+static const char *next_address(const char **p, size_t *len);
+
+/* Checks every address of a list (as MODALTENSOR_WORKER holds one). */
+static mt_status check_addresses(const char *fn, const char *list, mti_tls_mode mode) {
+  const char *p = list, *a;
+  size_t len;
+  int n = 0;
+  for (; (a = next_address(&p, &len)); n++) {
+    char one[MTI_ADDRESS_MAX];
+    mti_address addr;
+    if (len >= sizeof one)
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: worker: an address of %zu characters", fn, len);
+    memcpy(one, a, len);
+    one[len] = '\0';
+    if (mti_address_parse(fn, one, mode, &addr)) return mt_last_status();
+  }
+  return n ? MT_OK : mti_error(MT_ERR_INVALID_ARGUMENT, "%s: worker: no address in \"%s\"", fn, list);
+}
+
+/* The settings of cfg as the variables' values; NULL where cfg leaves the
+ * environment in charge. */
+static mt_status config_from(const char *fn, const mt_modal_config *cfg, char **out) {
+  char tls[4], timeout[32], connect[32];
+  if (cfg->tls < -1 || cfg->tls > 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: tls: %d is not -1, 0 or 1", fn, cfg->tls);
+  if (!(cfg->timeout_s >= 0 && cfg->timeout_s <= 1e7) ||
+      !(cfg->connect_timeout_s >= 0 && cfg->connect_timeout_s <= 1e7))
+    return mti_error(MT_ERR_INVALID_ARGUMENT,
+                     "%s: timeout_s %g, connect_timeout_s %g: seconds from 0 (the default) to 1e7",
+                     fn, cfg->timeout_s, cfg->connect_timeout_s);
+  mti_tls_mode mode = cfg->tls == 1 ? MTI_TLS_ON : cfg->tls == 0 ? MTI_TLS_OFF : MTI_TLS_AUTO;
+  if (cfg->worker && check_addresses(fn, cfg->worker, mode)) return mt_last_status();
+  snprintf(tls, sizeof tls, "%d", cfg->tls);
+  snprintf(timeout, sizeof timeout, "%.17g", cfg->timeout_s);
+  snprintf(connect, sizeof connect, "%.17g", cfg->connect_timeout_s);
+  const char *values[CONFIG_COUNT] = {cfg->worker, cfg->token, cfg->tls >= 0 ? tls : NULL,
+                                      cfg->tls_ca, cfg->timeout_s > 0 ? timeout : NULL,
+                                      cfg->connect_timeout_s > 0 ? connect : NULL};
+  for (size_t i = 0; i < CONFIG_COUNT; i++) {
+    out[i] = values[i] ? strdup(values[i]) : NULL;
+    if (values[i] && !out[i]) {
+      size_t len = strlen(values[i]) + 1;
+      while (i-- > 0) free(out[i]);
+      return mti_error_oom(fn, len);
+    }
+  }
+  return MT_OK;
+}
+
+mt_status mti_remote_configure(const char *fn, const mt_modal_config *cfg) {
+  char *values[CONFIG_COUNT] = {0};
+  mt_status st = cfg ? config_from(fn, cfg, values) : MT_OK;
+  if (st) return st;
+  pthread_mutex_lock(&registry.lock);
+  if (atomic_load(&registry.ready)) {
+    pthread_mutex_unlock(&registry.lock);
+    for (size_t i = 0; i < CONFIG_COUNT; i++) free(values[i]);
+    return mti_error(MT_ERR_UNSUPPORTED,
+                     "%s: the modal device is in use (its configuration was read at the first "
+                     "modal call); call mt_shutdown() first", fn);
+  }
+  for (size_t i = 0; i < CONFIG_COUNT; i++) {
+    free(config_values[i]);
+    config_values[i] = values[i];
+  }
+  pthread_mutex_unlock(&registry.lock);
+  return MT_OK;
 }
 
 /* ------------------------------------------------------------ workers */
@@ -241,7 +326,7 @@ static mt_status file_address(const char *fn, const worker *w, char *out, size_t
 static mt_status worker_switch(const char *fn, worker *w, const char *address) {
   worker fresh = {.target = strdup(address)};
   replaced_channel *old = malloc(sizeof *old);
-  mt_status st = fresh.target && old ? worker_connect(fn, &fresh, getenv("MODALTENSOR_TOKEN"), 1)
+  mt_status st = fresh.target && old ? worker_connect(fn, &fresh, config_get("MODALTENSOR_TOKEN"), 1)
                                      : mti_error_oom(fn, sizeof *old + strlen(address) + 1);
   if (st) {
     st = registry_file_hint(st);
@@ -289,7 +374,7 @@ static void stop_local_worker_at_exit(void) {
  * workers (one local worker when neither is set). */
 static mt_status make_workers(const char *fn) {
   char line[4 * MTI_ADDRESS_MAX];
-  const char *list = getenv("MODALTENSOR_WORKER");
+  const char *list = config_get("MODALTENSOR_WORKER");
   if (registry.worker_file) {
     mt_status st = read_worker_file(fn, line, sizeof line);
     if (st) return st;
@@ -322,6 +407,9 @@ static void free_registry(void) {
   }
   for (int i = 0; i < registry.nsessions; i++) {
     pthread_mutex_destroy(&registry.sessions[i]->lock);
+    content_forget(registry.sessions[i]);
+    free(registry.sessions[i]->known);
+    free(registry.sessions[i]->held);
     free(registry.sessions[i]);
   }
   free(registry.workers);
@@ -359,7 +447,7 @@ mt_status registry_connect(const char *fn) {
   pthread_mutex_lock(&registry.lock);
   mt_status s = MT_OK;
   if (!atomic_load(&registry.ready)) {
-    const char *token = getenv("MODALTENSOR_TOKEN");
+    const char *token = config_get("MODALTENSOR_TOKEN");
     s = read_config(fn);
     if (!s) s = make_workers(fn);
     for (int i = 0; !s && i < registry.nworkers; i++)
@@ -540,6 +628,8 @@ void mti_remote_shutdown(void) {
       s->retired = 1;
       s->generation++;
       recorder_drop_pending(s);
+      recorder_forget_templates(s);
+      content_forget(s);
       pthread_mutex_unlock(&s->lock);
     }
     for (int i = 0; i < registry.nworkers; i++) {
@@ -567,13 +657,14 @@ void mti_remote_stats(mt_modal_stats *out) {
                           atomic_load(&c->graphs), atomic_load(&c->nodes),
                           atomic_load(&c->bytes_up), atomic_load(&c->bytes_down),
                           atomic_load(&c->messages), atomic_load(&c->bytes_skipped),
-                          atomic_load(&c->uploads_skipped)};
+                          atomic_load(&c->uploads_skipped), atomic_load(&c->graph_bytes),
+                          atomic_load(&c->graphs_reused)};
 }
 
 void mti_remote_stats_reset(void) {
   client_counters *c = &registry.counters;
   _Atomic uint64_t *all[] = {&c->round_trips, &c->syncs, &c->graphs, &c->nodes, &c->bytes_up,
                              &c->bytes_down, &c->messages, &c->bytes_skipped,
-                             &c->uploads_skipped};
+                             &c->uploads_skipped, &c->graph_bytes, &c->graphs_reused};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) atomic_store(all[i], 0);
 }

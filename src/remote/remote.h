@@ -71,6 +71,10 @@ void mti_remote_stats_reset(void);
  * still safe. */
 void mti_remote_shutdown(void);
 
+/* mt_modal_configure: keeps copies of cfg's settings (NULL: none) for the
+ * next time the configuration is read. */
+mt_status mti_remote_configure(const char *fn, const mt_modal_config *cfg);
+
 /* ---- buffers ---- */
 
 /* dtype, element count and device index of b. */

@@ -29,11 +29,13 @@ void session_lost(session *s) {
   s->opened_pending = s->dirty = 0;
   s->generation++;
   recorder_drop_pending(s);
+  recorder_forget_templates(s);
+  content_forget(s);
 }
 
 /* The status of the worker's answer to Open (freeing it): a refusal (an
  * incompatible client, no such device, a wrong token) as an error. */
-static mt_status opened_status(const char *fn, const session *s,
+static mt_status opened_status(const char *fn, session *s,
                                Modaltensor__V1__WorkerMessage *reply) {
   mt_status st = MT_OK;
   if (reply->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED)
@@ -42,6 +44,8 @@ static mt_status opened_status(const char *fn, const session *s,
   else if ((st = client_status(reply->opened->status)))
     mti_error(st, "%s: worker %s refused the session: %s", fn, s->w->target,
               reply->opened->status->message ? reply->opened->status->message : "");
+  else
+    content_learn_opened(s, reply->opened);
   protobuf_c_message_free_unpacked(&reply->base, NULL);
   return st;
 }
@@ -83,10 +87,16 @@ static mt_status read_opened(const char *fn, session *s) {
 }
 
 /* The next reply to a request of this session (the Opened first, when it
- * is still to be read). */
+ * is still to be read). A Need on the way is answered with the bytes it
+ * asks for. */
 mt_status session_recv(const char *fn, session *s, Modaltensor__V1__WorkerMessage **out) {
   mt_status st = s->opened_pending ? read_opened(fn, s) : MT_OK;
-  if (!st) st = mti_stream_recv(fn, s->stream, registry.timeout_ms, out);
+  while (!st) {
+    st = mti_stream_recv(fn, s->stream, registry.timeout_ms, out);
+    if (st || (*out)->kind_case != MODALTENSOR__V1__WORKER_MESSAGE__KIND_NEED) break;
+    st = content_answer_need(fn, s, (*out)->need);
+    protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+  }
   if (st && s->stream) session_lost(s);
   return st;
 }
@@ -169,6 +179,7 @@ mt_status session_wait_sync(const char *fn, session *s, uint64_t id) {
       mti_error(st, "%s: an earlier op failed on the worker (reported at this sync): %s", fn,
                 reply->sync_done->status->message);
     protobuf_c_message_free_unpacked(&reply->base, NULL);
+    if (done) content_release(s); /* the worker has every byte sent by reference */
     if (done) return st;
   }
 }

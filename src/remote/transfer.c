@@ -1,6 +1,8 @@
 /*
  * transfer.c - uploads (chunks of about 1 MiB, without waiting) and downloads
- * (a sync point) of a session.
+ * (a sync point) of a session. Uploads from MTI_CONTENT_MIN_BYTES up are
+ * named by their SHA-256 (a Content first), and go by reference when the
+ * worker holds those bytes already (content.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/digest.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/protocol.h"
@@ -38,6 +41,17 @@ static mt_status send_chunk(const char *fn, session *s, const mti_remote_buffer 
   return st;
 }
 
+/* Streams len contiguous bytes of b in chunks. */
+static mt_status send_bytes(const char *fn, session *s, const mti_remote_buffer *b,
+                            const void *data, size_t len) {
+  mt_status st = MT_OK;
+  for (size_t off = 0; !st && off < len; off += MTI_CHUNK_BYTES) {
+    size_t n = len - off < MTI_CHUNK_BYTES ? len - off : MTI_CHUNK_BYTES;
+    st = send_chunk(fn, s, b, off, (const char *)data + off, n);
+  }
+  return st;
+}
+
 /* Streams src's values, row-major, in chunks: contiguous sources go
  * straight from their memory, others through one staging chunk. */
 static mt_status upload_values(const char *fn, session *s, const mti_remote_buffer *b,
@@ -45,14 +59,7 @@ static mt_status upload_values(const char *fn, session *s, const mti_remote_buff
   size_t esize = mt_dtype_size(src->dtype), total = (size_t)b->numel * esize;
   int contiguous = mti_shape_is_contiguous(src->ndim, src->shape, src->strides);
   if (total == 0) return send_chunk(fn, s, b, 0, NULL, 0);
-  if (contiguous) {
-    mt_status st = MT_OK;
-    for (size_t off = 0; !st && off < total; off += MTI_CHUNK_BYTES) {
-      size_t len = total - off < MTI_CHUNK_BYTES ? total - off : MTI_CHUNK_BYTES;
-      st = send_chunk(fn, s, b, off, (const char *)src->data + off, len);
-    }
-    return st;
-  }
+  if (contiguous) return send_bytes(fn, s, b, src->data, total);
   /* Strided: walk the elements in row-major order into a staging chunk. */
   size_t per_chunk = MTI_CHUNK_BYTES / esize;
   char *stage = malloc(per_chunk * esize);
@@ -75,6 +82,96 @@ static mt_status upload_values(const char *fn, session *s, const mti_remote_buff
   return st;
 }
 
+/* The bytes of an upload sent by reference, which the worker asked for. */
+mt_status transfer_send_bytes(const char *fn, session *s, const held_upload *h) {
+  mti_remote_buffer b = {s, s->generation, h->id, h->dtype, h->numel, s->device};
+  return send_bytes(fn, s, &b, h->data, h->len);
+}
+
+static mt_status send_content(const char *fn, session *s, const mti_remote_buffer *b,
+                              const uint8_t digest[MTI_DIGEST_BYTES], int bytes_follow) {
+  Modaltensor__V1__Content c = MODALTENSOR__V1__CONTENT__INIT;
+  c.id = b->id;
+  c.dtype = (int32_t)b->dtype;
+  c.numel = b->numel;
+  c.digest = (ProtobufCBinaryData){MTI_DIGEST_BYTES, (uint8_t *)digest};
+  c.bytes_follow = bytes_follow;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_CONTENT;
+  m.content = &c;
+  mt_status st = session_send(fn, s, &m);
+  if (!st) s->dirty = 1;
+  return st;
+}
+
+/* A row-major copy of src's values (len bytes) in new memory. */
+static void *gather_values(const char *fn, const mti_view *src, size_t len) {
+  char *out = malloc(len ? len : 1);
+  if (!out) {
+    mti_error_oom(fn, len);
+    return NULL;
+  }
+  size_t esize = mt_dtype_size(src->dtype);
+  int64_t idx[MT_MAX_DIMS] = {0};
+  for (size_t e = 0; e * esize < len; e++) {
+    int64_t off = 0;
+    for (int d = 0; d < src->ndim; d++) off += idx[d] * src->strides[d];
+    memcpy(out + e * esize, (const char *)src->data + off * (int64_t)esize, esize);
+    for (int d = src->ndim - 1; d >= 0 && ++idx[d] == src->shape[d]; d--) idx[d] = 0;
+  }
+  return out;
+}
+
+/* Bytes held for references (until the next sync) stay below this: past
+ * it, a sync point resolves the references first. */
+#define HELD_MAX_BYTES ((size_t)512 << 20)
+
+/* Sends the bytes by reference: when the worker announced them (or this
+ * session sent them), and also before its Opened is read, when nothing is
+ * known yet: a program's second run then sends nothing, at the price of a
+ * Need (one round trip within the sync) in a first run. The bytes are kept
+ * until the next sync answers. Takes over copy (a row-major copy, or NULL
+ * when data is the caller's). */
+static mt_status upload_by_reference(const char *fn, session *s, const mti_remote_buffer *b,
+                                     const uint8_t digest[MTI_DIGEST_BYTES], const void *data,
+                                     void *copy, size_t len) {
+  mt_status st = MT_OK;
+  if (s->n_held && s->held_bytes + len > HELD_MAX_BYTES) st = session_sync_locked(fn, s);
+  if (!st && !copy && !(copy = malloc(len))) st = mti_error_oom(fn, len);
+  if (st) {
+    free(copy);
+    return st;
+  }
+  if (copy != data) memcpy(copy, data, len);
+  held_upload h = {b->id, b->dtype, b->numel, {0}, copy, len};
+  memcpy(h.digest, digest, MTI_DIGEST_BYTES);
+  if ((st = content_hold(fn, s, &h))) return st;
+  content_learn(s, digest); /* held now, or once the Need is answered */
+  return send_content(fn, s, b, digest, 0);
+}
+
+/* A large upload: its SHA-256 first, then by reference or with its bytes
+ * (which the worker checks and keeps for later sessions). */
+static mt_status upload_content(const char *fn, session *s, const mti_remote_buffer *b,
+                                const mti_view *src, size_t len) {
+  int contiguous = mti_shape_is_contiguous(src->ndim, src->shape, src->strides);
+  void *copy = contiguous ? NULL : gather_values(fn, src, len);
+  const void *data = contiguous ? src->data : copy;
+  uint8_t digest[MTI_DIGEST_BYTES];
+  mt_status st = data ? mti_sha256(fn, data, len, digest) : mt_last_status();
+  if (st) {
+    free(copy);
+    return st;
+  }
+  if (s->opened_pending || content_known(s, digest))
+    return upload_by_reference(fn, s, b, digest, data, copy, len);
+  st = send_content(fn, s, b, digest, 1);
+  if (!st) st = send_bytes(fn, s, b, data, len);
+  if (!st) content_learn(s, digest);
+  free(copy);
+  return st;
+}
+
 mti_remote_buffer *mti_remote_upload(const char *fn, int device, const mti_view *src) {
   session *s = session_lock_inputs(fn, device, 0, NULL);
   if (!s) return NULL;
@@ -82,7 +179,9 @@ mti_remote_buffer *mti_remote_upload(const char *fn, int device, const mti_view 
       recorder_new_buffer(fn, s, device, src->dtype, mti_shape_numel(src->ndim, src->shape));
   /* Pending nodes go first so that the worker sees ops in program order. */
   mt_status st = b ? recorder_send_pending(fn, s) : mt_last_status();
-  if (!st) st = upload_values(fn, s, b, src);
+  size_t len = b ? (size_t)b->numel * mt_dtype_size(src->dtype) : 0;
+  if (!st) st = len >= MTI_CONTENT_MIN_BYTES ? upload_content(fn, s, b, src, len)
+                                             : upload_values(fn, s, b, src);
   if (!st && registry.eager) st = session_sync_locked(fn, s);
   pthread_mutex_unlock(&s->lock);
   if (st) {

@@ -30,6 +30,7 @@ struct mh_fake {
   /* the closing kind */
   int listen_fd;
   atomic_int stop;
+  int liar; /* sessions get a Need for a storage they never named */
 };
 
 /* ------------------------------------------------------------ gRPC */
@@ -58,25 +59,43 @@ static grpc_byte_buffer *hello_reply(void) {
   return bb;
 }
 
-/* What a worker of another protocol answers a Session's Open with (as the
- * real worker does): a refusal, before the stream ends. */
-static grpc_byte_buffer *opened_reply(void) {
-  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
-  st.code = MT_ERR_UNSUPPORTED;
-  st.message = "fake-worker: " MH_FAKE_REASON;
-  Modaltensor__V1__Opened o = MODALTENSOR__V1__OPENED__INIT;
-  o.status = &st;
-  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
-  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED;
-  m.opened = &o;
-  size_t len = modaltensor__v1__worker_message__get_packed_size(&m);
+static grpc_byte_buffer *pack_reply(const Modaltensor__V1__WorkerMessage *m) {
+  size_t len = modaltensor__v1__worker_message__get_packed_size(m);
   uint8_t *buf = malloc(len ? len : 1);
-  modaltensor__v1__worker_message__pack(&m, buf);
+  modaltensor__v1__worker_message__pack(m, buf);
   grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
   free(buf);
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
   return bb;
+}
+
+/* What a worker of another protocol answers a Session's Open with (as the
+ * real worker does): a refusal, before the stream ends; or, code MT_OK,
+ * an acceptance. */
+static grpc_byte_buffer *opened_reply(int code) {
+  Modaltensor__V1__Status st = MODALTENSOR__V1__STATUS__INIT;
+  st.code = code;
+  st.message = code ? "fake-worker: " MH_FAKE_REASON : "";
+  Modaltensor__V1__Opened o = MODALTENSOR__V1__OPENED__INIT;
+  o.status = &st;
+  o.session_id = code ? 0 : 1;
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_OPENED;
+  m.opened = &o;
+  return pack_reply(&m);
+}
+
+/* A Need for storage MH_FAKE_LIE_ID, which no client named. */
+static grpc_byte_buffer *lying_need(void) {
+  static uint8_t zeros[32];
+  Modaltensor__V1__Need need = MODALTENSOR__V1__NEED__INIT;
+  need.id = MH_FAKE_LIE_ID;
+  need.digest = (ProtobufCBinaryData){sizeof zeros, zeros};
+  Modaltensor__V1__WorkerMessage m = MODALTENSOR__V1__WORKER_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__WORKER_MESSAGE__KIND_NEED;
+  m.need = &need;
+  return pack_reply(&m);
 }
 
 /* Runs one batch of call and waits for it (noting a shutdown seen on the
@@ -94,11 +113,50 @@ static int run_batch(mh_fake *f, grpc_call *call, grpc_op *ops, size_t n) {
 /* Answers one call and waits until it is over: Hello and Session with a
  * refusal, sent (as the real worker does) only once the request came;
  * anything else as unimplemented. */
+/* The liar's session: accepts the Open, reads one more message, asks for
+ * bytes nobody named, and ends the call once the client has. */
+static void answer_liar(mh_fake *f, grpc_call *call) {
+  grpc_byte_buffer *open = NULL, *next = NULL, *opened = opened_reply(MT_OK), *need = lying_need();
+  int cancelled = 0;
+  grpc_op ops[3];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_RECV_MESSAGE;
+  ops[1].data.recv_message.recv_message = &open;
+  int ok = run_batch(f, call, ops, 2) && open;
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_MESSAGE;
+  ops[0].data.send_message.send_message = opened;
+  ops[1].op = GRPC_OP_RECV_MESSAGE;
+  ops[1].data.recv_message.recv_message = &next;
+  ok = ok && run_batch(f, call, ops, 2) && next;
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_MESSAGE;
+  ops[0].data.send_message.send_message = need;
+  ok = ok && run_batch(f, call, ops, 1);
+  /* the client hangs up once it has read the Need */
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[0].data.recv_close_on_server.cancelled = &cancelled;
+  if (ok) run_batch(f, call, ops, 1);
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[0].data.send_status_from_server.status = GRPC_STATUS_OK;
+  run_batch(f, call, ops, 1);
+  grpc_byte_buffer *all[] = {open, next, opened, need};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    if (all[i]) grpc_byte_buffer_destroy(all[i]);
+}
+
 static void answer(mh_fake *f, grpc_call *call, const grpc_call_details *d) {
   int is_hello = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Hello") == 0;
   int is_session = grpc_slice_str_cmp(d->method, "/modaltensor.v1.Worker/Session") == 0;
+  if (is_session && f->liar) {
+    answer_liar(f, call);
+    return;
+  }
   grpc_byte_buffer *request = NULL,
-                   *reply = is_hello ? hello_reply() : is_session ? opened_reply() : NULL;
+                   *reply = is_hello ? hello_reply() : is_session ? opened_reply(MT_ERR_UNSUPPORTED) : NULL;
   int cancelled = 0;
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
@@ -165,9 +223,10 @@ static void *serve_grpc(void *arg) {
   }
 }
 
-mh_fake *mh_fake_incompatible_start(char *addr, size_t len) {
+static mh_fake *fake_grpc_start(char *addr, size_t len, int liar) {
   mh_fake *f = calloc(1, sizeof *f);
   if (!f) return NULL;
+  f->liar = liar;
   f->listen_fd = -1;
   grpc_init();
   f->cq = grpc_completion_queue_create_for_next(NULL);
@@ -188,6 +247,10 @@ mh_fake *mh_fake_incompatible_start(char *addr, size_t len) {
   pthread_create(&f->thread, NULL, serve_grpc, f);
   return f;
 }
+
+mh_fake *mh_fake_incompatible_start(char *addr, size_t len) { return fake_grpc_start(addr, len, 0); }
+
+mh_fake *mh_fake_liar_start(char *addr, size_t len) { return fake_grpc_start(addr, len, 1); }
 
 /* ------------------------------------------------------------ closer */
 

@@ -17,6 +17,12 @@ typedef struct mh_fake mh_fake;
  * own. Writes "127.0.0.1:PORT" to addr; NULL on failure. */
 mh_fake *mh_fake_incompatible_start(char *addr, size_t len);
 
+/* A gRPC server that accepts Sessions (Opened with MT_OK), reads the
+ * message after the Open and answers it with a Need for storage
+ * MH_FAKE_LIE_ID, which the client never named; then ends the call. */
+mh_fake *mh_fake_liar_start(char *addr, size_t len);
+#define MH_FAKE_LIE_ID 424242u
+
 /* A listening TCP port whose connections are closed as soon as they are
  * accepted: something that is there, but does not speak gRPC. */
 mh_fake *mh_fake_closer_start(char *addr, size_t len);
