@@ -46,6 +46,7 @@ struct mtw_content {
   int writing, stopping; /* the writer thread runs; it is told to end */
   pending_file *pending, *pending_tail;
   pending_file *writing_now; /* taken from the queue, being written */
+  size_t pending_bytes;      /* bytes held by the queue and writing_now */
   char *dir; /* NULL: no cache directory */
   uint64_t max_bytes, bytes, clock, tmp_seq;
   file_entry *files;
@@ -55,6 +56,13 @@ struct mtw_content {
 };
 
 #define TMP_PREFIX "tmp-"
+
+/* Bytes waiting for the writer at most. Queued bytes are host copies or
+ * references that keep a freed storage's block alive, charged to no
+ * session: a disk slower than the uploads must not grow them without
+ * bound. A file that does not fit is not cached (a later run uploads it
+ * again); correctness never depends on the cache. */
+#define PENDING_MAX_BYTES ((size_t)1 << 30)
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return 0;
@@ -281,15 +289,25 @@ static void *writer_main(void *arg) {
     write_pending(c, p);
     pthread_mutex_lock(&c->lock);
     c->writing_now = NULL;
+    c->pending_bytes -= p->len;
     pending_release(p);
   }
   pthread_mutex_unlock(&c->lock);
   return NULL;
 }
 
+int mtw_content_file_wanted(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], size_t len) {
+  if (!c->writing || len > c->max_bytes || have_file(c, d)) return 0;
+  pthread_mutex_lock(&c->lock);
+  int room = len <= PENDING_MAX_BYTES - c->pending_bytes;
+  pthread_mutex_unlock(&c->lock);
+  return room;
+}
+
 void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], mtw_block *blk,
                           void *stage, size_t len) {
-  pending_file *p = c->writing && len <= c->max_bytes && !have_file(c, d) ? calloc(1, sizeof *p) : NULL;
+  int wanted = c->writing && len <= c->max_bytes && !have_file(c, d);
+  pending_file *p = wanted ? calloc(1, sizeof *p) : NULL;
   if (!p) {
     free(stage);
     return;
@@ -297,8 +315,16 @@ void mtw_content_put_file(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], mtw
   memcpy(p->digest, d, MTI_SHA256_BYTES);
   p->stage = stage;
   p->len = len;
-  if (!stage) mtw_block_ref(p->blk = blk);
   pthread_mutex_lock(&c->lock);
+  if (len > PENDING_MAX_BYTES - c->pending_bytes) {
+    pthread_mutex_unlock(&c->lock);
+    mtw_log(MTW_LOG_DEBUG, "cache: %zu bytes not cached: %zu bytes already wait for the disk",
+            len, c->pending_bytes);
+    pending_release(p);
+    return;
+  }
+  c->pending_bytes += len;
+  if (!stage) mtw_block_ref(p->blk = blk);
   if (c->pending_tail) c->pending_tail->next = p;
   else c->pending = p;
   c->pending_tail = p;

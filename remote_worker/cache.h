@@ -26,6 +26,11 @@ typedef struct mtw_content mtw_content;
 mtw_content *mtw_content_open(const char *dir, uint64_t max_bytes, char *err, size_t err_len);
 void mtw_content_close(mtw_content *c);
 
+/* 1 when mtw_content_put_file would queue len bytes named d now (a cache
+ * directory, within its limit, not held yet, room in the writer's queue):
+ * lets a caller skip the host copy of a file that would not be written. */
+int mtw_content_file_wanted(mtw_content *c, const uint8_t d[MTI_SHA256_BYTES], size_t len);
+
 /* Queues checked bytes named d for the cache directory, written by the
  * store's own thread (writing 64 MiB takes half a second on a slow disk:
  * not in the session's way). The bytes are stage (len of them, malloc'd:

@@ -157,10 +157,12 @@ static void *stage_block(mtw_session *s, const mtw_block *blk) {
  * when given: taken over; else from the block or a host copy of it). */
 static void content_keep(mtw_session *s, mtw_storage *st, void *stage) {
   const mtw_backend *b = s->worker->backend;
-  if (!stage && !b->ops->host_address(s->worker->backend, st->block->ptr))
+  size_t n = (size_t)st->nbytes;
+  if (!stage && !b->ops->host_address(s->worker->backend, st->block->ptr) &&
+      mtw_content_file_wanted(s->worker->content, st->digest, n))
     stage = stage_block(s, st->block);
   if (stage || b->ops->host_address(s->worker->backend, st->block->ptr))
-    mtw_content_put_file(s->worker->content, st->digest, st->block, stage, (size_t)st->nbytes);
+    mtw_content_put_file(s->worker->content, st->digest, st->block, stage, n);
   if (!st->live) mtw_content_live_add(s->worker->content, st->digest, st->block);
   st->live = 1;
 }
@@ -207,11 +209,18 @@ static int content_fill(mtw_session *s, mtw_storage *st) {
   const mtw_backend *b = s->worker->backend;
   size_t n = (size_t)st->nbytes;
   void *host = (void *)b->ops->host_address(s->worker->backend, st->block->ptr);
-  void *stage = host || !n ? NULL : malloc(n);
+  /* a host copy on the way to the device counts against the session as a
+   * download's staging does; without room the client sends the bytes */
+  uint64_t staged = host || !n || mtw_session_reserve(s, n, NULL) ? 0 : n;
+  void *stage = staged ? malloc(n) : NULL;
   void *dst = host ? host : stage;
-  if (!dst) return 0;
+  if (!dst) {
+    mtw_session_release(s, staged);
+    return 0;
+  }
   int found = mtw_content_read_file(s->worker->content, st->digest, dst, n) || live_copy(s, st, dst);
   if (found && stage && b->ops->upload(s->stream, st->block->ptr, stage, n) != MT_OK) found = 0;
+  mtw_session_release(s, staged); /* the copy leaves the session (cache queue or free) */
   if (found) {
     st->received = st->nbytes;
     content_keep(s, st, stage);
