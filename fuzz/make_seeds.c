@@ -1,7 +1,9 @@
 /*
  * make_seeds.c - writes the seed corpus of fuzz_worker (fuzz/corpus/worker):
  * short valid sessions that reach each message kind, the view checks,
- * several op kinds, into copies, optional inputs and the deferred errors.
+ * several op kinds, into copies, optional inputs, a node with two outputs,
+ * content addressing (Content, bytes that follow or are Needed), graph
+ * templates and their Invoke, and the deferred errors.
  * Regenerate when the wire changes:
  *   build/fuzz/make_seeds fuzz/corpus/worker
  */
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/digest.h"
 #include "core/op_table.h"
 #include "core/protocol.h"
 #include "fuzz_worker.h"
@@ -54,33 +57,39 @@ static void upload_f32(seed *s, uint64_t id, int64_t numel) {
   upload(s, id, MT_FLOAT32, numel, 0, v, sizeof(float) * (size_t)numel);
 }
 
-/* A node under construction: up to 3 inputs, one output. */
+/* A node under construction: up to 3 inputs, up to 2 outputs. */
 typedef struct node {
   Modaltensor__V1__Node n;
   Modaltensor__V1__TensorView in[3], *in_ptrs[3], into;
   int64_t shapes[3][MT_MAX_DIMS], strides[3][MT_MAX_DIMS], into_shape[MT_MAX_DIMS];
-  Modaltensor__V1__Output out, *out_ptr;
-  int64_t out_shape[MT_MAX_DIMS];
+  Modaltensor__V1__Output out[2], *out_ptrs[2];
+  int64_t out_shape[2][MT_MAX_DIMS];
   Modaltensor__V1__Attrs attrs;
 } node;
+
+/* Adds output k of a node (node_init adds the first). */
+static void node_output(node *x, uint64_t id, mt_dtype dtype, int ndim, const int64_t *shape) {
+  size_t k = x->n.n_outputs++;
+  Modaltensor__V1__Output *o = &x->out[k];
+  modaltensor__v1__output__init(o);
+  o->id = id;
+  o->dtype = (int32_t)dtype;
+  o->n_shape = (size_t)ndim;
+  memcpy(x->out_shape[k], shape, sizeof(int64_t) * (size_t)ndim);
+  o->shape = x->out_shape[k];
+  x->out_ptrs[k] = o;
+}
 
 static void node_init(node *x, mti_op op, uint64_t out_id, mt_dtype dtype, int ndim,
                       const int64_t *shape) {
   memset(x, 0, sizeof *x);
   modaltensor__v1__node__init(&x->n);
-  modaltensor__v1__output__init(&x->out);
   modaltensor__v1__attrs__init(&x->attrs);
   x->n.op = (uint32_t)op;
-  x->out.id = out_id;
-  x->out.dtype = (int32_t)dtype;
-  x->out.n_shape = (size_t)ndim;
-  memcpy(x->out_shape, shape, sizeof(int64_t) * (size_t)ndim);
-  x->out.shape = x->out_shape;
-  x->out_ptr = &x->out;
-  x->n.n_outputs = 1;
-  x->n.outputs = &x->out_ptr;
+  x->n.outputs = x->out_ptrs;
   x->n.attrs = &x->attrs;
   x->n.inputs = x->in_ptrs;
+  node_output(x, out_id, dtype, ndim, shape);
 }
 
 /* Adds an input view (strides NULL: row-major). */
@@ -102,15 +111,48 @@ static void node_input(node *x, uint64_t id, int64_t offset, int ndim, const int
   x->in_ptrs[k] = v;
 }
 
-static void graph(seed *s, node *nodes, size_t n) {
+/* A Graph of n nodes, kept as template template_id when not 0. */
+static void graph_kept(seed *s, node *nodes, size_t n, uint64_t template_id) {
   Modaltensor__V1__Node *ptrs[8];
   for (size_t i = 0; i < n; i++) ptrs[i] = &nodes[i].n;
   Modaltensor__V1__Graph g = MODALTENSOR__V1__GRAPH__INIT;
   g.n_nodes = n;
   g.nodes = ptrs;
+  g.template_id = template_id;
   Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
   m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_GRAPH;
   m.graph = &g;
+  put(s, &m);
+}
+
+static void graph(seed *s, node *nodes, size_t n) { graph_kept(s, nodes, n, 0); }
+
+static void invoke(seed *s, uint64_t template_id, size_t n, uint64_t *ids) {
+  Modaltensor__V1__Invoke v = MODALTENSOR__V1__INVOKE__INIT;
+  v.template_id = template_id;
+  v.n_ids = n;
+  v.ids = ids;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_INVOKE;
+  m.invoke = &v;
+  put(s, &m);
+}
+
+/* A Content naming nbytes of data by their SHA-256 (corrupt: one bit off). */
+static void content(seed *s, uint64_t id, mt_dtype dtype, int64_t numel, const void *data,
+                    size_t nbytes, int bytes_follow, int corrupt) {
+  uint8_t digest[MTI_SHA256_BYTES];
+  if (mti_sha256("make_seeds", data, nbytes, digest)) abort();
+  digest[0] ^= (uint8_t)(corrupt ? 1 : 0);
+  Modaltensor__V1__Content c = MODALTENSOR__V1__CONTENT__INIT;
+  c.id = id;
+  c.dtype = (int32_t)dtype;
+  c.numel = numel;
+  c.digest = (ProtobufCBinaryData){sizeof digest, digest};
+  c.bytes_follow = bytes_follow;
+  Modaltensor__V1__ClientMessage m = MODALTENSOR__V1__CLIENT_MESSAGE__INIT;
+  m.kind_case = MODALTENSOR__V1__CLIENT_MESSAGE__KIND_CONTENT;
+  m.content = &c;
   put(s, &m);
 }
 
@@ -297,6 +339,59 @@ static void seed_creation(const char *dir) {
   write_seed(dir, "creation_random", &s);
 }
 
+/* bytes named by their digest: sent along, held already (the first's),
+ * Needed then sent, and sent with a digest they do not match */
+static void seed_content(const char *dir) {
+  seed s;
+  seed_start(&s, 0);
+  float v[6] = {1, 2, 3, 4, 5, 6}, w[6] = {6, 5, 4, 3, 2, 1};
+  content(&s, 1, MT_FLOAT32, 6, v, sizeof v, 1, 0);
+  upload(&s, 1, 0, 0, 0, v, sizeof v);
+  content(&s, 2, MT_FLOAT32, 6, v, sizeof v, 0, 0);
+  content(&s, 3, MT_FLOAT32, 6, w, sizeof w, 0, 0);
+  upload(&s, 3, 0, 0, 0, w, sizeof w);
+  content(&s, 4, MT_FLOAT32, 6, w, sizeof w, 1, 1);
+  upload(&s, 4, 0, 0, 0, w, sizeof w);
+  node x;
+  node_init(&x, MTI_OP_ADD, 5, MT_FLOAT32, 1, s6);
+  node_input(&x, 2, 0, 1, s6, NULL);
+  node_input(&x, 3, 0, 1, s6, NULL);
+  graph(&s, &x, 1);
+  download(&s, 1, 5, 1, s6);
+  download(&s, 2, 4, 1, s6);
+  sync_(&s, 3);
+  write_seed(dir, "content_need_mismatch", &s);
+}
+
+/* a two-output node (topk) kept as a template, invoked with new ids, then
+ * invoked wrongly (too few ids, an unknown template) */
+static void seed_template(const char *dir) {
+  seed s;
+  seed_start(&s, 0);
+  upload_f32(&s, 1, 6);
+  upload_f32(&s, 10, 6);
+  node x[2];
+  node_init(&x[0], MTI_OP_TOPK, 2, MT_FLOAT32, 2, (const int64_t[]){2, 2});
+  node_output(&x[0], 3, MT_INT64, 2, (const int64_t[]){2, 2});
+  node_input(&x[0], 1, 0, 2, s23, NULL);
+  int64_t k = 2;
+  x[0].attrs.n_ints = 1;
+  x[0].attrs.ints = &k;
+  x[0].attrs.dim = 1;
+  x[0].attrs.flags = MTI_FLAG_DESCENDING;
+  node_init(&x[1], MTI_OP_SORT, 4, MT_FLOAT32, 1, s6);
+  node_output(&x[1], 5, MT_INT64, 1, s6);
+  node_input(&x[1], 1, 0, 1, s6, NULL);
+  graph_kept(&s, x, 2, 7);
+  uint64_t ids[5] = {10, 11, 12, 13, 14};
+  invoke(&s, 7, 5, ids);
+  download(&s, 1, 12, 2, (const int64_t[]){2, 2});
+  invoke(&s, 7, 2, ids);
+  invoke(&s, 8, 5, ids);
+  sync_(&s, 2);
+  write_seed(dir, "template_topk_sort", &s);
+}
+
 /* the Open itself is fuzzed: an old protocol version */
 static void seed_raw_open(const char *dir) {
   seed s;
@@ -324,6 +419,8 @@ int main(int argc, char **argv) {
   seed_kinds(argv[1]);
   seed_into_and_free(argv[1]);
   seed_creation(argv[1]);
+  seed_content(argv[1]);
+  seed_template(argv[1]);
   seed_raw_open(argv[1]);
   return 0;
 }
