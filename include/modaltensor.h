@@ -206,6 +206,23 @@ mt_status mt_modal_get_stats(mt_modal_stats *out);
 /* Sets every counter to 0. */
 void mt_modal_stats_reset(void);
 
+/* Which way a transfer goes, for mt_modal_progress_fn. */
+typedef enum mt_modal_transfer { MT_MODAL_UPLOAD = 0, MT_MODAL_DOWNLOAD = 1 } mt_modal_transfer;
+
+/* Told how a transfer of `total` bytes to or from a worker's device is
+ * going: once with done 0, after each chunk (about 1 MiB), and last with
+ * done == total (fewer when the transfer fails). Uploads count bytes handed
+ * to the connection, which HTTP/2 flow control paces to the link; bytes the
+ * worker already held (content addressing) are not sent and not reported.
+ * Runs on the thread that made the call, with the device in use: it must
+ * not call libmodaltensor. */
+typedef void (*mt_modal_progress_fn)(void *ctx, mt_modal_transfer kind, int device, uint64_t done,
+                                     uint64_t total);
+
+/* Calls fn(ctx, ...) for every upload and download of at least min_bytes
+ * from now on (all threads); fn NULL stops it. Always MT_OK. */
+mt_status mt_modal_set_progress(mt_modal_progress_fn fn, void *ctx, uint64_t min_bytes);
+
 /* Chooses where modal tensors made from now on live: 1 (default) in a
  * worker, 0 in-process. Existing tensors keep their home and keep working;
  * an op mixing the two homes is MT_ERR_DEVICE, and mt_to(t, modal, dtype, 1)

@@ -438,9 +438,11 @@ static int by_recent(const void *a, const void *b) { return -by_mtime(a, b); }
 size_t mtw_content_held(mtw_content *c, uint8_t (*out)[MTI_SHA256_BYTES], size_t max) {
   size_t n = 0;
   pthread_mutex_lock(&c->lock);
-  for (size_t i = c->nlive; i-- > 0 && n < max;) memcpy(out[n++], c->live[i].digest, MTI_SHA256_BYTES);
-  qsort(c->files, c->nfiles, sizeof *c->files, by_recent);
-  for (size_t i = 0; i < c->nfiles && n < max; i++) memcpy(out[n++], c->files[i].digest, MTI_SHA256_BYTES);
+  for (size_t i = c->nlive; i-- > 0 && n < max;)
+    memcpy(out[n++], c->live[i].digest, MTI_SHA256_BYTES);
+  if (c->nfiles) qsort(c->files, c->nfiles, sizeof *c->files, by_recent); /* files may be NULL */
+  for (size_t i = 0; i < c->nfiles && n < max; i++)
+    memcpy(out[n++], c->files[i].digest, MTI_SHA256_BYTES);
   pthread_mutex_unlock(&c->lock);
   return n;
 }

@@ -49,6 +49,8 @@ class MtModalConfig(Structure):
 
 
 MtDeleter = CFUNCTYPE(None, c_void_p)
+# mt_modal_progress_fn: (ctx, kind, device, done, total)
+MtModalProgressFn = CFUNCTYPE(None, c_void_p, c_int, c_int, c_uint64, c_uint64)
 
 _TENSOR = c_void_p  # mt_tensor *: a Python int, or None for NULL
 _SHAPE = POINTER(c_int64)
@@ -74,6 +76,7 @@ _PROTOTYPES = {
     "mt_modal_get_stats": (c_int, [c_void_p]),
     "mt_modal_configure": (c_int, [c_void_p]),
     "mt_modal_stats_reset": (None, []),
+    "mt_modal_set_progress": (c_int, [MtModalProgressFn, c_void_p, c_uint64]),
     "mt_set_remote_execution": (None, [c_int]),
     "mt_remote_execution_enabled": (c_int, []),
     "mt_shutdown": (None, []),

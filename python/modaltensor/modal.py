@@ -1,18 +1,23 @@
 """The modal device: tensors kept by a worker (a GPU server), or in-process
 while remote execution is disabled. Mirrors torch.cuda's helpers."""
 
+import atexit as _atexit
 import contextlib as _contextlib
 import ctypes as _ctypes
+import operator as _operator
+import os as _os
+import sys as _sys
+import time as _time
 
 from ._lib import MtDeviceProperties as _MtDeviceProperties, MtModalConfig as _MtModalConfig, \
-    MtModalStats as _MtModalStats, lib as _lib
+    MtModalProgressFn as _MtModalProgressFn, MtModalStats as _MtModalStats, lib as _lib
 from .device import Device as _Device, as_device as _as_device
 from .errors import DeviceError as _DeviceError, check as _check
 
 __all__ = ["is_available", "device_count", "DeviceProperties", "get_device_properties",
            "memory_allocated", "memory_reserved", "synchronize", "enable_remote_execution",
            "disable_remote_execution", "is_remote_execution_enabled", "remote_execution",
-           "shutdown", "stats", "reset_stats", "configure"]
+           "shutdown", "stats", "reset_stats", "configure", "set_progress"]
 
 
 def is_available():
@@ -128,6 +133,76 @@ def configure(address=None, token=None, tls_ca=None, tls=None, timeout=None,
                          -1 if tls is None else int(bool(tls)),
                          float(timeout or 0), float(connect_timeout or 0))
     _check(_lib.mt_modal_configure(_ctypes.byref(cfg)), "mt_modal_configure")
+
+
+_KINDS = ("upload", "download")
+_progress_installed = None  # the ctypes function the library calls: kept alive here
+
+
+class _ProgressBar:
+    """A one-line bar on a stream: redrawn at most 10 times a second, ended
+    with a newline when the transfer is done."""
+
+    def __init__(self, stream):
+        self.stream, self.start, self.drawn = stream, 0.0, 0.0
+
+    def __call__(self, kind, device, done, total):
+        now = _time.monotonic()
+        if done == 0:
+            self.start = now
+        elif done < total and now - self.drawn < 0.1:
+            return
+        self.drawn = now
+        width = 30
+        fill = width * done // total if total else width
+        rate = done / max(now - self.start, 1e-9) / 1e6
+        self.stream.write(f"\rmodal:{device} {kind} [{'#' * fill}{'.' * (width - fill)}] "
+                          f"{done / 2**20:.1f}/{total / 2**20:.1f} MiB {rate:.0f} MB/s")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def set_progress(callback=True, min_bytes=16 << 20):
+    """Reports transfers to and from the workers of min_bytes or more
+    (mt_modal_set_progress): callback(kind, device, done, total), kind
+    "upload" or "download", called once with done 0, after each chunk of
+    about 1 MiB and last with done == total. True: a bar on stderr; None or
+    False: no reports. The callback runs on the thread that moves the data
+    and must not use modaltensor; an exception in it is printed and
+    ignored. By default, when stderr is a terminal, a bar is shown for
+    transfers of 64 MiB or more (MODALTENSOR_PROGRESS=0 turns it off)."""
+    global _progress_installed
+    min_bytes = _operator.index(min_bytes)
+    if min_bytes < 0:
+        raise ValueError(f"set_progress: min_bytes {min_bytes} is negative")
+    if callback is True:
+        callback = _ProgressBar(_sys.stderr)
+    if not callback:
+        _lib.mt_modal_set_progress(_MtModalProgressFn(), None, 0)
+        _progress_installed = None
+        return
+
+    def report(_ctx, kind, device, done, total):
+        callback(_KINDS[kind], device, done, total)
+
+    installed = _MtModalProgressFn(report)
+    if _progress_installed is None:  # the library must not call it once Python is gone
+        _atexit.register(_lib.mt_modal_set_progress, _MtModalProgressFn(), None, 0)
+    _lib.mt_modal_set_progress(installed, None, min_bytes)
+    _progress_installed = installed
+
+
+def _default_progress():
+    try:
+        interactive = _sys.stderr is not None and _sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if interactive and _os.environ.get("MODALTENSOR_PROGRESS", "1") != "0":
+        set_progress(True, 64 << 20)
+
+
+_default_progress()
 
 
 def reset_stats():

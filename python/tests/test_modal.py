@@ -137,3 +137,43 @@ def test_stats_count_uploads_the_worker_held():
     assert s["bytes_up"] < values.nbytes // 100
     assert np.array_equal(second.numpy(), values)
     del first, second
+
+
+def test_progress_callback_sees_uploads_and_downloads():
+    """A 3 MiB upload and its download each report 0 first, grow, end at the
+    total; under min_bytes nothing is reported; set_progress(None) stops it."""
+    if not mt.modal.is_remote_execution_enabled() or not mt.modal.is_available():
+        pytest.skip("needs a worker (MODALTENSOR_TEST_MODAL=worker)")
+    import numpy as np
+    events = []
+    mt.modal.set_progress(lambda *e: events.append(e), min_bytes=1 << 20)
+    try:
+        values = np.random.default_rng(5).standard_normal(3 << 18).astype(np.float32)
+        t = mt.from_numpy(values).to("modal")
+        back = t.numpy()
+        assert np.array_equal(back, values)
+        small = mt.from_numpy(values[:100]).to("modal")
+        small.numpy()
+    finally:
+        mt.modal.set_progress(None)
+    for kind in ("upload", "download"):
+        seen = [e for e in events if e[0] == kind]
+        assert seen, f"no {kind} reported: {events}"
+        done = [e[2] for e in seen]
+        assert done[0] == 0 and done[-1] == values.nbytes and done == sorted(done)
+        assert all(e[1] == 0 and e[3] == values.nbytes for e in seen)
+    count = len(events)
+    t.numpy()
+    assert len(events) == count
+    with pytest.raises(TypeError):
+        mt.modal.set_progress(lambda *e: None, min_bytes="big")
+
+
+def test_progress_bar_draws_on_a_stream():
+    import io
+    out = io.StringIO()
+    bar = mt.modal._ProgressBar(out)
+    bar("upload", 0, 0, 4 << 20)
+    bar("upload", 0, 4 << 20, 4 << 20)
+    text = out.getvalue()
+    assert "modal:0 upload" in text and "4.0/4.0 MiB" in text and text.endswith("\n")

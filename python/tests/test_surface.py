@@ -80,8 +80,9 @@ _POINTER_TO = {"int64_t": ctypes.c_int64, "int": ctypes.c_int, "double": ctypes.
                "int32_t": ctypes.c_int32}
 _SCALARS = {"int": ctypes.c_int, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
             "uint64_t": ctypes.c_uint64, "double": ctypes.c_double, "size_t": ctypes.c_size_t,
-            "mt_device": _lib.MtDevice, "mt_deleter": _lib.MtDeleter}
-_ENUMS = ("mt_status", "mt_dtype", "mt_pad_mode", "mt_device_type")
+            "mt_device": _lib.MtDevice, "mt_deleter": _lib.MtDeleter,
+            "mt_modal_progress_fn": _lib.MtModalProgressFn}
+_ENUMS = ("mt_status", "mt_dtype", "mt_pad_mode", "mt_device_type", "mt_modal_transfer")
 
 
 def ctypes_of(c_type):

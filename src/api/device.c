@@ -162,4 +162,9 @@ mt_status mt_modal_get_stats(mt_modal_stats *out) {
 
 void mt_modal_stats_reset(void) { mti_remote_stats_reset(); }
 
+mt_status mt_modal_set_progress(mt_modal_progress_fn fn, void *ctx, uint64_t min_bytes) {
+  mti_remote_set_progress(fn, ctx, min_bytes);
+  return MT_OK;
+}
+
 void mt_shutdown(void) { mti_remote_shutdown(); }

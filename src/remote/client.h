@@ -88,6 +88,7 @@ typedef struct held_upload {
   uint8_t digest[MTI_DIGEST_BYTES];
   void *data;
   size_t len;
+  int device; /* modal:device, for progress reports */
 } held_upload;
 
 /* A graph kept on the worker as a template (Graph.template_id): the

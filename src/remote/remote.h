@@ -66,6 +66,9 @@ mt_status mti_remote_synchronize_all(const char *fn);
 void mti_remote_stats(mt_modal_stats *out);
 void mti_remote_stats_reset(void);
 
+/* mt_modal_set_progress: the function told of transfers of min_bytes up. */
+void mti_remote_set_progress(mt_modal_progress_fn fn, void *ctx, uint64_t min_bytes);
+
 /* Closes every session and stops a worker the library started. Buffers that
  * are still alive report MT_ERR_UNAVAILABLE afterwards; releasing them is
  * still safe. */

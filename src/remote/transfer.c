@@ -20,6 +20,50 @@
 #include "remote/client.h"
 
 
+/* ------------------------------------------------------------ progress */
+
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
+static mt_modal_progress_fn progress_fn;
+static void *progress_ctx;
+static uint64_t progress_min;
+
+void mti_remote_set_progress(mt_modal_progress_fn fn, void *ctx, uint64_t min_bytes) {
+  pthread_mutex_lock(&progress_lock);
+  progress_fn = fn;
+  progress_ctx = ctx;
+  progress_min = min_bytes;
+  pthread_mutex_unlock(&progress_lock);
+}
+
+/* One transfer's reports (fn NULL: none wanted). */
+typedef struct progress {
+  mt_modal_progress_fn fn;
+  void *ctx;
+  mt_modal_transfer kind;
+  int device;
+  uint64_t done, total;
+} progress;
+
+/* Reads the setting once per transfer and reports its start. */
+static progress progress_start(mt_modal_transfer kind, int device, uint64_t total) {
+  progress p = {NULL, NULL, kind, device, 0, total};
+  pthread_mutex_lock(&progress_lock);
+  if (progress_fn && total >= progress_min) {
+    p.fn = progress_fn;
+    p.ctx = progress_ctx;
+  }
+  pthread_mutex_unlock(&progress_lock);
+  if (p.fn) p.fn(p.ctx, kind, device, 0, total);
+  return p;
+}
+
+static void progress_add(progress *p, uint64_t n) {
+  p->done += n;
+  if (p->fn && n) p->fn(p->ctx, p->kind, p->device, p->done, p->total);
+}
+
+/* ------------------------------------------------------------- uploads */
+
 /* Sends one Upload chunk of b. */
 static mt_status send_chunk(const char *fn, session *s, const mti_remote_buffer *b,
                             uint64_t offset, const void *data, size_t len) {
@@ -45,9 +89,11 @@ static mt_status send_chunk(const char *fn, session *s, const mti_remote_buffer 
 static mt_status send_bytes(const char *fn, session *s, const mti_remote_buffer *b,
                             const void *data, size_t len) {
   mt_status st = MT_OK;
+  progress p = progress_start(MT_MODAL_UPLOAD, b->device, len);
   for (size_t off = 0; !st && off < len; off += MTI_CHUNK_BYTES) {
     size_t n = len - off < MTI_CHUNK_BYTES ? len - off : MTI_CHUNK_BYTES;
     st = send_chunk(fn, s, b, off, (const char *)data + off, n);
+    if (!st) progress_add(&p, n);
   }
   return st;
 }
@@ -67,6 +113,7 @@ static mt_status upload_values(const char *fn, session *s, const mti_remote_buff
   int64_t idx[MT_MAX_DIMS] = {0};
   mt_status st = MT_OK;
   size_t filled = 0, sent = 0;
+  progress p = progress_start(MT_MODAL_UPLOAD, b->device, total);
   for (int64_t e = 0; !st && e < b->numel; e++) {
     int64_t off = 0;
     for (int d = 0; d < src->ndim; d++) off += idx[d] * src->strides[d];
@@ -74,6 +121,7 @@ static mt_status upload_values(const char *fn, session *s, const mti_remote_buff
     if (++filled == per_chunk || e + 1 == b->numel) {
       st = send_chunk(fn, s, b, sent, stage, filled * esize);
       sent += filled * esize;
+      if (!st) progress_add(&p, filled * esize);
       filled = 0;
     }
     for (int d = src->ndim - 1; d >= 0 && ++idx[d] == src->shape[d]; d--) idx[d] = 0;
@@ -84,7 +132,7 @@ static mt_status upload_values(const char *fn, session *s, const mti_remote_buff
 
 /* The bytes of an upload sent by reference, which the worker asked for. */
 mt_status transfer_send_bytes(const char *fn, session *s, const held_upload *h) {
-  mti_remote_buffer b = {s, s->generation, h->id, h->dtype, h->numel, s->device};
+  mti_remote_buffer b = {s, s->generation, h->id, h->dtype, h->numel, h->device};
   return send_bytes(fn, s, &b, h->data, h->len);
 }
 
@@ -143,7 +191,7 @@ static mt_status upload_by_reference(const char *fn, session *s, const mti_remot
     return st;
   }
   if (copy != data) memcpy(copy, data, len);
-  held_upload h = {b->id, b->dtype, b->numel, {0}, copy, len};
+  held_upload h = {b->id, b->dtype, b->numel, {0}, copy, len, b->device};
   memcpy(h.digest, digest, MTI_DIGEST_BYTES);
   if ((st = content_hold(fn, s, &h))) return st;
   content_learn(s, digest); /* held now, or once the Need is answered */
@@ -206,10 +254,11 @@ static mt_status send_download(const char *fn, session *s, const mti_remote_view
   return session_send(fn, s, &m);
 }
 
-/* Receives the chunks of download id into dst. A failed view keeps the
- * worker's status and message. */
-static mt_status recv_download(const char *fn, session *s, uint64_t id, void *dst,
+/* Receives the chunks of download id (of modal:device) into dst. A failed
+ * view keeps the worker's status and message. */
+static mt_status recv_download(const char *fn, session *s, int device, uint64_t id, void *dst,
                                size_t nbytes) {
+  progress p = progress_start(MT_MODAL_DOWNLOAD, device, nbytes);
   for (;;) {
     Modaltensor__V1__WorkerMessage *reply;
     mt_status st = session_recv(fn, s, &reply);
@@ -225,8 +274,10 @@ static mt_status recv_download(const char *fn, session *s, uint64_t id, void *ds
         mti_error(st, "%s: %s", fn, c->status->message);
       else if (c->offset > nbytes || c->data.len > nbytes - c->offset)
         st = mti_error(MT_ERR_REMOTE, "%s: worker %s sent bytes past the end", fn, s->w->target);
-      else if (c->data.len)
+      else if (c->data.len) {
         memcpy((char *)dst + c->offset, c->data.data, c->data.len);
+        progress_add(&p, c->data.len);
+      }
       atomic_fetch_add_explicit(&registry.counters.bytes_down, c->data.len, memory_order_relaxed);
     }
     protobuf_c_message_free_unpacked(&reply->base, NULL);
@@ -244,7 +295,7 @@ mt_status mti_remote_download(const char *fn, const mti_remote_view *view, void 
   if (!st) st = send_download(fn, s, view, &dl_id);
   if (!st) st = session_send_sync(fn, s, &sync_id);
   if (!st) {
-    mt_status view_st = recv_download(fn, s, dl_id, dst, nbytes);
+    mt_status view_st = recv_download(fn, s, view->buf->device, dl_id, dst, nbytes);
     char view_msg[512];
     snprintf(view_msg, sizeof view_msg, "%s", mt_last_error());
     st = s->stream ? session_wait_sync(fn, s, sync_id) : view_st;

@@ -5,7 +5,8 @@
  * dropped and its bytes asked for again; the size limit evicts the least
  * recently used file; a restarted worker serves from the same directory; a
  * worker without a directory still works; a lying Need is a clear error;
- * a repeated step's graph is sent once, then by reference (Invoke).
+ * a repeated step's graph is sent once, then by reference (Invoke); the
+ * progress callback sees every transfer it should, in order, and no other.
  * The library's counters (mt_modal_get_stats) are the witnesses; no timing
  * is asserted.
  */
@@ -329,6 +330,90 @@ START_TEST(test_repeated_step_sends_under_ten_percent) {
 }
 END_TEST
 
+/* What mt_modal_set_progress's function was told. */
+typedef struct progress_log {
+  int calls, starts, ends, out_of_order;
+  mt_modal_transfer kind;
+  int device;
+  uint64_t last_done, total;
+} progress_log;
+
+static void log_progress(void *ctx, mt_modal_transfer kind, int device, uint64_t done,
+                         uint64_t total) {
+  progress_log *l = ctx;
+  if (done == 0) {
+    l->starts++;
+    l->kind = kind;
+    l->device = device;
+    l->total = total;
+  } else if (done < l->last_done || done > total || kind != l->kind || total != l->total) {
+    l->out_of_order++;
+  }
+  if (done == total) l->ends++;
+  l->last_done = done;
+  l->calls++;
+}
+
+START_TEST(test_progress_reports_transfers) {
+  mh_worker_start(&worker, NULL, NULL, NULL);
+  mh_point_at(&worker);
+  progress_log log = {0};
+  MH_OK(mt_modal_set_progress(log_progress, &log, MIB));
+  size_t bytes = 4 * MIB;
+  float *v = pattern(bytes, 7);
+  const int64_t n = (int64_t)(bytes / sizeof(float));
+  /* a session's first large upload goes by reference; the worker's Need
+   * sends the bytes within the sync, and they are reported then */
+  mt_tensor *t = MH_MADE(mt_from_data(v, 1, &n, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_synchronize(MH_MODAL));
+  ck_assert_int_eq(log.starts, 1);
+  ck_assert_int_eq(log.ends, 1);
+  ck_assert_int_eq(log.out_of_order, 0);
+  ck_assert_int_eq(log.kind, MT_MODAL_UPLOAD);
+  ck_assert_int_eq(log.device, 0);
+  ck_assert_uint_eq(log.total, bytes);
+  ck_assert_int_eq(log.calls, 1 + 4); /* the start and one per 1 MiB chunk */
+  /* a download of the same size */
+  log = (progress_log){0};
+  float *back = malloc(bytes);
+  MH_OK(mt_to_host(t, back, bytes));
+  ck_assert(memcmp(back, v, bytes) == 0);
+  ck_assert_int_eq(log.kind, MT_MODAL_DOWNLOAD);
+  ck_assert_int_eq(log.starts, 1);
+  ck_assert_int_eq(log.ends, 1);
+  ck_assert_int_eq(log.out_of_order, 0);
+  ck_assert_uint_eq(log.total, bytes);
+  /* bytes the worker holds are not sent, so not reported; nor is what is
+   * under min_bytes */
+  log = (progress_log){0};
+  mt_tensor *again = MH_MADE(mt_from_data(v, 1, &n, MT_FLOAT32, MH_MODAL));
+  const int64_t small = 1024;
+  mt_tensor *little = MH_MADE(mt_from_data(v, 1, &small, MT_FLOAT32, MH_MODAL));
+  MH_OK(mt_synchronize(MH_MODAL));
+  ck_assert_int_eq(log.calls, 0);
+  /* min_bytes 0: a strided (transposed) upload is reported as its row-major bytes */
+  MH_OK(mt_modal_set_progress(log_progress, &log, 0));
+  const int64_t shape[2] = {256, 512};
+  mt_tensor *host = MH_MADE(mt_from_data(v, 2, shape, MT_FLOAT32, MH_CPU));
+  mt_tensor *tr = MH_MADE(mt_transpose(host, 0, 1));
+  mt_tensor *moved = MH_MADE(mt_to(tr, MH_MODAL, MT_FLOAT32, 0));
+  MH_OK(mt_synchronize(MH_MODAL));
+  ck_assert_int_eq(log.starts, 1);
+  ck_assert_int_eq(log.ends, 1);
+  ck_assert_int_eq(log.out_of_order, 0);
+  ck_assert_uint_eq(log.total, 256 * 512 * sizeof(float));
+  /* switched off */
+  MH_OK(mt_modal_set_progress(NULL, NULL, 0));
+  log = (progress_log){0};
+  MH_OK(mt_to_host(t, back, bytes));
+  ck_assert_int_eq(log.calls, 0);
+  mt_tensor *ts[] = {t, again, little, host, tr, moved};
+  for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) mt_tensor_free(ts[i]);
+  free(back);
+  free(v);
+}
+END_TEST
+
 static Suite *cache_suite(void) {
   Suite *s = suite_create("modal_cache");
   TCase *tc = tcase_create("cache");
@@ -341,6 +426,7 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_worker_without_cache_dir);
   tcase_add_test(tc, test_lying_need_is_a_clear_error);
   tcase_add_test(tc, test_repeated_step_sends_under_ten_percent);
+  tcase_add_test(tc, test_progress_reports_transfers);
   suite_add_tcase(s, tc);
   return s;
 }
