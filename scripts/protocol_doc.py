@@ -118,12 +118,13 @@ KIND_RULES = {
     "BINARY": ("promote(in0, in1); div: float_of(promote); sub and pow refuse two bools",
                "broadcast"),
     "COMPARE": ("bool", "broadcast"),
-    "LOGICAL": ("bool", "broadcast"),
+    "LOGICAL": ("bool; inputs of any dtype, non-zero is true", "broadcast"),
     "SCALAR": ("in0's if floating; else float32 when s0 is not a finite whole number; else "
                "int64 for bool; else in0's", "in0's"),
     "UNARY": ("in0's (neg refuses bool)", "in0's"),
     "UNARY_FLOAT": ("float_of(in0)", "in0's"),
-    "WHERE": ("promote(in1, in2); in0 is the condition", "broadcast of all three"),
+    "WHERE": ("promote(in1, in2); in0, of any dtype, is the condition (non-zero is true)",
+              "broadcast of all three"),
     "CLAMP": ("in0's; lo and hi not NaN", "in0's"),
     "CAST": ("attrs.dtype", "in0's"),
     "REDUCE": ("sum, prod: in0's if floating, else int64; mean: float_of(in0); amax, amin: "
@@ -327,11 +328,20 @@ def attr_text(op):
     return "; ".join(parts + optional) or "-"
 
 
-def check_kinds(kinds):
-    """Errors where KIND_RULES and kinds.def disagree."""
+def check_tables(kinds, ops):
+    """Errors where KIND_RULES or ATTR_MEANINGS and the .def files disagree:
+    a kind without a rule, or an entry for a kind, op or slot that is gone."""
     names = [k for k, _ in kinds]
     errors = [f"kind {k} has no rule in KIND_RULES" for k in names if k not in KIND_RULES]
     errors += [f"KIND_RULES has {k}, kinds.def does not" for k in KIND_RULES if k not in names]
+    by_name = {o["name"]: o for o in ops}
+    for key, slots in ATTR_MEANINGS.items():
+        users = [by_name[key]] if key in by_name else [o for o in ops if o["kind"] == key]
+        if not users:
+            errors.append(f"ATTR_MEANINGS has {key}, which is neither an op nor a kind")
+        used = {slot for o in users for slot in slot_names(o)}
+        errors += [f"ATTR_MEANINGS[{key}] has {slot}, which no op of it uses"
+                   for slot in slots if users and slot not in used]
     return errors
 
 
@@ -386,7 +396,8 @@ def render_handshake(ops, a_names, bits, d):
              "the reason. Ops are only appended, so a newer worker serves an older client; "
              "a worker refuses a node whose op is not below the client's `op_count`. "
              "`HelloReply` also carries the worker's own three numbers, its devices and its "
-             "version; `Health` answers `uptime_ms`.", "",
+             "version; `Health` answers `uptime_ms`. `Hello` is optional (the library calls it "
+             "to list devices); `Open` checks again.", "",
              "### The op-table hash", "",
              "64-bit FNV-1a over the ASCII bytes of one record per op, ops 0 to "
              "`op_count - 1` in wire order, with no separator between records: start with "
@@ -583,6 +594,14 @@ def render(src):
     lines += render_numbering(src["dtypes"], src["statuses"], src["bits"], src["defines"])
     lines += render_rules(src["kinds"], src["defines"])
     lines += render_ops(src["ops"], src["a_names"])
+    lines += ["## Not on this page", "",
+              "- The values each op computes (rounding, NaN, integer overflow, the order of "
+              "sort ties): include/modaltensor.h, per public function `mt_<op>`.",
+              "- The random streams (rand, randn, randint, multinomial, dropout draw from "
+              "Philox 4x32-10 of the seed): src/core/philox.h, needed by a worker that must "
+              "give the library's values.",
+              "- The worker's options and limits (memory quotas, `--max-node-work`, the "
+              "content cache): remote_worker/README.md.", ""]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
 
@@ -622,7 +641,8 @@ def check_numbers(src, binary):
 
 def main(argv):
     src = gather()
-    errors = check_kinds(src["kinds"]) + check_service(*src["service"], src["defines"])
+    errors = check_tables(src["kinds"], src["ops"]) + check_service(*src["service"],
+                                                                     src["defines"])
     if errors:
         print("\n".join(errors), file=sys.stderr)
         return 1
