@@ -479,7 +479,9 @@ def render_session(d):
             "(`FAILED_PRECONDITION` for an incompatible client or a bad device, "
             "`INVALID_ARGUMENT` when the first message is not an `Open`) |",
             "| `Upload` | the chunk at offset 0 creates storage `id` of `dtype` and `numel`; "
-            "chunks follow in order and cover `numel * size` bytes exactly | nothing |",
+            "chunks follow in order and cover `numel * size` bytes exactly (encoded with "
+            "fields 1 to 5 in order and `data` last, a chunk skips the decoder and is copied "
+            "once) | nothing |",
             "| `Content` | a storage named by the SHA-256 of its row-major bytes (clients use "
             f"it from {d['MTI_CONTENT_MIN_BYTES']} bytes): `bytes_follow` true: `Upload` "
             "chunks follow and are checked against the digest; false: filled from the "
@@ -520,7 +522,7 @@ def render_session(d):
             "session and the views fit; it then infers each output's dtype and shape by the "
             "kind's rule (below), and refuses the node unless every `Output` says exactly "
             "that. Ops without inputs (creation) take their shape from `Output[0].shape`. "
-            "`into` (COPY only) writes into a view of an existing storage instead: one "
+            "A node without `attrs` has every slot zero. `into` (COPY only) writes into a view of an existing storage instead: one "
             "`Output` with id 0 describing the view. A node that touches more elements than "
             "the worker's `--max-node-work` is refused.", ""]
 
