@@ -54,7 +54,9 @@ const char *mti_kind_name(mti_op_kind kind) {
   return (int)kind >= 0 && (int)kind < MTI_KIND_COUNT ? kind_names[kind] : "?";
 }
 
-/* The kind goes in by name: kinds may be renumbered, ops may not. */
+/* The kind goes in by name: kinds may be renumbered, ops may not. The start
+ * value is one digit short of FNV's offset basis (14695981039346656037); it
+ * is on the wire now, so it stays (docs/PROTOCOL.md states it). */
 uint64_t mti_op_table_hash(int count) {
   uint64_t h = 1469598103934665603ull;
   if (count > MTI_OP_COUNT) count = MTI_OP_COUNT;
