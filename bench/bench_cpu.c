@@ -67,6 +67,7 @@ typedef struct bench_case {
   int64_t out_numel;
   int batch;        /* calls per timed rep (small-op cases); 0 means 1 */
   mt_dtype in_dtype; /* dtype of the inputs; 0 (MT_BOOL) means float32 */
+  int64_t index_range; /* > 0: input b is an int64 index, uniform in [0, index_range) */
 } bench_case;
 
 /* ------------------------------------------------------------ the ops */
@@ -84,6 +85,11 @@ static mt_tensor *run_gelu(mt_tensor *const in[2]) { return mt_gelu(in[0]); }
 static mt_tensor *run_gelu_tanh(mt_tensor *const in[2]) { return mt_gelu_tanh(in[0]); }
 static mt_tensor *run_silu(mt_tensor *const in[2]) { return mt_silu(in[0]); }
 static mt_tensor *run_log_softmax(mt_tensor *const in[2]) { return mt_log_softmax(in[0], -1); }
+static mt_tensor *run_gather_dim1(mt_tensor *const in[2]) { return mt_gather(in[0], 1, in[1]); }
+static mt_tensor *run_embedding(mt_tensor *const in[2]) { return mt_embedding(in[0], in[1]); }
+static mt_tensor *run_scatter_add_dim1(mt_tensor *const in[2]) {
+  return mt_scatter_add(in[0], 1, in[1], in[0]);
+}
 static mt_tensor *run_slice(mt_tensor *const in[2]) { return mt_slice(in[0], 0, 2, 10, 1); }
 
 static mt_tensor *run_sum_dim1(mt_tensor *const in[2]) {
@@ -146,7 +152,8 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
 /* ------------------------------------------------------------ the suite */
 
 /* A row: name, input a's ndim and shape, b's (ndim -1: none), the op, the
- * result's dtype and element count, then optional fields (.batch, .in_dtype).
+ * result's dtype and element count, then optional fields (.batch, .in_dtype,
+ * .index_range).
  * scripts/bench.sh compares every row with NumPy and PyTorch: a new row gets
  * its lines in bench/bench_numpy.py and bench/bench_torch_cpu.py by name. */
 #define CASE(name_, nda, sa, ndb, sb, fn, odt, onumel, ...)                                  \
@@ -154,11 +161,12 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
    .out_dtype = odt, .out_numel = onumel, __VA_ARGS__}
 #define SHAPE(...) __VA_ARGS__
 
-enum { CASE_COUNT = 37, SMALL_BATCH = 1000 };
+enum { CASE_COUNT = 40, SMALL_BATCH = 1000 };
 
 /* Rows of the transformer-sized kernels: [rows, cols] as a BERT-base layer
  * at batch 8 x 49 tokens (hidden 384, MLP 1536, attention rows of 49). */
-enum { TF_ROWS = 392, TF_HIDDEN = 384, TF_MLP = 1536, ATT_ROWS = 8 * 6 * 49, ATT_COLS = 49 };
+enum { TF_ROWS = 392, TF_HIDDEN = 384, TF_MLP = 1536, ATT_ROWS = 8 * 6 * 49, ATT_COLS = 49,
+       VOCAB = 30522 };
 
 static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
   const int64_t n = s->flat, sq = s->square, m1 = s->mm_small, m2 = s->mm_large;
@@ -189,6 +197,14 @@ static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
       CASE("logsumexp_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_logsumexp_dim1, MT_FLOAT32,
            sq),
       CASE("max_dim1_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_max_dim1, MT_FLOAT32, sq),
+      /* indexing: index b uniform over the indexed dim (BERT-base's vocabulary
+       * for the embedding, 8 x 392 tokens) */
+      CASE("gather_dim1_4096x4096_by_4096x1024", 2, SHAPE(sq, sq), 2, SHAPE(sq, mid),
+           run_gather_dim1, MT_FLOAT32, sq * mid, .index_range = sq),
+      CASE("scatter_add_dim1_4096x1024", 2, SHAPE(sq, mid), 2, SHAPE(sq, mid),
+           run_scatter_add_dim1, MT_FLOAT32, sq * mid, .index_range = mid),
+      CASE("embedding_30522x384_by_3136", 2, SHAPE(VOCAB, TF_HIDDEN), 1, 8 * TF_ROWS,
+           run_embedding, MT_FLOAT32, 8 * TF_ROWS * TF_HIDDEN, .index_range = VOCAB),
       /* transformer kernels */
       CASE("gelu_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu, MT_FLOAT32, mlp),
       CASE("gelu_tanh_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu_tanh, MT_FLOAT32, mlp),
@@ -315,7 +331,10 @@ static int run_case(const bench_case *c, const bench_options *o) {
     goto done;
   }
   if (c->ndim_b >= 0) {
-    in[1] = make_input(c->ndim_b, c->shape_b, c->in_dtype, INPUT_SEED + 1);
+    const mt_device cpu = {MT_DEVICE_CPU, 0};
+    in[1] = c->index_range > 0 ? mt_randint(0, c->index_range, c->ndim_b, c->shape_b, MT_INT64,
+                                            cpu, INPUT_SEED + 1)
+                               : make_input(c->ndim_b, c->shape_b, c->in_dtype, INPUT_SEED + 1);
     if (!in[1]) {
       report_api_failure(c, "mt_randn (input b)");
       goto done;

@@ -65,6 +65,37 @@ def silu(x):
 
 # Transformer-sized rows as bench_cpu.c: BERT-base at batch 8 x 49 tokens.
 TF_ROWS, TF_HIDDEN, TF_MLP, ATT_ROWS, ATT_COLS = 392, 384, 1536, 8 * 6 * 49, 49
+VOCAB = 30522
+
+
+def index_cases(sq, mid, lib):
+    """The indexing rows of bench_cpu.c for NumPy (lib "numpy") or PyTorch:
+    (name, shapes, fn) with the int64 indices made here, uniform over the
+    indexed dim as bench_cpu.c's."""
+    rng = np.random.default_rng(INPUT_SEED)
+    g_idx = rng.integers(0, sq, (sq, mid), dtype=np.int64)
+    s_idx = rng.integers(0, mid, (sq, mid), dtype=np.int64)
+    e_idx = rng.integers(0, VOCAB, 8 * TF_ROWS, dtype=np.int64)
+    if lib == "numpy":
+        rows = np.arange(sq)[:, None]
+
+        def scatter_add(a):
+            out = a.copy()
+            np.add.at(out, (rows, s_idx), a)
+            return out
+        gather = lambda a: np.take_along_axis(a, g_idx, 1)
+        embed = lambda w: np.take(w, e_idx, axis=0)
+    else:
+        import torch
+        g_t, s_t, e_t = (torch.from_numpy(i) for i in (g_idx, s_idx, e_idx))
+        gather = lambda a: torch.gather(a, 1, g_t)
+        scatter_add = lambda a: a.scatter_add(1, s_t, a)
+        embed = lambda w: torch.nn.functional.embedding(e_t, w)
+    return [
+        ("gather_dim1_4096x4096_by_4096x1024", [(sq, sq)], gather),
+        ("scatter_add_dim1_4096x1024", [(sq, mid)], scatter_add),
+        ("embedding_30522x384_by_3136", [(VOCAB, TF_HIDDEN)], embed),
+    ]
 
 
 def make_cases(n, sq, m1, m2):
@@ -107,7 +138,7 @@ def make_cases(n, sq, m1, m2):
         ("sum_all_f16_10M", [(n,)], lambda a: a.sum(), f16),
         ("small_add_f32_16", [(16,), (16,)], lambda a, b: a + b),
         ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
-    ]
+    ] + index_cases(sq, sq // 4, "numpy")
 
 
 def loaded_blas_libraries():

@@ -69,7 +69,7 @@ def make_cases(n, sq, m1, m2):
         ("gelu_bf16_392x1536", [(TF_ROWS, TF_MLP)], F.gelu, bf16),
         ("small_add_f32_16", [(16,), (16,)], torch.add),
         ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
-    ]
+    ] + harness.index_cases(sq, sq // 4, "torch")
 
 
 def bert_forward(reps, quick):

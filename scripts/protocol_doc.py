@@ -45,12 +45,9 @@ ENUM_ITEM = re.compile(r"^\s*(MTI_(?:ATTR|FLAG)_\w+) = ([^,/]+)")
 STATUS_ITEM = re.compile(r"^\s*(MT_(?:OK|ERR_\w+)) = (\d+)")
 RPC = re.compile(r"^\s*rpc (\w+)\((stream )?(\w+)\) returns \((stream )?(\w+)\);")
 
-# mti_op_table_hash (src/core/op_table.c): FNV-1a's step and 64-bit prime,
-# but its offset basis is 1469598103934665603, one digit short of FNV's
-# 14695981039346656037. Peers must use the C value; CTest protocol_numbers
-# holds this script to it.
-HASH_OFFSET = 1469598103934665603
-STANDARD_FNV_OFFSET = 14695981039346656037
+# mti_op_table_hash (src/core/op_table.c): standard 64-bit FNV-1a. CTest
+# protocol_numbers holds this script to the C.
+HASH_OFFSET = 14695981039346656037
 FNV_PRIME = 0x100000001b3
 
 # What each attribute slot or flag of an op's schema means, by op name, else
@@ -402,10 +399,9 @@ def render_handshake(ops, a_names, bits, d):
              "64-bit FNV-1a over the ASCII bytes of one record per op, ops 0 to "
              "`op_count - 1` in wire order, with no separator between records: start with "
              f"`h = {HASH_OFFSET}` (`0x{HASH_OFFSET:016x}`), then for each byte "
-             f"`h = (h XOR byte) * 0x{FNV_PRIME:x}` modulo 2^64. **The start value is not "
-             f"FNV's standard offset basis** ({STANDARD_FNV_OFFSET}, `0x{STANDARD_FNV_OFFSET:x}`; "
-             "the C constant lacks its last digit): a stock FNV-1a library gives other "
-             "hashes, and the worker refuses them. A record is", "",
+             f"`h = (h XOR byte) * 0x{FNV_PRIME:x}` modulo 2^64 (FNV's standard offset "
+             "basis and prime: a stock FNV-1a implementation gives the same hash). "
+             "A record is", "",
              "    NUMBER:NAME:KIND:ARITY:NOUT:OPTIONAL:ATTRS;", "",
              "NUMBER, ARITY (-1 for a variable count) and NOUT in decimal; NAME the op's "
              "name (column 2 of the table below); KIND the kind's name as written below "

@@ -54,17 +54,19 @@ const char *mti_kind_name(mti_op_kind kind) {
   return (int)kind >= 0 && (int)kind < MTI_KIND_COUNT ? kind_names[kind] : "?";
 }
 
-/* The kind goes in by name: kinds may be renumbered, ops may not. The start
- * value is one digit short of FNV's offset basis (14695981039346656037); it
- * is on the wire now, so it stays (docs/PROTOCOL.md states it). */
+/* Standard 64-bit FNV-1a (docs/PROTOCOL.md), so that a peer can use a
+ * stock implementation. The kind goes in by name: kinds may be renumbered,
+ * ops may not. */
 uint64_t mti_op_table_hash(int count) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;
   if (count > MTI_OP_COUNT) count = MTI_OP_COUNT;
   for (int op = 0; op < count; op++) {
     const mti_op_info *i = &op_infos[op];
-    char rec[128];
+    char rec[256]; /* names are short; a longer record is hashed cut, never read past */
     int len = snprintf(rec, sizeof rec, "%d:%s:%s:%d:%d:%x:%x;", op, i->name,
                        mti_kind_name(i->kind), i->arity, i->nout, i->optional, i->attrs);
+    if (len < 0) len = 0;
+    if ((size_t)len >= sizeof rec) len = (int)sizeof rec - 1;
     for (int k = 0; k < len; k++) h = (h ^ (uint8_t)rec[k]) * 1099511628211ull;
   }
   return h;
