@@ -44,7 +44,7 @@ def make_cases(n, sq, m1, m2):
         ("cast_f32_to_f16_10M", [(n,)], lambda a: a.to(torch.float16)),
         ("argmax_dim1_4096x4096", [(sq, sq)], lambda a: a.argmax(1)),
         ("sort_f32_1M", [(n // 10,)], lambda a: torch.sort(a, stable=True)),
-        ("sort_lastdim_4096x256", [(sq, sq // 16)], lambda a: torch.sort(a, -1, stable=True)),
+        ("sort_lastdim_4096x256", [(sq, sq // 16)], lambda a: torch.sort(a, dim=-1, stable=True)),
         ("argsort_f32_1M", [(n // 10,)], lambda a: torch.argsort(a, stable=True)),
         ("topk10_lastdim_4096x1024", [(sq, sq // 4)], lambda a: torch.topk(a, 10)),
         ("topk10_f32_10M", [(n,)], lambda a: torch.topk(a, 10)),

@@ -168,7 +168,7 @@ static void line_plan_init(line_plan *p, const mti_view *index, int dim, const m
   do {                                                                            \
     atomic_int bad_ = 0;                                                          \
     int par_ = (p)->lines * (p)->len >= MTI_CPU_PARALLEL_MIN;                     \
-    _Pragma("omp parallel for schedule(static) if (par_)")                       \
+    _Pragma("omp parallel for schedule(static) if (par_) num_threads(mti_cpu_threads())") \
     for (int64_t l = 0; l < (p)->lines; l++)                                      \
       if (!(BODY)) atomic_store_explicit(&bad_, 1, memory_order_relaxed);         \
     if (atomic_load(&bad_)) return range_error(fn, p);                            \
@@ -176,18 +176,60 @@ static void line_plan_init(line_plan *p, const mti_view *index, int dim, const m
 
 /* ------------------------------------------------------------ gather */
 
+typedef int (*dense_gather_fn)(const char *, const char *, char *, int64_t, int64_t);
+
 typedef struct move_ctx {
   const line_plan *p;
   const char *data;
   char *out;
   int64_t es;
   add_fn add; /* scatter_add; NULL: plain writes */
+  dense_gather_fn dense; /* gather's dense lines; NULL: the general loop */
+  int add_f32;           /* scatter_add of float32: added in line */
 } move_ctx;
+
+/*
+ * The common line, dense along dim (index, data and out of stride 1) with a
+ * 4- or 8-byte element: typed loads, and an out-of-range entry clamped to 0
+ * and reported after the loop instead of leaving it, so that the compiler
+ * can vectorise (AVX2 gathers). Measured (bench_cpu, 4096 x 1024 float32
+ * from 4096 x 4096): the element-wise loop took twice PyTorch's time.
+ */
+#define DENSE_GATHER(NAME, IT, ET)                                                     \
+  static int NAME(const char *index, const char *data, char *out, int64_t len,           \
+                  int64_t bound) {                                                       \
+    const IT *ix = (const IT *)index;                                                    \
+    const ET *d = (const ET *)data;                                                      \
+    ET *o = (ET *)out;                                                                   \
+    int bad = 0;                                                                         \
+    for (int64_t k = 0; k < len; k++) {                                                  \
+      int64_t v = ix[k];                                                                 \
+      int in_range = (uint64_t)v < (uint64_t)bound;                                      \
+      bad |= !in_range;                                                                  \
+      o[k] = d[in_range ? v : 0];                                                        \
+    }                                                                                    \
+    return !bad;                                                                         \
+  }
+DENSE_GATHER(gather_i64_4, int64_t, uint32_t)
+DENSE_GATHER(gather_i64_8, int64_t, uint64_t)
+DENSE_GATHER(gather_i32_4, int32_t, uint32_t)
+DENSE_GATHER(gather_i32_8, int32_t, uint64_t)
+
+/* The dense kernel for this line shape, or NULL for the general loop. */
+static dense_gather_fn dense_gather_of(const line_plan *p, int64_t es) {
+  int d = p->dim;
+  if (p->istr[d] != 1 || p->dstr[d] != 1 || p->ostr[d] != 1 || (es != 4 && es != 8)) return NULL;
+  if (p->index->dtype == MT_INT64) return es == 4 ? gather_i64_4 : gather_i64_8;
+  return es == 4 ? gather_i32_4 : gather_i32_8;
+}
 
 static int gather_line(const move_ctx *c, int64_t l) {
   const line_plan *p = c->p;
   int64_t io, dof, oo, is = p->istr[p->dim], ds = p->dstr[p->dim], os = p->ostr[p->dim];
   line_offsets(p, l, &io, &dof, &oo);
+  if (c->dense)
+    return c->dense((const char *)p->index->data + io * (int64_t)mt_dtype_size(p->index->dtype),
+                    c->data + dof * c->es, c->out + oo * c->es, p->len, p->bound);
   for (int64_t k = 0; k < p->len; k++) {
     int64_t v = mti_index_value(p->index, io + k * is);
     if (v < 0 || v >= p->bound) return 0;
@@ -201,23 +243,41 @@ mt_status mti_cpu_gather(const mti_view *a, const mti_view *index, const mti_att
   const char *fn = "mt_gather";
   line_plan p;
   line_plan_init(&p, index, at->dim, a, out->ndim, out->shape, a->ndim ? a->shape[at->dim] : 1);
-  move_ctx c = {&p, a->data, out->data, (int64_t)mt_dtype_size(a->dtype), NULL};
+  int64_t es = (int64_t)mt_dtype_size(a->dtype);
+  move_ctx c = {&p, a->data, out->data, es, NULL, dense_gather_of(&p, es), 0};
   FOR_LINES(&p, gather_line(&c, l));
   return MT_OK;
 }
 
 /* ------------------------------------------------------------ scatter */
 
+/* scatter_add of float32 along a dim where index, src and out are dense:
+ * typed, no address arithmetic per element. */
+static int scatter_add_f32_dense(const move_ctx *c, int64_t io, int64_t dof, int64_t oo) {
+  const line_plan *p = c->p;
+  const float *src = (const float *)c->data + dof;
+  float *out = (float *)c->out + oo;
+  const mti_view *ix = p->index;
+  for (int64_t k = 0; k < p->len; k++) {
+    int64_t v = mti_index_value(ix, io + k);
+    if ((uint64_t)v >= (uint64_t)p->bound) return 0;
+    out[v] += src[k];
+  }
+  return 1;
+}
+
 static int scatter_line(const move_ctx *c, int64_t l) {
   const line_plan *p = c->p;
   int64_t io, dof, oo, is = p->istr[p->dim], ds = p->dstr[p->dim], os = p->ostr[p->dim];
   line_offsets(p, l, &io, &dof, &oo);
+  if (c->add_f32 && is == 1 && ds == 1 && os == 1) return scatter_add_f32_dense(c, io, dof, oo);
   for (int64_t k = 0; k < p->len; k++) {
     int64_t v = mti_index_value(p->index, io + k * is);
     if (v < 0 || v >= p->bound) return 0;
     char *dst = c->out + (oo + v * os) * c->es;
     const char *src = c->data + (dof + k * ds) * c->es;
-    if (c->add) c->add(dst, src, 1);
+    if (c->add_f32) *(float *)dst += *(const float *)src; /* no call per element */
+    else if (c->add) c->add(dst, src, 1);
     else copy_elem(dst, src, c->es);
   }
   return 1;
@@ -232,8 +292,9 @@ mt_status mti_cpu_scatter(mti_op op, const mti_view *in, const mti_attrs *at,
   line_plan p;
   line_plan_init(&p, &in[1], at->dim, &in[2], out->ndim, out->shape,
                  out->ndim ? out->shape[at->dim] : 1);
+  int add = op == MTI_OP_SCATTER_ADD;
   move_ctx c = {&p, in[2].data, out->data, (int64_t)mt_dtype_size(out->dtype),
-                op == MTI_OP_SCATTER_ADD ? add_of(out->dtype) : NULL};
+                add ? add_of(out->dtype) : NULL, NULL, add && out->dtype == MT_FLOAT32};
   FOR_LINES(&p, scatter_line(&c, l));
   return MT_OK;
 }
