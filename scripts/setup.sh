@@ -9,6 +9,9 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config libopenblas-dev libdlpack-dev
+  # OpenBLAS's OpenMP build: GEMM in the kernels' own libgomp team (one pool,
+  # docs/ARCHITECTURE.md "Threads"); the build prefers it when installed
+  libopenblas-openmp-dev
   # remote device: gRPC C core and protobuf-c
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
   # SHA-256 of content-addressed uploads (libcrypto)
