@@ -34,6 +34,10 @@ typedef struct signal_watch {
   int64_t idle_exit_ms;    /* 0: never */
   int64_t max_lifetime_ms; /* 0: never */
   struct timespec started; /* CLOCK_MONOTONIC */
+  int64_t stop_timeout_ms; /* 0: wait for the server without limit */
+  pthread_mutex_t lock;
+  pthread_cond_t ended_cond;
+  int ended; /* mtw_server_run returned */
 } signal_watch;
 
 /* SIGINT and SIGTERM write their number here. Blocking them in every
@@ -90,8 +94,42 @@ static int time_to_stop(const signal_watch *sw) {
   return 0;
 }
 
+/* After the server was told to stop: its calls are cancelled and graphs
+ * stop between nodes, but a node already in a kernel runs to its end (a
+ * cpu reduction over 2^38 elements takes minutes). A preempted worker
+ * (Modal sends SIGTERM, then SIGKILL) must go at once, so past
+ * --stop-timeout the process exits without waiting: the sessions are gone
+ * already, and the cache's files are renamed into place whole or not at
+ * all. */
+static void await_server_end(signal_watch *sw) {
+  if (!sw->stop_timeout_ms) return;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += sw->stop_timeout_ms / 1000;
+  deadline.tv_nsec += sw->stop_timeout_ms % 1000 * 1000000;
+  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  pthread_mutex_lock(&sw->lock);
+  int late = 0;
+  while (!sw->ended && !late)
+    late = pthread_cond_timedwait(&sw->ended_cond, &sw->lock, &deadline) == ETIMEDOUT;
+  int ended = sw->ended;
+  pthread_mutex_unlock(&sw->lock);
+  if (ended) return;
+  mtw_log(MTW_LOG_WARN, "work still running %lld ms after the stop (--stop-timeout): exiting "
+          "without waiting for it", (long long)sw->stop_timeout_ms);
+  _exit(0);
+}
+
+/* Marks the server's end for await_server_end. */
+static void server_ended(signal_watch *sw) {
+  pthread_mutex_lock(&sw->lock);
+  sw->ended = 1;
+  pthread_cond_signal(&sw->ended_cond);
+  pthread_mutex_unlock(&sw->lock);
+}
+
 /* Waits for SIGINT or SIGTERM, or for a periodic check to end the worker,
- * then stops the server. */
+ * then stops the server and bounds how long the stop may take. */
 static void *watch_signals(void *arg) {
   signal_watch *sw = arg;
   struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
@@ -106,6 +144,7 @@ static void *watch_signals(void *arg) {
     if (periodic && time_to_stop(sw)) break;
   }
   mtw_server_stop(sw->srv);
+  await_server_end(sw);
   return NULL;
 }
 
@@ -199,8 +238,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   signal_watch sw = {NULL, o.exit_with_parent, parent, o.idle_exit_s * 1000,
-                     o.max_lifetime_s * 1000, {0, 0}};
+                     o.max_lifetime_s * 1000, {0, 0}, o.stop_timeout_s * 1000,
+                     PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
   clock_gettime(CLOCK_MONOTONIC, &sw.started);
+  pthread_condattr_t monotonic; /* await_server_end's deadline is CLOCK_MONOTONIC */
+  if (pthread_condattr_init(&monotonic) == 0) {
+    if (pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC) == 0)
+      pthread_cond_init(&sw.ended_cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+  }
 
   char *cert, *key;
   if (load_tls_files(&o, &cert, &key)) return 2;
@@ -236,6 +282,7 @@ int main(int argc, char **argv) {
       rc = 1;
     }
     mtw_server_run(srv);
+    server_ended(&sw);
     if (watching) pthread_join(watcher, NULL);
     mtw_server_destroy(srv);
   }

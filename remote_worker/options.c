@@ -61,13 +61,17 @@ static const char usage[] =
     "                        live tensors still serve)\n"
     "  --cache-max-bytes N   size limit of --cache-dir, least recently used files\n"
     "                        go first (suffixes as --max-memory; default 10G)\n"
+    "  --stop-timeout SECS   after SIGINT/SIGTERM (or an exit condition above), exit\n"
+    "                        at most SECS seconds later even if a kernel is still\n"
+    "                        running (its session ends); 0: wait for it (default 1)\n"
     "  --log-level LEVEL     error, warn, info (default) or debug; logs go to stderr\n"
     "  --exit-with-parent    exit when the parent process dies (also when\n"
     "                        " MTW_ENV_EXIT_WITH_PARENT "=1)\n"
     "  --version             print the version and exit\n"
     "  --help                print this help and exit\n"
     "\n"
-    "SIGINT and SIGTERM shut the worker down cleanly (exit status 0).\n";
+    "SIGINT and SIGTERM shut the worker down (exit status 0): sessions end, and\n"
+    "kernels still running after --stop-timeout are not waited for.\n";
 
 /* Parses a byte count with an optional binary suffix; 0 on success. */
 static int parse_bytes(const char *s, uint64_t *out) {
@@ -167,6 +171,9 @@ static mtw_options_result apply(mtw_options *o, const char *name, const char *va
   } else if (strcmp(name, "--cache-max-bytes") == 0) {
     if (parse_bytes(value, &o->cache_max_bytes))
       return usage_error("--cache-max-bytes: '%s' is not a byte count", value);
+  } else if (strcmp(name, "--stop-timeout") == 0) {
+    if (parse_seconds_from(value, 0, &o->stop_timeout_s))
+      return usage_error("--stop-timeout: '%s' is not a number of seconds (0: wait)", value);
   } else if (strcmp(name, "--log-level") == 0) {
     if (mtw_log_level_parse(value, &o->log_level))
       return usage_error("--log-level: '%s' is not error, warn, info or debug", value);
@@ -215,12 +222,13 @@ mtw_options_result mtw_options_parse(int argc, char **argv, mtw_options *out) {
       "--listen",    "--token",   "--backend", "--max-memory", "--idle-timeout",
       "--log-level", "--tls-cert", "--tls-key", "--idle-exit",  "--max-lifetime",
       "--max-node-work", "--admin-token", "--session-max-memory",
-      "--cache-dir", "--cache-max-bytes"};
+      "--cache-dir", "--cache-max-bytes", "--stop-timeout"};
   mtw_options o = {.listen = MTW_DEFAULT_LISTEN,
                    .backend = "auto",
                    .idle_timeout_s = MTW_DEFAULT_IDLE_TIMEOUT_S,
                    .log_level = MTW_LOG_INFO,
-                   .cache_max_bytes = MTW_DEFAULT_CACHE_MAX_BYTES};
+                   .cache_max_bytes = MTW_DEFAULT_CACHE_MAX_BYTES,
+                   .stop_timeout_s = MTW_DEFAULT_STOP_TIMEOUT_S};
   const char *env_token = getenv(MTW_ENV_TOKEN);
   if (env_token && *env_token) o.token = env_token;
   const char *env_admin = getenv(MTW_ENV_ADMIN_TOKEN);

@@ -21,6 +21,7 @@
 #define MTW_DEFAULT_LISTEN "127.0.0.1:50051"
 #define MTW_DEFAULT_IDLE_TIMEOUT_S 3600
 #define MTW_DEFAULT_CACHE_MAX_BYTES (10ull << 30)
+#define MTW_DEFAULT_STOP_TIMEOUT_S 1
 
 typedef struct mtw_options {
   const char *listen;       /* "host:port" or "unix:PATH" */
@@ -39,6 +40,7 @@ typedef struct mtw_options {
   uint64_t session_max_memory; /* bytes one session may hold; 0: a fair share */
   const char *cache_dir;    /* content cache directory; NULL: none */
   uint64_t cache_max_bytes; /* the cache's size limit */
+  int64_t stop_timeout_s;   /* after a stop, exit this long later whatever runs; 0: wait */
 } mtw_options;
 
 typedef enum mtw_options_result {

@@ -1033,6 +1033,52 @@ START_TEST(test_graph_stops_when_client_goes) {
 }
 END_TEST
 
+/* No work limit to speak of, so that one node can run for minutes. */
+static void setup_unbounded_work(void) {
+  static const char *const args[] = {"--max-node-work", "1024T", NULL};
+  start_with(args);
+}
+
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* SIGTERM while one node is in a kernel for minutes (a sum of 2^40
+ * broadcast elements): the worker exits with status 0 soon after
+ * --stop-timeout (1 s by default) instead of when the kernel ends. */
+START_TEST(test_sigterm_does_not_wait_for_a_long_kernel) {
+  wt_session s;
+  open_session(&s);
+  const float one = 1;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
+  const int64_t huge[2] = {1 << 20, 1 << 20}, zero[2] = {0, 0};
+  wt_view a = wt_view_strided(1, 0, 2, huge, zero);
+  wt_graph g;
+  wt_graph_init(&g);
+  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_SUM, 2, MT_FLOAT32, 0, NULL);
+  n->attrs->dims_mask = 3;
+  wt_graph_input(&g, &a);
+  ck_assert_int_eq(wt_graph_send(&s, &g), 0);
+  struct timespec running = {0, 500 * 1000000}; /* the kernel has started */
+  nanosleep(&running, NULL);
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(wt_worker_stop(&worker), 0);
+  int64_t took = now_ms() - t0;
+  ck_assert_msg(took < 15000, "the worker took %lld ms to stop", (long long)took);
+  wt_close(&s); /* the stream is gone: any status */
+}
+END_TEST
+
+/* The fixture's teardown for tests that stop the worker themselves. */
+static void teardown_stopped(void) {
+  wc_channel_free(channel);
+  channel = NULL;
+  if (worker.pid > 0) wt_worker_stop(&worker);
+  grpc_shutdown_blocking();
+}
+
 static TCase *tcase(const char *name, void (*setup_fn)(void)) {
   TCase *tc = tcase_create(name);
   tcase_add_checked_fixture(tc, setup_fn, teardown);
@@ -1072,6 +1118,12 @@ static Suite *worker_suite(void) {
   tcase_add_test(tc, test_session_freed_when_client_vanishes);
   tcase_add_test(tc, test_sessions_are_isolated);
   tcase_add_test(tc, test_several_clients_at_once);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("stop");
+  tcase_add_checked_fixture(tc, setup_unbounded_work, teardown_stopped);
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, test_sigterm_does_not_wait_for_a_long_kernel);
   suite_add_tcase(s, tc);
 
   tc = tcase("limits", setup);
