@@ -26,26 +26,13 @@ extern "C" {
 #include "cpu/cpu_kernels.h"
 }
 
+#include "host_check.h"
+
 using namespace mtw::ew;
 using mtw::bits_of;
 using mtw::bool8;
 using mtw::convert;
 using mtw::widen;
-
-static int failures = 0;
-static int checks = 0;
-
-#define EXPECT(cond, ...)                                                                   \
-  do {                                                                                     \
-    checks++;                                                                              \
-    if (!(cond)) {                                                                         \
-      if (++failures <= 40) {                                                              \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                       \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-      }                                                                                    \
-    }                                                                                      \
-  } while (0)
 
 /* ---- the host executor: element code in plain loops, launches counted ---- */
 
@@ -201,7 +188,7 @@ static void compare_views(const char *what, mti_op op, const mti_view &a, const 
       if (dist > worst_ulps[op][a.dtype]) worst_ulps[op][a.dtype] = dist;
     }
     if (!ok) bad++;
-    EXPECT(ok, "%s: element %lld: cuda %.17g, cpu %.17g (bits %llx vs %llx)", what, (long long)i,
+    CHECK(ok, "%s: element %lld: cuda %.17g, cpu %.17g (bits %llx vs %llx)", what, (long long)i,
            mti_load_double((char *)a.data + view_offset(a, i) * (int64_t)size, a.dtype),
            mti_load_double((char *)b.data + view_offset(b, i) * (int64_t)size, b.dtype),
            (unsigned long long)x, (unsigned long long)y);
@@ -259,9 +246,9 @@ static void check_op(const char *what, mti_op op, int n, const mti_view *in, con
   /* An integer divisor 0: the cpu's error, the fault word on the GPU. */
   bool zero_divisor = s2 == MT_ERR_INVALID_ARGUMENT && strstr(mt_last_error(), "division by zero");
   unsigned fault = zero_divisor ? MTW_CUDA_FAULT(op, MTW_CUDA_FAULT_ZERO_DIVISOR) : 0u;
-  EXPECT(s1 == MT_OK && (s2 == MT_OK || zero_divisor), "%s: status %d (cuda) %d (cpu)", what,
+  CHECK(s1 == MT_OK && (s2 == MT_OK || zero_divisor), "%s: status %d (cuda) %d (cpu)", what,
          (int)s1, (int)s2);
-  EXPECT(x->fault == fault, "%s: fault word %#x, expected %#x", what, x->fault, fault);
+  CHECK(x->fault == fault, "%s: fault word %#x, expected %#x", what, x->fault, fault);
   compare_views(what, op, ours.v, cpu.v, tolerance(op, om.dtype, at));
 }
 
@@ -394,7 +381,7 @@ static void test_where() {
         check_op(what, MTI_OP_WHERE, 3, bcast, &at, &x1);
         check_op(what, MTI_OP_WHERE, 3, flat, &at, &x2);
         if (dc == MT_BOOL && da == db)
-          EXPECT(x2.where_runs == 1, "%s: contiguous where with a bool condition selects bits",
+          CHECK(x2.where_runs == 1, "%s: contiguous where with a bool condition selects bits",
                  what);
       }
     }
@@ -445,8 +432,8 @@ static void test_creation() {
         at.dtype = d;
         host_tensor ours((mt_dtype)d, 1, &n), cpu((mt_dtype)d, 1, &n);
         host_exec x;
-        EXPECT(elementwise(x, MTI_OP_FULL, NULL, 0, &at, &ours.v) == MT_OK, "full");
-        EXPECT(mti_cpu_run(MTI_OP_FULL, NULL, 0, &at, &cpu.v) == MT_OK, "full (cpu)");
+        CHECK(elementwise(x, MTI_OP_FULL, NULL, 0, &at, &ours.v) == MT_OK, "full");
+        CHECK(mti_cpu_run(MTI_OP_FULL, NULL, 0, &at, &cpu.v) == MT_OK, "full (cpu)");
         compare_views("full", MTI_OP_FULL, ours.v, cpu.v, 0);
       }
       for (auto &ar : aranges) {
@@ -457,8 +444,8 @@ static void test_creation() {
         at.dtype = d;
         host_tensor ours((mt_dtype)d, 1, &n), cpu((mt_dtype)d, 1, &n);
         host_exec x;
-        EXPECT(elementwise(x, MTI_OP_ARANGE, NULL, 0, &at, &ours.v) == MT_OK, "arange");
-        EXPECT(mti_cpu_run(MTI_OP_ARANGE, NULL, 0, &at, &cpu.v) == MT_OK, "arange (cpu)");
+        CHECK(elementwise(x, MTI_OP_ARANGE, NULL, 0, &at, &ours.v) == MT_OK, "arange");
+        CHECK(mti_cpu_run(MTI_OP_ARANGE, NULL, 0, &at, &cpu.v) == MT_OK, "arange (cpu)");
         compare_views("arange", MTI_OP_ARANGE, ours.v, cpu.v, 0);
       }
     }
@@ -481,14 +468,14 @@ static void test_copy_layouts() {
                mt_dtype_name((mt_dtype)dd));
       host_exec x1, x2;
       check_op(what, MTI_OP_COPY, 1, &src.v, &at, &x1, true);
-      EXPECT(x1.transposes == (ds == dd), "%s: same-dtype transposed copies go by tiles", what);
+      CHECK(x1.transposes == (ds == dd), "%s: same-dtype transposed copies go by tiles", what);
       mti_view row = src.v; /* [1, NV] broadcast down 7 rows */
       row.shape[0] = 1;
       int64_t shape7[2] = {7, NV};
       host_tensor ours((mt_dtype)dd, 2, shape7), cpu((mt_dtype)dd, 2, shape7);
       mti_view wide = mti_view_broadcast_to(&row, 2, shape7);
-      EXPECT(elementwise(x2, MTI_OP_COPY, &wide, 1, &at, &ours.v) == MT_OK, "%s", what);
-      EXPECT(mti_cpu_run(MTI_OP_COPY, &wide, 1, &at, &cpu.v) == MT_OK, "%s", what);
+      CHECK(elementwise(x2, MTI_OP_COPY, &wide, 1, &at, &ours.v) == MT_OK, "%s", what);
+      CHECK(mti_cpu_run(MTI_OP_COPY, &wide, 1, &at, &cpu.v) == MT_OK, "%s", what);
       compare_views(what, MTI_OP_COPY, ours.v, cpu.v, 0);
     }
     /* overlap: t[1:] = t[:-1] on one buffer, both ways */
@@ -505,9 +492,9 @@ static void test_copy_layouts() {
     dst_o.data = (char *)ours.mem + size;
     dst_c.data = (char *)cpu.mem + size;
     host_exec x;
-    EXPECT(elementwise(x, MTI_OP_COPY, &src_o, 1, &at, &dst_o) == MT_OK, "overlap copy");
-    EXPECT(mti_cpu_run(MTI_OP_COPY, &src_c, 1, &at, &dst_c) == MT_OK, "overlap copy (cpu)");
-    EXPECT(x.scratches.size() == 1, "overlapping copy stages through scratch");
+    CHECK(elementwise(x, MTI_OP_COPY, &src_o, 1, &at, &dst_o) == MT_OK, "overlap copy");
+    CHECK(mti_cpu_run(MTI_OP_COPY, &src_c, 1, &at, &dst_c) == MT_OK, "overlap copy (cpu)");
+    CHECK(x.scratches.size() == 1, "overlapping copy stages through scratch");
     ours.v.shape[0] = cpu.v.shape[0] = n;
     compare_views("overlapping copy", MTI_OP_COPY, ours.v, cpu.v, 0);
   }
@@ -529,10 +516,10 @@ static void test_transposes() {
       at.dtype = d;
       host_tensor ours((mt_dtype)d, nd, perm.shape), cpu((mt_dtype)d, nd, perm.shape);
       host_exec x;
-      EXPECT(elementwise(x, MTI_OP_COPY, &perm, 1, &at, &ours.v) == MT_OK, "transpose");
-      EXPECT(mti_cpu_run(MTI_OP_COPY, &perm, 1, &at, &cpu.v) == MT_OK, "transpose (cpu)");
+      CHECK(elementwise(x, MTI_OP_COPY, &perm, 1, &at, &ours.v) == MT_OK, "transpose");
+      CHECK(mti_cpu_run(MTI_OP_COPY, &perm, 1, &at, &cpu.v) == MT_OK, "transpose (cpu)");
       compare_views("transpose", MTI_OP_COPY, ours.v, cpu.v, 0);
-      EXPECT(x.transposes == (nd == 3 ? 1 : 0), "%d-d transpose: tiles %d", nd, x.transposes);
+      CHECK(x.transposes == (nd == 3 ? 1 : 0), "%d-d transpose: tiles %d", nd, x.transposes);
     }
   }
 }
@@ -548,16 +535,16 @@ static void test_paths() {
   mti_view in[2] = {f1.v, f2.v};
   host_exec x1;
   elementwise(x1, MTI_OP_ADD, in, 2, &at, &out.v);
-  EXPECT(x1.contig_runs == 1 && x1.strided_runs == 0, "contiguous f32 add: vector kernel");
+  CHECK(x1.contig_runs == 1 && x1.strided_runs == 0, "contiguous f32 add: vector kernel");
   mti_view in2[2] = {g.v, r.v};
   host_tensor out2(MT_FLOAT32, 2, n2);
   host_exec x2;
   elementwise(x2, MTI_OP_MUL, in2, 2, &at, &out2.v);
-  EXPECT(x2.strided_runs == 1 && x2.contig_runs == 0, "broadcast mul: strided kernel");
+  CHECK(x2.strided_runs == 1 && x2.contig_runs == 0, "broadcast mul: strided kernel");
   mti_view in3[2] = {f1.v, i1.v};
   host_exec x3;
   elementwise(x3, MTI_OP_ADD, in3, 2, &at, &out.v);
-  EXPECT(x3.strided_runs == 1, "mixed dtypes: strided kernel");
+  CHECK(x3.strided_runs == 1, "mixed dtypes: strided kernel");
   mti_view off = f1.v; /* misaligned by one element */
   off.data = (char *)f1.mem + 4;
   off.shape[0] = n - 1;
@@ -566,38 +553,38 @@ static void test_paths() {
   out4.shape[0] = n - 1;
   host_exec x4;
   elementwise(x4, MTI_OP_SUB, in4, 2, &at, &out4);
-  EXPECT(x4.strided_runs == 1 && x4.contig_runs == 0, "misaligned: strided kernel");
+  CHECK(x4.strided_runs == 1 && x4.contig_runs == 0, "misaligned: strided kernel");
   host_exec x5;
   at.dtype = MT_FLOAT32;
   elementwise(x5, MTI_OP_CAST, &h.v, 1, &at, &o32.v);
-  EXPECT(x5.contig_runs == 1, "f16 -> f32 cast: vector kernel");
+  CHECK(x5.contig_runs == 1, "f16 -> f32 cast: vector kernel");
   host_exec x6;
   at.dtype = MT_FLOAT16;
   elementwise(x6, MTI_OP_COPY, &h.v, 1, &at, &o16.v);
-  EXPECT(x6.copies == 1, "same-dtype contiguous copy: one memcpy");
+  CHECK(x6.copies == 1, "same-dtype contiguous copy: one memcpy");
   host_exec x7;
   elementwise(x7, MTI_OP_GELU, &h.v, 1, &at, &o16.v);
-  EXPECT(x7.contig_runs == 1, "f16 gelu: vector kernel");
+  CHECK(x7.contig_runs == 1, "f16 gelu: vector kernel");
   host_tensor b16(MT_BOOL, 1, &n), i32(MT_INT32, 1, &n);
   host_exec x9;
   elementwise(x9, MTI_OP_ISNAN, &h.v, 1, &at, &b16.v);
-  EXPECT(x9.contig_runs == 1, "f16 isnan: vector kernel with a bool out");
+  CHECK(x9.contig_runs == 1, "f16 isnan: vector kernel with a bool out");
   host_exec x10;
   elementwise(x10, MTI_OP_ISFINITE, &i1.v, 1, &at, &b16.v);
-  EXPECT(x10.strided_runs == 1 && ((uint8_t *)b16.mem)[n - 1] == 1,
+  CHECK(x10.strided_runs == 1 && ((uint8_t *)b16.mem)[n - 1] == 1,
          "isfinite of integers: a fill of true");
   mti_view in11[2] = {i1.v, i1.v};
   host_exec x11;
   ((int32_t *)i1.mem)[n - 1] = 0;
   elementwise(x11, MTI_OP_FMOD, in11, 2, &at, &i32.v);
-  EXPECT(x11.strided_runs == 1 &&
+  CHECK(x11.strided_runs == 1 &&
              x11.fault == MTW_CUDA_FAULT(MTI_OP_FMOD, MTW_CUDA_FAULT_ZERO_DIVISOR),
          "int32 fmod by a 0 at the end: 1-d strided kernel, the fault word set");
   int64_t zero = 0;
   host_tensor empty(MT_FLOAT32, 1, &zero);
   mti_view in8[2] = {empty.v, empty.v};
   host_exec x8;
-  EXPECT(elementwise(x8, MTI_OP_ADD, in8, 2, &at, &empty.v) == MT_OK &&
+  CHECK(elementwise(x8, MTI_OP_ADD, in8, 2, &at, &empty.v) == MT_OK &&
              x8.contig_runs + x8.strided_runs == 0,
          "empty tensors enqueue nothing");
 }
@@ -629,7 +616,7 @@ static void test_chunks() {
       ok = ok && (int64_t)((uintptr_t)a.base[0] - 4096) == total * 4;
       total += n;
     });
-    EXPECT(ok && total == numel, "chunks of [%lld, %lld, %lld]", (long long)shape[0],
+    CHECK(ok && total == numel, "chunks of [%lld, %lld, %lld]", (long long)shape[0],
            (long long)shape[1], (long long)shape[2]);
   }
 }
@@ -642,7 +629,7 @@ template <class S> static void check_random(mti_op op, mt_dtype d, int64_t n, ui
   at.seed = seed;
   at.dtype = d;
   host_tensor cpu(d, 1, &n);
-  EXPECT(mti_cpu_random(op, &at, &cpu.v) == MT_OK, "cpu random");
+  CHECK(mti_cpu_random(op, &at, &cpu.v) == MT_OK, "cpu random");
   for (bool vector : {false, true}) {
     host_tensor ours(d, 1, &n);
     const int E = mtw::rnd::block_values<S, false>::E;
@@ -656,7 +643,7 @@ template <class S> static void check_random(mti_op op, mt_dtype d, int64_t n, ui
     snprintf(what, sizeof what, "%s(%s, n %lld, seed %llu)", op_name(op), mt_dtype_name(d),
              (long long)n, (unsigned long long)seed);
     compare_views(what, op, ours.v, cpu.v, 0);
-    EXPECT(memcmp((char *)ours.mem + n * (int64_t)sizeof(S),
+    CHECK(memcmp((char *)ours.mem + n * (int64_t)sizeof(S),
                   (char *)cpu.mem + n * (int64_t)sizeof(S), 16) == 0,
            "%s: nothing written past the end", what);
   }
@@ -677,20 +664,20 @@ static void test_random() {
 
 static void test_hand_values() {
   op_arith add{{}, MTI_OP_ADD}, mx{{}, MTI_OP_MAXIMUM}, mn{{}, MTI_OP_MINIMUM};
-  EXPECT(add((int64_t)INT64_MAX, (int64_t)1) == INT64_MIN, "int64 add wraps");
-  EXPECT((int8_t)add((int64_t)127, (int64_t)1) == -128, "int8 add wraps after narrowing");
-  EXPECT(isnan(mx(1.0f, NAN)) && isnan(mx(NAN, 1.0f)) && isnan(mn(NAN, -INFINITY)),
+  CHECK(add((int64_t)INT64_MAX, (int64_t)1) == INT64_MIN, "int64 add wraps");
+  CHECK((int8_t)add((int64_t)127, (int64_t)1) == -128, "int8 add wraps after narrowing");
+  CHECK(isnan(mx(1.0f, NAN)) && isnan(mx(NAN, 1.0f)) && isnan(mn(NAN, -INFINITY)),
          "maximum/minimum propagate NaN");
-  EXPECT(mti_int_pow(2, -1) == 0 && mti_int_pow(-1, -3) == -1 && mti_int_pow(1, -7) == 1 &&
+  CHECK(mti_int_pow(2, -1) == 0 && mti_int_pow(-1, -3) == -1 && mti_int_pow(1, -7) == 1 &&
              mti_int_pow(0, 0) == 1 && mti_int_pow(3, 4) == 81,
          "integer pow");
   op_unary neg{{}, MTI_OP_NEG}, abs_{{}, MTI_OP_ABS}, relu{{}, MTI_OP_RELU},
       sign{{}, MTI_OP_SIGN}, round_{{}, MTI_OP_ROUND};
-  EXPECT((int8_t)abs_((int64_t)-128) == -128 && neg((int64_t)INT64_MIN) == INT64_MIN,
+  CHECK((int8_t)abs_((int64_t)-128) == -128 && neg((int64_t)INT64_MIN) == INT64_MIN,
          "abs/neg of the most negative integer wrap");
-  EXPECT(isnan(relu(NAN)) && signbit(relu(-0.0f)) && isnan(sign(NAN)) && signbit(sign(-0.0)),
+  CHECK(isnan(relu(NAN)) && signbit(relu(-0.0f)) && isnan(sign(NAN)) && signbit(sign(-0.0)),
          "relu and sign keep NaN and -0");
-  EXPECT(round_(2.5f) == 2.0f && round_(3.5f) == 4.0f && round_(-0.5) == 0.0 &&
+  CHECK(round_(2.5f) == 2.0f && round_(3.5f) == 4.0f && round_(-0.5) == 0.0 &&
              signbit(round_(-0.5)),
          "round half to even");
   op_clamp clamp;
@@ -698,43 +685,43 @@ static void test_hand_values() {
   memset(&at, 0, sizeof at);
   at.s0 = 3, at.s1 = -3;
   clamp.s = scalars_for(MTI_OP_CLAMP, MT_FLOAT32, &at);
-  EXPECT(clamp(10.0f) == -3.0f && isnan(clamp(NAN)), "clamp: lo > hi gives hi, NaN stays");
-  EXPECT(gelu_f32(INFINITY) == INFINITY && isnan(gelu_f32(-INFINITY)) && gelu_f32(0.0f) == 0.0f,
+  CHECK(clamp(10.0f) == -3.0f && isnan(clamp(NAN)), "clamp: lo > hi gives hi, NaN stays");
+  CHECK(gelu_f32(INFINITY) == INFINITY && isnan(gelu_f32(-INFINITY)) && gelu_f32(0.0f) == 0.0f,
          "gelu at the ends");
-  EXPECT(mti_wrap_to_u64(-1.0) == UINT64_MAX &&
+  CHECK(mti_wrap_to_u64(-1.0) == UINT64_MAX &&
              mti_wrap_to_u64(18446744073709551616.0 + 4096.0) == 4096,
          "scalars wrap modulo 2^64");
-  EXPECT(mti_pow_exponent(1e300) % 2 == 0 && mti_pow_exponent(-1e300) < 0,
+  CHECK(mti_pow_exponent(1e300) % 2 == 0 && mti_pow_exponent(-1e300) < 0,
          "huge exponents stay even");
-  EXPECT(convert<int32_t>(3e9f) == INT32_MAX && convert<uint8_t>(-5.0) == 0 &&
+  CHECK(convert<int32_t>(3e9f) == INT32_MAX && convert<uint8_t>(-5.0) == 0 &&
              convert<int64_t>((double)NAN) == 0 && convert<int8_t>((int64_t)300) == 44,
          "conversions saturate floats, wrap integers");
-  EXPECT(widen(convert<__half>(65520.0f)) == INFINITY &&
+  CHECK(widen(convert<__half>(65520.0f)) == INFINITY &&
              widen(convert<__half>(2049.0f)) == 2048.0f,
          "float16 rounds to nearest even");
-  EXPECT(mti_int_floor_divide(INT64_MIN, -1) == INT64_MIN && mti_int_floor_divide(-7, 2) == -4 &&
+  CHECK(mti_int_floor_divide(INT64_MIN, -1) == INT64_MIN && mti_int_floor_divide(-7, 2) == -4 &&
              mti_int_remainder(-7, 2) == 1 && mti_int_fmod(-7, 2) == -1 &&
              mti_int_remainder(7, -2) == -1 && mti_int_floor_divide(5, 0) == 0,
          "integer division rounds down, remainder takes b's sign, INT64_MIN / -1 wraps");
   op_division floor_div{{}, MTI_OP_FLOOR_DIVIDE, nullptr, 0};
-  EXPECT(signbit(floor_div(-0.5f, 4.0f)) && floor_div(1.0f, 0.0f) == INFINITY &&
+  CHECK(signbit(floor_div(-0.5f, 4.0f)) && floor_div(1.0f, 0.0f) == INFINITY &&
              floor_div(7.0, -2.0) == -4.0,
          "float floor_divide: zero signs, b = 0, rounding down");
   unsigned fault = 0;
   op_division rem{{}, MTI_OP_REMAINDER, &fault, 0x1234u};
-  EXPECT(rem((int64_t)5, (int64_t)0) == 0 && fault == 0x1234u, "an integer divisor 0 faults");
+  CHECK(rem((int64_t)5, (int64_t)0) == 0 && fault == 0x1234u, "an integer divisor 0 faults");
   rem.code = 0x99u;
   rem((int64_t)5, (int64_t)0);
-  EXPECT(fault == 0x1234u, "the first fault stays");
+  CHECK(fault == 0x1234u, "the first fault stays");
   op_unary_param n2n{{}, MTI_OP_NAN_TO_NUM, {}};
   memset(&at, 0, sizeof at);
   at.s0 = 1, at.s1 = 2, at.s2 = 3;
   n2n.s = scalars_for(MTI_OP_NAN_TO_NUM, MT_FLOAT64, &at);
-  EXPECT(n2n((double)NAN) == 1 && n2n((double)INFINITY) == 2 && n2n(-(double)INFINITY) == 3 &&
+  CHECK(n2n((double)NAN) == 1 && n2n((double)INFINITY) == 2 && n2n(-(double)INFINITY) == 3 &&
              n2n(-0.25) == -0.25,
          "nan_to_num reads s0..s2");
   bool8 two = {2};
-  EXPECT(convert<bool8>(two).v == 1 && convert<int32_t>(two) == 1 && convert<float>(two) == 1.0f,
+  CHECK(convert<bool8>(two).v == 1 && convert<int32_t>(two) == 1 && convert<float>(two) == 1.0f,
          "a bool byte 2 reads as true, 1");
 }
 
@@ -773,16 +760,16 @@ static void test_nan_bits() {
         memset(&at, 0, sizeof at);
         at.dtype = dd;
         host_exec x;
-        EXPECT(elementwise(x, MTI_OP_CAST, &src.v, 1, &at, &ours.v) == MT_OK, "cast");
-        EXPECT(mti_cpu_run(MTI_OP_CAST, &src.v, 1, &at, &cpu.v) == MT_OK, "cast (cpu)");
+        CHECK(elementwise(x, MTI_OP_CAST, &src.v, 1, &at, &ours.v) == MT_OK, "cast");
+        CHECK(mti_cpu_run(MTI_OP_CAST, &src.v, 1, &at, &cpu.v) == MT_OK, "cast (cpu)");
         char what[96];
         snprintf(what, sizeof what, "NaN bits of cast %s -> %s%s", mt_dtype_name(ds),
                  mt_dtype_name(dd), strided ? " (strided)" : "");
-        EXPECT(memcmp(ours.mem, cpu.mem, (size_t)n * mt_dtype_size(dd)) == 0, "%s", what);
+        CHECK(memcmp(ours.mem, cpu.mem, (size_t)n * mt_dtype_size(dd)) == 0, "%s", what);
       }
   /* a float16/bfloat16 op whose input is rounded to it first (via) */
   float payload = mti_bits_f32(0xffa5a5a5u);
-  EXPECT(bits_of(convert<__half>(payload)) == mti_f32_to_f16(payload) &&
+  CHECK(bits_of(convert<__half>(payload)) == mti_f32_to_f16(payload) &&
              bits_of(convert<__nv_bfloat16>(payload)) == mti_f32_to_bf16(payload) &&
              bits_of(elem<__half>::store(payload)) == 0xff2du,
          "16-bit stores keep the sign and payload of a NaN");
@@ -807,6 +794,5 @@ int main() {
       if (worst_ulps[op][d])
         printf("  %s %s: %llu\n", op_name((mti_op)op), mt_dtype_name((mt_dtype)d),
                (unsigned long long)worst_ulps[op][d]);
-  printf("%d checks, %d failures\n", checks, failures);
-  return failures ? 1 : 0;
+  return host_check_report();
 }

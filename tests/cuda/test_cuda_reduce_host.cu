@@ -26,21 +26,9 @@
 
 #include "cuda/cuda_reduce.cuh"
 
+#include "host_check.h"
+
 using namespace mtw;
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                \
-  do {                                                  \
-    checks++;                                           \
-    if (!(cond)) {                                      \
-      if (failures++ < 20) {                            \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
-        fprintf(stderr, __VA_ARGS__);                   \
-        fputc('\n', stderr);                            \
-      }                                                 \
-    }                                                   \
-  } while (0)
 
 /* xorshift64*: reproducible test data */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -522,6 +510,5 @@ int main(void) {
   random_cases(3000);
   large_cases();
   matmul_cases(2000);
-  printf("%d checks, %d failures\n", checks, failures);
-  return failures ? 1 : 0;
+  return host_check_report();
 }

@@ -24,21 +24,9 @@ extern "C" {
 #include "cpu/cpu_backend.h"
 }
 
+#include "host_check.h"
+
 using namespace mtw;
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                \
-  do {                                                  \
-    checks++;                                           \
-    if (!(cond)) {                                      \
-      if (failures++ < 20) {                            \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
-        fprintf(stderr, __VA_ARGS__);                   \
-        fputc('\n', stderr);                            \
-      }                                                 \
-    }                                                   \
-  } while (0)
 
 static const double row_values[] = {3,   NAN, -0.0, 1,    0,  3, -INFINITY, INFINITY, -2, 1,
                                     -NAN, 0,  2,    -0.0, -2, 7, 1,         NAN,      5,  -1};
@@ -120,6 +108,5 @@ int main() {
   for (mt_dtype d : dtypes)
     for (int desc_order = 0; desc_order < 2; desc_order++) check_keys_sort_as_cpu(d, desc_order);
   check_rows_desc();
-  printf("%d checks, %d failures\n", checks, failures);
-  return failures ? 1 : 0;
+  return host_check_report();
 }
