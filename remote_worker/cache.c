@@ -151,7 +151,7 @@ static int scan_dir(mtw_content *c, char *err, size_t err_len) {
     c->bytes += e.size;
   }
   closedir(dp);
-  qsort(c->files, c->nfiles, sizeof *c->files, by_mtime);
+  if (c->nfiles) qsort(c->files, c->nfiles, sizeof *c->files, by_mtime); /* files may be NULL */
   for (size_t i = 0; i < c->nfiles; i++) c->files[i].used = ++c->clock;
   return 0;
 }
