@@ -109,9 +109,10 @@ static void drop_file(mtw_content *c, size_t i) {
   c->files[i] = c->files[--c->nfiles];
 }
 
-/* Evicts least recently used files until the rest fit. Under the lock. */
-static void evict(mtw_content *c) {
-  while (c->bytes > c->max_bytes && c->nfiles) {
+/* Evicts least recently used files until the rest and `room` more bytes
+ * fit. Under the lock. */
+static void evict_for(mtw_content *c, uint64_t room) {
+  while (c->nfiles && (c->bytes > c->max_bytes || room > c->max_bytes - c->bytes)) {
     size_t oldest = 0;
     for (size_t i = 1; i < c->nfiles; i++)
       if (c->files[i].used < c->files[oldest].used) oldest = i;
@@ -119,6 +120,8 @@ static void evict(mtw_content *c) {
     drop_file(c, oldest);
   }
 }
+
+static void evict(mtw_content *c) { evict_for(c, 0); }
 
 static int by_mtime(const void *a, const void *b) {
   const file_entry *x = a, *y = b;
@@ -251,7 +254,12 @@ static void write_pending(mtw_content *c, pending_file *p) {
   if (!host) host = p->blk->backend->ops->host_address(p->blk->backend, p->blk->ptr);
   uint8_t got[MTI_SHA256_BYTES];
   int ok = host && !mti_sha256("cache", host, p->len, got) && !memcmp(got, p->digest, sizeof got);
-  if (ok && !have_file(c, p->digest) && !write_file(c, p->digest, host, p->len)) {
+  if (!ok || have_file(c, p->digest)) return;
+  /* room first, so that once the new file is visible the evicted are gone */
+  pthread_mutex_lock(&c->lock);
+  evict_for(c, p->len);
+  pthread_mutex_unlock(&c->lock);
+  if (!write_file(c, p->digest, host, p->len)) {
     pthread_mutex_lock(&c->lock);
     if (find_file(c, p->digest) < 0 &&
         !grow((void **)&c->files, &c->cap_files, c->nfiles + 1, sizeof *c->files)) {
