@@ -11,6 +11,8 @@ import os
 import re
 import sys
 
+from doc_page import write_or_check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPS_DEF = os.path.join(ROOT, "src", "core", "ops.def")
 KINDS_DEF = os.path.join(ROOT, "src", "core", "kinds.def")
@@ -64,17 +66,7 @@ def render():
 
 
 def main(argv):
-    text = render()
-    if "--check" in argv:
-        current = open(OUT).read() if os.path.exists(OUT) else ""
-        if current != text:
-            print("docs/OPS.md is stale: run python3 scripts/ops_doc.py", file=sys.stderr)
-            return 1
-        print("docs/OPS.md matches src/core/ops.def")
-        return 0
-    with open(OUT, "w") as f:
-        f.write(text)
-    return 0
+    return write_or_check(OUT, render(), "--check" in argv, "ops_doc.py")
 
 
 if __name__ == "__main__":

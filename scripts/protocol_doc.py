@@ -21,6 +21,8 @@ import re
 import subprocess
 import sys
 
+from doc_page import write_or_check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = os.path.join(ROOT, "src", "core")
 OPS_DEF = os.path.join(CORE, "ops.def")
@@ -647,17 +649,7 @@ def main(argv):
         return 1
     if "--numbers" in argv:
         return check_numbers(src, argv[argv.index("--numbers") + 1])
-    text = render(src)
-    if "--check" in argv:
-        current = open(OUT).read() if os.path.exists(OUT) else ""
-        if current != text:
-            print("docs/PROTOCOL.md is stale: run python3 scripts/protocol_doc.py", file=sys.stderr)
-            return 1
-        print("docs/PROTOCOL.md matches the sources")
-        return 0
-    with open(OUT, "w") as f:
-        f.write(text)
-    return 0
+    return write_or_check(OUT, render(src), "--check" in argv, "protocol_doc.py")
 
 
 if __name__ == "__main__":

@@ -45,21 +45,6 @@ static mt_status alloc_rows(const char *fn, mti_rows *r) {
   return MT_OK;
 }
 
-mt_status mti_rows_read(const char *fn, const mti_view *v, uint32_t mask, mt_dtype dt,
-                        mti_rows *r) {
-  mti_view p = mti_view_dims_last(v, mask);
-  row_counts(v, mask, r);
-  r->dtype = dt;
-  r->owned = NULL;
-  r->data = v->data;
-  if (v->dtype == dt && mti_shape_is_contiguous(p.ndim, p.shape, p.strides)) return MT_OK;
-  mt_status s = alloc_rows(fn, r);
-  if (s) return s;
-  mti_view dst = dense_like(&p, r->owned, dt);
-  if ((s = mti_cpu_convert(&p, &dst))) mti_rows_free(r);
-  return s;
-}
-
 mt_status mti_rows_for_out(const char *fn, const mti_view *out, uint32_t mask, mt_dtype dt,
                            mti_rows *r) {
   mti_view p = mti_view_dims_last(out, mask);
@@ -69,6 +54,16 @@ mt_status mti_rows_for_out(const char *fn, const mti_view *out, uint32_t mask, m
   r->data = out->data;
   if (out->dtype == dt && mti_shape_is_contiguous(p.ndim, p.shape, p.strides)) return MT_OK;
   return alloc_rows(fn, r);
+}
+
+mt_status mti_rows_read(const char *fn, const mti_view *v, uint32_t mask, mt_dtype dt,
+                        mti_rows *r) {
+  mt_status s = mti_rows_for_out(fn, v, mask, dt, r);
+  if (s || !r->owned) return s; /* v's own memory already has the rows */
+  mti_view p = mti_view_dims_last(v, mask);
+  mti_view dst = dense_like(&p, r->owned, dt);
+  if ((s = mti_cpu_convert(&p, &dst))) mti_rows_free(r);
+  return s;
 }
 
 mt_status mti_rows_write_back(mti_rows *r, const mti_view *out, uint32_t mask) {
