@@ -721,6 +721,15 @@ mt_tensor *mt_multinomial(const mt_tensor *probs, int64_t num_samples, int repla
  * MT_ERR_DTYPE. */
 mt_tensor *mt_dropout(const mt_tensor *a, double p, uint64_t seed);
 
+/* ------------------------------------------------------- neural-network ops */
+
+/* torch.nn.functional.linear: x @ weight^T + bias, x [..., in], weight
+ * [out, in], bias [out] or NULL -> [..., out]. One product: the weight is
+ * read transposed in place and the bias is the product's starting value.
+ * Floating dtypes only (promoted); float32 uses TF32 on a GPU worker as
+ * mt_matmul does (mt_set_matmul_tf32). */
+mt_tensor *mt_linear(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias);
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

@@ -67,6 +67,7 @@ ATTR_MEANINGS = {
     "SOFTMAX": {"dim": "the dim"},
     "LAYER_NORM": {"s0": "eps (>= 0)"},
     "MATMUL": {"tf32": "float32 may use TF32 (GPU)"},
+    "LINEAR": {"tf32": "float32 may use TF32 (GPU)"},
     "CAT": {"dim": "the dim joined along"},
     "INDEX_SELECT": {"dim": "the dim indexed"},
     "leaky_relu": {"s0": "negative_slope"},
@@ -136,6 +137,8 @@ KIND_RULES = {
     "MATMUL": ("promote(in0, in1)", "numpy matmul: neither 0-d; in0's last size equals in1's "
                "second to last (its only, when 1-d); the batch dims (all but the last two) "
                "broadcast, then in0's rows when 2-d or more, then in1's columns when 2-d or more"),
+    "LINEAR": ("promote(in0, in1, in2), floating", "in0's with its last size (k) replaced by "
+               "in1's rows: in0 at least 1-d, in1 [n, k], in2 (optional) [n]"),
     "CAT": ("promote over all inputs", "all inputs have in0's number of dims (at least 1) and "
             "its sizes except along dim, where the sizes add up"),
     "INDEX_SELECT": ("in0's; in1 int32 or int64, 0-d or 1-d", "in0's with dim replaced by "

@@ -1,6 +1,6 @@
 /*
- * test_linalg.c - matmul (every case of numpy.matmul, every dtype), cat,
- * stack and index_select.
+ * test_linalg.c - matmul (every case of numpy.matmul, every dtype), linear,
+ * cat, stack and index_select.
  */
 #define _POSIX_C_SOURCE 200112L /* setenv */
 
@@ -251,6 +251,112 @@ START_TEST(test_matmul_refusals) {
   mt_tensor_free(s);
   mt_tensor_free(b1);
   mt_tensor_free(b2);
+}
+END_TEST
+
+/* ------------------------------------------------------------- linear */
+
+/* x [rows, k] (rows = all but x's last dim), w [n, k], b [n] or NULL. */
+static void ref_linear(const double *x, int64_t rows, int64_t k, const double *w, int64_t n,
+                       const double *b, double *out) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < n; j++) {
+      double acc = b ? b[j] : 0.0;
+      for (int64_t i = 0; i < k; i++) acc += x[r * k + i] * w[j * k + i];
+      out[r * n + j] = acc;
+    }
+}
+
+static void check_linear(const mt_tensor *x, const mt_tensor *w, const mt_tensor *b) {
+  int xn = mt_ndim(x);
+  int64_t k = mt_shape(x, xn - 1), n = mt_shape(w, 0), rows = 1, os[MT_MAX_DIMS];
+  for (int i = 0; i < xn - 1; i++) rows *= os[i] = mt_shape(x, i);
+  os[xn - 1] = n;
+  mt_dtype o = ref_promote(mt_tensor_dtype(x), mt_tensor_dtype(w));
+  if (b) o = ref_promote(o, mt_tensor_dtype(b));
+  char ctx[160];
+  snprintf(ctx, sizeof ctx, "linear(%s x%s [%lld rows, %lld], w%s [%lld, %lld]%s)",
+           mt_dtype_name(mt_tensor_dtype(x)), mt_is_contiguous(x) ? "" : "~", (long long)rows,
+           (long long)k, mt_is_contiguous(w) ? "" : "~", (long long)n, (long long)k,
+           b ? ", b" : "");
+  mt_tensor *r = mt_linear(x, w, b);
+  TU_EXPECT(r != NULL, "%s failed: %s", ctx, mt_last_error());
+  tu_check_meta_at(ctx, __LINE__, r, o, xn, os);
+  double *xv = TU_READ(x), *wv = TU_READ(w), *bv = b ? TU_READ(b) : NULL;
+  double *want = malloc(sizeof(double) * (size_t)(rows * n > 0 ? rows * n : 1));
+  ref_linear(xv, rows, k, wv, n, bv, want);
+  for (int64_t i = 0; i < rows * n; i++) want[i] = ref_round_to(want[i], o);
+  double rtol, atol;
+  tu_tol(o, &rtol, &atol);
+  tu_check_close_at(ctx, __LINE__, r, want, rows * n, rtol, atol);
+  free(want);
+  free(xv);
+  free(wv);
+  free(bv);
+  mt_tensor_free(r);
+}
+
+/* Every floating dtype, x of 1 to 3 dims in every layout, the weight plain
+ * (read transposed by the product) or itself a transposed view, with and
+ * without a bias; empty rows, k = 0 (the bias alone) and n = 0. */
+START_TEST(test_linear_cases) {
+  static const mt_dtype dts[] = {MT_FLOAT16, MT_BFLOAT16, MT_FLOAT32, MT_FLOAT64};
+  static const struct { int xn; int64_t xs[3]; int64_t n; } cases[] = {
+      {1, {5}, 3},       {2, {4, 5}, 3},  {3, {2, 3, 6}, 7}, {2, {1, 33}, 17},
+      {3, {2, 9, 40}, 65}, {2, {0, 5}, 3}, {2, {4, 0}, 3},   {2, {4, 5}, 0},
+  };
+  for (int d = 0; d < TU_COUNT(dts); d++)
+    for (int c = 0; c < TU_COUNT(cases); c++)
+      for (int layout = 0; layout < 3; layout++) {
+        int64_t k = cases[c].xs[cases[c].xn - 1], n = cases[c].n;
+        mt_tensor *x = make(dts[d], cases[c].xn, cases[c].xs, 100, layout);
+        mt_tensor *w = make(dts[d], 2, TU_SHAPE(n, k), 500, (layout + 1) % 3);
+        mt_tensor *b = make(dts[d], 1, TU_SHAPE(n), 900, layout == STEPPED ? STEPPED : PLAIN);
+        check_linear(x, w, NULL);
+        check_linear(x, w, b);
+        mt_tensor_free(x);
+        mt_tensor_free(w);
+        mt_tensor_free(b);
+      }
+}
+END_TEST
+
+/* Mixed floating dtypes promote; the bias joins the promotion. */
+START_TEST(test_linear_mixed) {
+  mt_tensor *x = make(MT_FLOAT16, 2, TU_SHAPE(3, 8), 1, PLAIN);
+  mt_tensor *w = make(MT_FLOAT32, 2, TU_SHAPE(4, 8), 2, PLAIN);
+  mt_tensor *b = make(MT_FLOAT64, 1, TU_SHAPE(4), 3, PLAIN);
+  check_linear(x, w, NULL);
+  check_linear(x, w, b);
+  mt_tensor_free(x);
+  mt_tensor_free(w);
+  mt_tensor_free(b);
+}
+END_TEST
+
+START_TEST(test_linear_refusals) {
+  mt_tensor *x = TU_OK(mt_ones(2, TU_SHAPE(3, 4), MT_FLOAT32, TU_CPU));
+  mt_tensor *w = TU_OK(mt_ones(2, TU_SHAPE(5, 4), MT_FLOAT32, TU_CPU));
+  mt_tensor *wt = TU_OK(mt_ones(2, TU_SHAPE(4, 5), MT_FLOAT32, TU_CPU));
+  mt_tensor *w3 = TU_OK(mt_ones(3, TU_SHAPE(1, 5, 4), MT_FLOAT32, TU_CPU));
+  mt_tensor *b4 = TU_OK(mt_ones(1, TU_SHAPE(4), MT_FLOAT32, TU_CPU));
+  mt_tensor *xi = TU_OK(mt_ones(2, TU_SHAPE(3, 4), MT_INT32, TU_CPU));
+  mt_tensor *s = TU_OK(mt_ones(0, NULL, MT_FLOAT32, TU_CPU));
+  TU_FAILS(mt_linear(x, wt, NULL), MT_ERR_SHAPE, "mt_linear");
+  TU_FAILS(mt_linear(x, w3, NULL), MT_ERR_SHAPE, "mt_linear");
+  TU_FAILS(mt_linear(x, w, b4), MT_ERR_SHAPE, "mt_linear");
+  TU_FAILS(mt_linear(s, w, NULL), MT_ERR_SHAPE, "mt_linear");
+  TU_FAILS(mt_linear(xi, w, NULL), MT_ERR_DTYPE, "mt_linear");
+  TU_FAILS(mt_linear(x, xi, NULL), MT_ERR_DTYPE, "mt_linear");
+  TU_FAILS(mt_linear(NULL, w, NULL), MT_ERR_INVALID_ARGUMENT, "mt_linear");
+  TU_FAILS(mt_linear(x, NULL, NULL), MT_ERR_INVALID_ARGUMENT, "mt_linear");
+  mt_tensor_free(x);
+  mt_tensor_free(w);
+  mt_tensor_free(wt);
+  mt_tensor_free(w3);
+  mt_tensor_free(b4);
+  mt_tensor_free(xi);
+  mt_tensor_free(s);
 }
 END_TEST
 
@@ -575,6 +681,13 @@ static Suite *linalg_suite(void) {
   tcase_add_test(tc, test_matmul_tf32_mode);
   tcase_add_test(tc, test_matmul_integer_exact);
   tcase_add_test(tc, test_matmul_refusals);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("linear");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_linear_cases);
+  tcase_add_test(tc, test_linear_mixed);
+  tcase_add_test(tc, test_linear_refusals);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("join");

@@ -13,6 +13,10 @@
  * into the stream's staging region), and a strided output is computed
  * contiguous and copied out.
  *
+ * linear (x @ w^T + b) is the same product with w's transpose as a view
+ * (read in place, op T) and the bias as C's starting value: the output is
+ * filled with the broadcast bias and cuBLAS accumulates onto it (beta 1).
+ *
  * float32 is exact float32 (CUBLAS_COMPUTE_32F) unless the op carries
  * MTI_FLAG_TF32 (mt_set_matmul_tf32); float16/bfloat16 accumulate in
  * float32 with reduced-precision split-K reductions disallowed, as the cpu.
@@ -48,6 +52,7 @@ typedef struct problem {
   int64_t m, n, k;
   operand a, b;
   char *c; /* contiguous [batch..., m, n] */
+  int accumulate; /* c holds the bias: beta 1 */
 } problem;
 
 int mtw_cuda_blas_serves(mt_dtype dt) {
@@ -189,11 +194,11 @@ static void outer_offsets(const problem *p, int nd, int64_t t, int64_t *oa, int6
 static mt_status gemm(mtw_stream *s, const problem *p, int64_t m, int64_t lda, int64_t oa,
                       int64_t ob, int64_t oc, int64_t count, int64_t sa, int64_t sb,
                       int64_t sc) {
-  float one_f = 1.0f, zero_f = 0.0f;
-  double one_d = 1.0, zero_d = 0.0;
+  float one_f = 1.0f, beta_f = (float)p->accumulate;
+  double one_d = 1.0, beta_d = (double)p->accumulate;
   int f64 = p->type == CUDA_R_64F;
   const void *alpha = f64 ? (const void *)&one_d : (const void *)&one_f;
-  const void *beta = f64 ? (const void *)&zero_d : (const void *)&zero_f;
+  const void *beta = f64 ? (const void *)&beta_d : (const void *)&beta_f;
   const char *a = p->a.data + oa * (int64_t)p->es, *b = p->b.data + ob * (int64_t)p->es;
   char *c = p->c + oc * (int64_t)p->es;
   cublasStatus_t st;
@@ -281,8 +286,27 @@ static void problem_shape(problem *p, const mti_view *a, const mti_view *b, cons
   }
 }
 
-mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view *b,
-                               const mti_attrs *at, const mti_view *out) {
+/* Fills the contiguous dt buffer c (out's shape) with bias broadcast over
+ * out's rows (the COPY kernel converts): the product's starting value. */
+static mt_status fill_bias(mtw_stream *s, const mti_view *bias, const mti_view *out, mt_dtype dt,
+                           char *c) {
+  mti_view src = *out, dst = *out;
+  src.data = bias->data;
+  src.dtype = bias->dtype;
+  for (int d = 0; d < out->ndim; d++) src.strides[d] = 0;
+  src.strides[out->ndim - 1] = bias->strides[0];
+  dst.data = c;
+  dst.dtype = dt;
+  mti_shape_contiguous_strides(out->ndim, out->shape, dst.strides);
+  mti_attrs at;
+  memset(&at, 0, sizeof at);
+  at.dtype = (int32_t)dt;
+  return mtw_cuda_run_kernel(&s->ctx, MTI_OP_COPY, &src, 1, &at, &dst);
+}
+
+/* out = a @ b, plus bias broadcast over out's rows when bias is not NULL. */
+static mt_status product(mtw_stream *s, const mti_view *a, const mti_view *b,
+                         const mti_view *bias, const mti_attrs *at, const mti_view *out) {
   int64_t total = mti_shape_numel(out->ndim, out->shape);
   if (total == 0) return MT_OK;
   mt_dtype dt = out->dtype;
@@ -290,6 +314,7 @@ mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view 
   memset(&p, 0, sizeof p);
   types_of(dt, at, &p);
   problem_shape(&p, a, b, out);
+  p.accumulate = bias != NULL;
   if (p.m > INT_MAX || p.n > INT_MAX || p.k > INT_MAX)
     return mti_error(MT_ERR_UNSUPPORTED, FN ": %lld x %lld x %lld passes cuBLAS's int range",
                      (long long)p.m, (long long)p.n, (long long)p.k);
@@ -311,10 +336,13 @@ mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view 
   if (status != MT_OK) return status;
   p.c = stage_c ? stage + bytes_a + bytes_b : out->data;
 
-  if (p.k == 0) {
+  if (bias) {
+    if ((status = fill_bias(s, bias, out, dt, p.c)) != MT_OK) return status;
+  } else if (p.k == 0) {
     cudaError_t e = cudaMemsetAsync(p.c, 0, (size_t)total * p.es, s->stream);
     if (e != cudaSuccess) return mtw_cuda_error(s->backend, FN, e);
-  } else {
+  }
+  if (p.k > 0) {
     operand_init(&p.a, &va, 1, &p);
     operand_init(&p.b, &vb, 0, &p);
     blas_layout(&p.a); /* in place or staged contiguous: both fit */
@@ -330,4 +358,20 @@ mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view 
   memset(&copy, 0, sizeof copy);
   copy.dtype = (int32_t)dt;
   return mtw_cuda_run_kernel(&s->ctx, MTI_OP_COPY, &vc, 1, &copy, out);
+}
+
+mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view *b,
+                               const mti_attrs *at, const mti_view *out) {
+  return product(s, a, b, NULL, at, out);
+}
+
+/* x @ weight^T (+ bias): the transpose is weight's view with its strides
+ * swapped, which cuBLAS reads in place (op T). */
+mt_status mtw_cuda_linear(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                          const mti_view *out) {
+  mti_view wt = in[1];
+  wt.shape[0] = in[1].shape[1], wt.shape[1] = in[1].shape[0];
+  wt.strides[0] = in[1].strides[1], wt.strides[1] = in[1].strides[0];
+  const mti_view *bias = (at->flags & MTI_FLAG_PRESENT(2)) ? &in[2] : NULL;
+  return product((mtw_stream *)ctx->owner, &in[0], &wt, bias, at, out);
 }

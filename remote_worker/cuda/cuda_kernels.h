@@ -133,6 +133,9 @@ mt_status mtw_cuda_remap(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                          const mti_attrs *at, const mti_view *out);
 mt_status mtw_cuda_triangle(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                             const mti_attrs *at, const mti_view *out);
+/* LINEAR (cuda_blas.c: cuBLAS, the bias as the product's starting value). */
+mt_status mtw_cuda_linear(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                          const mti_view *out);
 
 #ifdef __cplusplus
 }

@@ -148,6 +148,8 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_SCAN(N, n, A) WRAP_SOFTMAX(N, n) /* the same signature: (a, dim) */
 #define WRAP_KIND_SORT(N, n, A)
 #define WRAP_KIND_TOPK(N, n, A)
+/* ---- neural-network ops (0.2): by hand below ---- */
+#define WRAP_KIND_LINEAR(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"
@@ -205,6 +207,15 @@ mt_tensor *mt_matmul(const mt_tensor *a, const mt_tensor *b) {
   mti_attrs at = {0};
   at.flags = mt_matmul_tf32_enabled() ? MTI_FLAG_TF32 : 0;
   return mti_run_op(MTI_OP_MATMUL, 2, in, ab_names, &at);
+}
+
+/* Records the TF32 mode as mt_matmul does. */
+mt_tensor *mt_linear(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias) {
+  static const char *const names[] = {"x", "weight", "bias"};
+  const mt_tensor *in[3] = {x, weight, bias};
+  mti_attrs at = {0};
+  at.flags = mt_matmul_tf32_enabled() ? MTI_FLAG_TF32 : 0;
+  return mti_run_op(MTI_OP_LINEAR, 3, in, names, &at);
 }
 
 mt_tensor *mt_index_select(const mt_tensor *a, int dim, const mt_tensor *index) {

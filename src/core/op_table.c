@@ -93,7 +93,7 @@ uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) 
   if (!info) return 0;
   for (int i = 0; i < n; i++) work = add_saturating(work, numel_of(&in[i]));
   for (int k = 0; k < info->nout; k++) work = add_saturating(work, numel_of(&out[k]));
-  if (info->kind == MTI_KIND_MATMUL && n >= 1)
+  if ((info->kind == MTI_KIND_MATMUL || info->kind == MTI_KIND_LINEAR) && n >= 1)
     work = add_saturating(work, contraction_work(&in[0], &out[0]));
   return work;
 }
@@ -782,6 +782,35 @@ static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
   return MT_OK;
 }
 
+/* x [..., k] @ weight^T [k, n] (+ bias [n]) -> [..., n], all floating. */
+static mt_status infer_linear(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                              mti_meta *out) {
+  const mti_meta *x = &in[0], *w = &in[1], *b = &in[2];
+  int has_bias = mti_input_present(c->info, at, 2);
+  mt_status s;
+  if ((s = check_float_input(c, "x", x)) || (s = check_float_input(c, "weight", w)) ||
+      (has_bias && (s = check_float_input(c, "bias", b))))
+    return s;
+  if (x->ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: x: needs at least 1 dim", c->fn);
+  int64_t k = x->shape[x->ndim - 1];
+  if (w->ndim != 2 || w->shape[1] != k) {
+    char sx[160], sw[160];
+    return mti_error(MT_ERR_SHAPE, "%s: weight: must be [out, %lld] for x %s, got %s", c->fn,
+                     (long long)k, mti_shape_str(sx, sizeof sx, x->ndim, x->shape),
+                     mti_shape_str(sw, sizeof sw, w->ndim, w->shape));
+  }
+  if (has_bias && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+    return mti_error(MT_ERR_SHAPE, "%s: bias: must be 1-d of size %lld (weight's rows)", c->fn,
+                     (long long)w->shape[0]);
+  mt_dtype dt = mti_promote(x->dtype, w->dtype);
+  if (has_bias) dt = mti_promote(dt, b->dtype);
+  int64_t shape[MT_MAX_DIMS];
+  memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+  shape[x->ndim - 1] = w->shape[0];
+  set_out(out, dt, x->ndim, shape);
+  return MT_OK;
+}
+
 /* The rule of each kind. No default: a new kind must get its rule here. */
 static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
                             const mti_meta *in, const mti_attrs *at, mti_meta *out) {
@@ -877,6 +906,9 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
       return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: p: %g is outside [0, 1]", c->fn, at->s0);
     set_out(out, in[0].dtype, in[0].ndim, in[0].shape);
     return MT_OK;
+
+  /* ---- neural-network ops (0.2) ---- */
+  case MTI_KIND_LINEAR: return infer_linear(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

@@ -32,6 +32,8 @@ mt_status mti_cpu_layer_norm(const mti_view *in, const mti_attrs *at, const mti_
 
 /* MATMUL (numpy.matmul; inputs not broadcast, out has the broadcast batch) */
 mt_status mti_cpu_matmul(const mti_view *a, const mti_view *b, const mti_view *out);
+/* LINEAR (in[0] @ in[1]^T + in[2] when PRESENT(2); matmul.c) */
+mt_status mti_cpu_linear(const mti_view *in, const mti_attrs *at, const mti_view *out);
 
 /* CAT (n inputs, possibly of other dtypes than out), INDEX_SELECT */
 mt_status mti_cpu_cat(const mti_view *in, int n, const mti_attrs *at, const mti_view *out);

@@ -7,6 +7,11 @@
  * dimension, one with a unit row stride is passed transposed, and broadcast
  * batch dims are walked with stride 0. float16/bfloat16 compute in float32.
  * Integer and bool products use a blocked kernel of our own.
+ *
+ * linear is the same product with the weight read transposed in place and
+ * the bias as the product's starting value: the output is filled with the
+ * broadcast bias and BLAS accumulates onto it (beta = 1), so no transposed
+ * weight and no second pass over the output exist.
  */
 #include <cblas.h>
 #include <stdint.h>
@@ -55,6 +60,7 @@ typedef struct mm_problem {
   int64_t batch, m, n, k;
   mm_operand a, b;
   char *c; /* contiguous [batch, m, n] in ct */
+  int accumulate; /* c holds the bias: the product is added to it */
   mm_path path;
   mm_blas_arg blas_a, blas_b;
 } mm_problem;
@@ -185,30 +191,33 @@ static void batch_offsets(const mm_problem *p, int64_t t, int64_t *oa, int64_t *
   *oa = ra, *ob = rb;
 }
 
+/* c = op(a) op(b) + beta c, beta 0 or 1 (accumulating onto a bias). */
 static void gemm(mt_dtype ct, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
-                 int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, void *c) {
+                 int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, void *c,
+                 int beta) {
   if (ct == MT_FLOAT32)
     cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0f,
-                (const float *)a, (blasint)lda, (const float *)b, (blasint)ldb, 0.0f, (float *)c,
-                (blasint)n);
+                (const float *)a, (blasint)lda, (const float *)b, (blasint)ldb, (float)beta,
+                (float *)c, (blasint)n);
   else
     cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0,
-                (const double *)a, (blasint)lda, (const double *)b, (blasint)ldb, 0.0,
+                (const double *)a, (blasint)lda, (const double *)b, (blasint)ldb, (double)beta,
                 (double *)c, (blasint)n);
 }
 
-/* y[0..len) = op(A) x with A rows x cols row-major (ld); y is zeroed first so
- * that no garbage in it can leak through gemv's beta scaling. */
+/* y[0..len) = op(A) x + beta y with A rows x cols row-major (ld). With beta
+ * 0, y is zeroed first so that no garbage in it (NaN) can leak through
+ * gemv's beta scaling. */
 static void gemv(mt_dtype ct, CBLAS_TRANSPOSE t, int64_t rows, int64_t cols, const void *a,
-                 int64_t ld, const void *x, int64_t incx, void *y, size_t es) {
+                 int64_t ld, const void *x, int64_t incx, void *y, size_t es, int beta) {
   int64_t len = t == CblasNoTrans ? rows : cols;
-  memset(y, 0, (size_t)len * es);
+  if (!beta) memset(y, 0, (size_t)len * es);
   if (ct == MT_FLOAT32)
     cblas_sgemv(CblasRowMajor, t, (blasint)rows, (blasint)cols, 1.0f, (const float *)a,
-                (blasint)ld, (const float *)x, (blasint)incx, 0.0f, (float *)y, 1);
+                (blasint)ld, (const float *)x, (blasint)incx, 1.0f, (float *)y, 1);
   else
     cblas_dgemv(CblasRowMajor, t, (blasint)rows, (blasint)cols, 1.0, (const double *)a,
-                (blasint)ld, (const double *)x, (blasint)incx, 0.0, (double *)y, 1);
+                (blasint)ld, (const double *)x, (blasint)incx, 1.0, (double *)y, 1);
 }
 
 /* One batch entry through BLAS. A transposed-layout matrix in a gemv is
@@ -220,21 +229,22 @@ static void blas_batch(const mm_problem *p, int64_t t) {
   const char *b = p->b.data + ob * (int64_t)p->es;
   char *c = p->c + t * p->m * p->n * (int64_t)p->es;
   const mm_blas_arg *la = &p->blas_a, *lb = &p->blas_b;
+  int beta = p->accumulate;
   switch (p->path) {
   case MM_GEMM:
-    gemm(p->ct, la->trans, lb->trans, p->m, p->n, p->k, a, la->ld, b, lb->ld, c);
+    gemm(p->ct, la->trans, lb->trans, p->m, p->n, p->k, a, la->ld, b, lb->ld, c, beta);
     break;
   case MM_GEMV_A: /* c = a b */
     if (la->trans == CblasNoTrans)
-      gemv(p->ct, CblasNoTrans, p->m, p->k, a, la->ld, b, lb->ld, c, p->es);
+      gemv(p->ct, CblasNoTrans, p->m, p->k, a, la->ld, b, lb->ld, c, p->es, beta);
     else
-      gemv(p->ct, CblasTrans, p->k, p->m, a, la->ld, b, lb->ld, c, p->es);
+      gemv(p->ct, CblasTrans, p->k, p->m, a, la->ld, b, lb->ld, c, p->es, beta);
     break;
   case MM_GEMV_B: /* c = b^T a */
     if (lb->trans == CblasNoTrans)
-      gemv(p->ct, CblasTrans, p->k, p->n, b, lb->ld, a, la->ld, c, p->es);
+      gemv(p->ct, CblasTrans, p->k, p->n, b, lb->ld, a, la->ld, c, p->es, beta);
     else
-      gemv(p->ct, CblasNoTrans, p->n, p->k, b, lb->ld, a, la->ld, c, p->es);
+      gemv(p->ct, CblasNoTrans, p->n, p->k, b, lb->ld, a, la->ld, c, p->es, beta);
     break;
   }
 }
@@ -262,7 +272,8 @@ static void run_blas(const mm_problem *p) {
 #define MM_ROW_BLOCK 32
 
 typedef void (*mm_plain_fn)(const char *a, int64_t rsa, int64_t csa, const char *b, int64_t rsb,
-                            char *c, int64_t i0, int64_t i1, int64_t n, int64_t k);
+                            char *c, int64_t i0, int64_t i1, int64_t n, int64_t k,
+                            int accumulate);
 
 #define MM_MULADD(c, a, b) ((c) + (a) * (b))
 #define MM_ORAND(c, a, b) ((c) | ((a) & (b)))
@@ -270,13 +281,13 @@ typedef void (*mm_plain_fn)(const char *a, int64_t rsa, int64_t csa, const char 
 #define MM_PLAIN_KERNEL(NAME, T, W, UPDATE)                                                   \
   MTI_SIMD_CLONES static void NAME(const char *a, int64_t rsa, int64_t csa, const char *b,   \
                                    int64_t rsb, char *c, int64_t i0, int64_t i1, int64_t n,  \
-                                   int64_t k) {                                               \
+                                   int64_t k, int accumulate) {                               \
     const T *restrict A = (const T *)a;                                                       \
     const T *restrict B = (const T *)b;                                                       \
     T *restrict C = (T *)c;                                                                   \
     for (int64_t j0 = 0; j0 < n; j0 += MM_COL_BLOCK) {                                        \
       int64_t j1 = n - j0 < MM_COL_BLOCK ? n : j0 + MM_COL_BLOCK;                             \
-      for (int64_t i = i0; i < i1; i++)                                                       \
+      for (int64_t i = i0; i < i1 && !accumulate; i++)                                        \
         for (int64_t j = j0; j < j1; j++) C[i * n + j] = 0;                                   \
       for (int64_t k0 = 0; k0 < k; k0 += MM_K_BLOCK) {                                        \
         int64_t k1 = k - k0 < MM_K_BLOCK ? k : k0 + MM_K_BLOCK;                               \
@@ -326,7 +337,7 @@ static void run_plain(const mm_problem *p) {
     int64_t oa, ob;
     batch_offsets(p, t, &oa, &ob);
     kernel(p->a.data + oa * es, p->a.rs, p->a.cs, p->b.data + ob * es, p->b.rs,
-           p->c + t * p->m * p->n * es, i0, i1, p->n, p->k);
+           p->c + t * p->m * p->n * es, i0, i1, p->n, p->k, p->accumulate);
   }
 }
 
@@ -390,25 +401,42 @@ static mt_status prepare_plain(mm_problem *p, const mti_view *a, const mti_view 
   return MT_OK;
 }
 
-/*
- * numpy.matmul. A staged operand is a contiguous copy of that operand alone
- * (never of its broadcast), made only for a dtype change or a layout BLAS
- * cannot read. float16/bfloat16 results are computed in a float32 buffer and
- * rounded into out at the end.
- */
-mt_status mti_cpu_matmul(const mti_view *a, const mti_view *b, const mti_view *out) {
+/* Fills the contiguous ct buffer c (out's shape) with bias broadcast over
+ * out's rows: the product's starting value. */
+static mt_status fill_bias(const mti_view *bias, const mti_view *out, mt_dtype ct, void *c) {
+  mti_view src = *out, dst = *out;
+  src.data = bias->data;
+  src.dtype = bias->dtype;
+  for (int d = 0; d < out->ndim; d++) src.strides[d] = 0;
+  src.strides[out->ndim - 1] = bias->strides[0];
+  dst.data = c;
+  dst.dtype = ct;
+  mti_shape_contiguous_strides(out->ndim, out->shape, dst.strides);
+  return mti_cpu_convert(&src, &dst);
+}
+
+/* out = a @ b (+ bias broadcast over out's rows when bias is not NULL). A
+ * staged operand is a contiguous copy of that operand alone (never of its
+ * broadcast), made only for a dtype change or a layout BLAS cannot read.
+ * float16/bfloat16 results are computed in a float32 buffer and rounded
+ * into out at the end. */
+static mt_status product(const mti_view *a, const mti_view *b, const mti_view *bias,
+                         const mti_view *out) {
   int64_t out_numel = mti_shape_numel(out->ndim, out->shape);
   if (out_numel == 0) return MT_OK;
   mm_problem p;
   problem_init(&p, a, b, out);
-  if (p.k == 0) {
+  p.accumulate = bias != NULL;
+  if (p.k == 0 && !bias) {
     memset(out->data, 0, (size_t)out_numel * mt_dtype_size(out->dtype));
     return MT_OK;
   }
   void *staged[2] = {NULL, NULL}, *c_buf = NULL;
   int use_blas = (p.ct == MT_FLOAT32 || p.ct == MT_FLOAT64) && p.m <= MM_BLAS_MAX &&
                  p.n <= MM_BLAS_MAX && p.k <= MM_BLAS_MAX;
-  mt_status st = use_blas ? prepare_blas(&p, a, b, staged) : prepare_plain(&p, a, b, staged);
+  mt_status st = p.k == 0            ? MT_OK
+                 : use_blas ? prepare_blas(&p, a, b, staged)
+                            : prepare_plain(&p, a, b, staged);
   if (st == MT_OK && p.ct != out->dtype) {
     size_t bytes = (size_t)out_numel * p.es;
     c_buf = malloc(bytes);
@@ -416,20 +444,37 @@ mt_status mti_cpu_matmul(const mti_view *a, const mti_view *b, const mti_view *o
   }
   if (st == MT_OK) {
     p.c = c_buf ? (char *)c_buf : (char *)out->data;
+    if (bias) st = fill_bias(bias, out, p.ct, p.c);
+  }
+  if (st == MT_OK && p.k > 0) {
     if (use_blas)
       run_blas(&p);
     else
       run_plain(&p);
-    if (c_buf) {
-      mti_view c_view = *out;
-      c_view.data = c_buf;
-      c_view.dtype = p.ct;
-      mti_shape_contiguous_strides(out->ndim, out->shape, c_view.strides);
-      st = mti_cpu_convert(&c_view, out);
-    }
+  }
+  if (st == MT_OK && c_buf) {
+    mti_view c_view = *out;
+    c_view.data = c_buf;
+    c_view.dtype = p.ct;
+    mti_shape_contiguous_strides(out->ndim, out->shape, c_view.strides);
+    st = mti_cpu_convert(&c_view, out);
   }
   free(c_buf);
   free(staged[0]);
   free(staged[1]);
   return st;
+}
+
+mt_status mti_cpu_matmul(const mti_view *a, const mti_view *b, const mti_view *out) {
+  return product(a, b, NULL, out);
+}
+
+/* x @ weight^T (+ bias): the weight's transpose is a view (its strides
+ * swapped), which BLAS reads in place with the opposite op. */
+mt_status mti_cpu_linear(const mti_view *in, const mti_attrs *at, const mti_view *out) {
+  mti_view wt = in[1];
+  wt.shape[0] = in[1].shape[1], wt.shape[1] = in[1].shape[0];
+  wt.strides[0] = in[1].strides[1], wt.strides[1] = in[1].strides[0];
+  int has_bias = (at->flags & MTI_FLAG_PRESENT(2)) != 0;
+  return product(&in[0], &wt, has_bias ? &in[2] : NULL, out);
 }

@@ -692,6 +692,29 @@ static void case_matmul(void) {
   }
 }
 
+/* linear: x in every layout ([..., 6]), the weight plain or a transposed
+ * view, with and without a bias; integer dtypes and misfits fail alike. */
+static void case_linear(void) {
+  static const layout layouts[] = {L_CONTIG, L_TRANSPOSED, L_SLICED, L_EXPANDED, L_EMPTY,
+                                   L_3D,     L_ROW};
+  static const int64_t w_shape[2] = {5, 6}, wt_shape[2] = {6, 5}, b_shape = 5, wrong = 4;
+  for (int k = 0; k < N_DTYPES; k++)
+    for (int l = 0; l < COUNT(layouts); l++) {
+      mt_dtype d = all_dtypes[k];
+      snprintf(where, sizeof where, "linear %s %s", mt_dtype_name(d), layout_names[layouts[l]]);
+      pair x = input(layouts[l], d, V_SMALL), w = pair_values(2, w_shape, d, V_SMALL);
+      pair wt = pair_values(2, wt_shape, d, V_SMALL), b = pair_values(1, &b_shape, d, V_SMALL);
+      pair bad = pair_values(1, &wrong, d, V_SMALL), w_view;
+      for (int side = 0; side < 2; side++) w_view.t[side] = MH_MADE(mt_transpose(ON(wt), 0, 1));
+      CHECK_BOTH(mt_linear(ON(x), ON(w), NULL));
+      CHECK_BOTH(mt_linear(ON(x), ON(w), ON(b)));
+      CHECK_BOTH(mt_linear(ON(x), ON(w_view), ON(b)));
+      CHECK_BOTH(mt_linear(ON(x), ON(w), ON(bad)));
+      CHECK_BOTH(mt_linear(ON(x), ON(wt), NULL));
+      pair_free(x), pair_free(w), pair_free(wt), pair_free(b), pair_free(bad), pair_free(w_view);
+    }
+}
+
 /* ON over a list: the tensors of one side, in order. */
 static const mt_tensor *const *side_list(const pair *ps, int n, int side, const mt_tensor **buf) {
   for (int i = 0; i < n; i++) buf[i] = ps[i].t[side];
@@ -837,6 +860,7 @@ static const op_case cases[] = {
     {MTI_OP_MATMUL, case_matmul},
     {MTI_OP_CAT, case_cat},
     {MTI_OP_INDEX_SELECT, case_index_select},
+    {MTI_OP_LINEAR, case_linear},
     CONFORMANCE_ELEMENTWISE_CASES
     CONFORMANCE_REDUCE_CASES
     CONFORMANCE_INDEX_CASES

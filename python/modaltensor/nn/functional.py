@@ -1,10 +1,17 @@
 """torch.nn.functional's names and arguments over modaltensor ops."""
 
+from .. import _ops_nn  # noqa: F401  (declares the nn ops' prototypes)
 from .._lib import shape_array
 from .._ops_index import PAD_MODES, _seed
 from ..tensor import _call, _index_tensor
 
-__all__ = ["embedding", "one_hot", "pad", "dropout"]
+__all__ = ["linear", "embedding", "one_hot", "pad", "dropout"]
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias in one product (F.linear): input [..., in],
+    weight [out, in], bias [out] or None -> [..., out]."""
+    return _call("linear", input._h, weight._h, None if bias is None else bias._h)
 
 
 def embedding(input, weight):
