@@ -177,7 +177,11 @@ mt_status mti_run_op_multi(mti_op op, int n, const mt_tensor *const *in,
 mt_tensor *mti_run_op(mti_op op, int n, const mt_tensor *const *in, const char *const *names,
                       const mti_attrs *at) {
   mt_tensor *out[MTI_MAX_OUTPUTS];
-  return mti_run_op_multi(op, n, in, names, at, out) ? NULL : out[0];
+  if (mti_run_op_multi(op, n, in, names, at, out)) return NULL;
+  /* Outputs past the first are statistics kept for a backward (attention's
+   * logsumexp, ...), not the caller's result: released here. */
+  for (int k = 1; k < mti_op_get((int)op)->nout; k++) mt_tensor_free(out[k]);
+  return out[0];
 }
 
 mt_tensor *mti_run_creation(mti_op op, mt_device device, int ndim, const int64_t *shape,

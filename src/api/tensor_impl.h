@@ -100,8 +100,9 @@ static inline int mti_device_equal(mt_device a, mt_device b) {
   return a.type == b.type && a.index == b.index;
 }
 
-/* Runs op on tensor inputs (all on one device) and returns its new output
- * (ops with one output); NULL with the error set. in[i] may be NULL only
+/* Runs op on tensor inputs (all on one device) and returns its new first
+ * output (outputs past the first, saved statistics, are freed); NULL with
+ * the error set. in[i] may be NULL only
  * where the op's row marks input i optional (its MTI_FLAG_PRESENT bit is
  * then set here, from the non-NULL ones); names[i] names in[i] in messages. */
 mt_tensor *mti_run_op(mti_op op, int n, const mt_tensor *const *in, const char *const *names,
