@@ -730,6 +730,43 @@ mt_tensor *mt_dropout(const mt_tensor *a, double p, uint64_t seed);
  * mt_matmul does (mt_set_matmul_tf32). */
 mt_tensor *mt_linear(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias);
 
+/* ---------------------------------------------------------- weights on disk */
+/* The Hugging Face safetensors format: an 8-byte little-endian header
+ * length, a JSON header naming each tensor's dtype, shape and byte range,
+ * then the bytes. Dtypes BOOL U8 I8 I16 I32 I64 F16 BF16 F32 F64 load; files
+ * with the format's other dtypes (U16, U32, U64, F8_*) open, and those
+ * tensors refuse to load (MT_ERR_DTYPE). */
+typedef struct mt_safetensors mt_safetensors;
+
+/* Opens path (mapped read-only) and validates the header whole: JSON
+ * syntax, unique names, fields, shapes that match their byte ranges, byte
+ * ranges that tile the data exactly up to the file's end. NULL with the
+ * error set (MT_ERR_INVALID_ARGUMENT naming what is wrong) otherwise. */
+mt_safetensors *mt_safetensors_open(const char *path);
+
+/* Number of tensors in f (0 for NULL). */
+int mt_safetensors_count(const mt_safetensors *f);
+
+/* Name of tensor i (0 <= i < count), in the order of their bytes in the
+ * file; owned by f. NULL with MT_ERR_INVALID_ARGUMENT out of range. */
+const char *mt_safetensors_name(const mt_safetensors *f, int i);
+
+/* A new tensor on device holding a copy of tensor `name` (a modal device
+ * receives it as any upload). NULL with the error set for an unknown name
+ * (MT_ERR_INVALID_ARGUMENT), a dtype without a libmodaltensor twin
+ * (MT_ERR_DTYPE), BOOL bytes other than 0 and 1, or a failed upload. */
+mt_tensor *mt_safetensors_get(const mt_safetensors *f, const char *name, mt_device device);
+
+/* Closes f; tensors already made stay valid. NULL is a no-op. */
+void mt_safetensors_close(mt_safetensors *f);
+
+/* Writes the n tensors (any device, any layout; modal ones are read back,
+ * a sync) under names (unique, non-empty, not "__metadata__") to path, in
+ * the given order. The file is written beside path and renamed over it, so
+ * path holds either the old file or the whole new one. */
+mt_status mt_safetensors_save(const char *path, int n, const char *const *names,
+                              const mt_tensor *const *tensors);
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

@@ -26,9 +26,10 @@ from .tensor import (FUNCTION_TABLE, Tensor, arange, as_tensor, cat, concatenate
                      manual_seed, ones, ones_like, rand, randn, stack, tensor, where, zeros,
                      zeros_like)
 
-from . import _ops_elementwise, _ops_index, _ops_reduce  # noqa: E402
+from . import _ops_elementwise, _ops_index, _ops_reduce, _safetensors  # noqa: E402
 from ._ops_elementwise import *  # noqa: F401,F403
 from ._ops_index import *  # noqa: F401,F403
+from ._safetensors import load_file, save_file  # noqa: F401
 from ._ops_reduce import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
@@ -97,4 +98,4 @@ __all__ = [
     "tensor", "as_tensor", "from_numpy", "from_dlpack", "is_tensor", "empty", "zeros", "ones",
     "full", "arange", "rand", "randn", "manual_seed", "empty_like", "zeros_like", "ones_like",
     "full_like", "where", "layer_norm", "cat", "concatenate", "stack",
-] + sorted(FUNCTION_TABLE) + _ops_elementwise.__all__ + _ops_reduce.__all__ + _ops_index.__all__
+] + sorted(FUNCTION_TABLE) + _ops_elementwise.__all__ + _ops_reduce.__all__ + _ops_index.__all__ + _safetensors.__all__
