@@ -165,3 +165,13 @@ def test_modal_exports_only_its_api():
     assert public == set(mt.modal.__all__), f"mt.modal exports {public - set(mt.modal.__all__)}"
     for internal in ("ctypes", "lib", "check", "contextlib", "Device", "as_device"):
         assert not hasattr(mt.modal, internal), f"mt.modal.{internal} leaks an internal"
+
+
+# Ops whose node has extra outputs (statistics kept for the backward) while
+# the public function returns the main result (issue 11, ../shared/API.md):
+# their nodes are reached through these functions.
+INTERNAL_OPS.update({
+    "group_norm": "mt_group_norm (the node also returns mean and rstd)",
+    "batch_norm": "mt_batch_norm (the node also returns the mean and var used)",
+    "cross_entropy": "mt_cross_entropy (the node also returns the per-row logsumexp)",
+})

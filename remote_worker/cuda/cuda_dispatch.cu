@@ -61,6 +61,12 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_TRIANGLE: return mtw_cuda_triangle(ctx, op, in, at, out);
   case MTI_KIND_MULTINOMIAL: return mtw_cuda_multinomial(ctx, in, at, out);
   case MTI_KIND_DROPOUT: return mtw_cuda_dropout(ctx, in, at, out);
+
+  /* ---- normalisations and losses (issue 11) ---- */
+  case MTI_KIND_RMS_NORM: return mtw_cuda_rms_norm(ctx, in, at, out);
+  case MTI_KIND_GROUP_NORM: return mtw_cuda_group_norm(ctx, in, at, out);
+  case MTI_KIND_BATCH_NORM: return mtw_cuda_batch_norm(ctx, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY: return mtw_cuda_cross_entropy(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

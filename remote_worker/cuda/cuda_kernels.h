@@ -133,6 +133,18 @@ mt_status mtw_cuda_remap(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                          const mti_attrs *at, const mti_view *out);
 mt_status mtw_cuda_triangle(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                             const mti_attrs *at, const mti_view *out);
+/* ---- normalisations and losses (issue 11, cuda_norm.cu) ---- */
+/* RMS_NORM, GROUP_NORM (out: y, mean, rstd), BATCH_NORM (out: y, mean,
+ * var), CROSS_ENTROPY (out: loss, lse; a target out of range that is not
+ * ignore_index sets the fault word). */
+mt_status mtw_cuda_rms_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out);
+mt_status mtw_cuda_group_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+mt_status mtw_cuda_batch_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+mt_status mtw_cuda_cross_entropy(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                 const mti_attrs *at, const mti_view *out);
 
 #ifdef __cplusplus
 }

@@ -121,6 +121,12 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_TRIANGLE: return mti_cpu_triangle(op, &in[0], at, out);
   case MTI_KIND_MULTINOMIAL: return mti_cpu_multinomial(&in[0], at, out);
   case MTI_KIND_DROPOUT: return mti_cpu_dropout(&in[0], at, out);
+
+  /* ---- normalisations and losses (issue 11) ---- */
+  case MTI_KIND_RMS_NORM: return mti_cpu_rms_norm(in, at, out);
+  case MTI_KIND_GROUP_NORM: return mti_cpu_group_norm(in, at, out);
+  case MTI_KIND_BATCH_NORM: return mti_cpu_batch_norm(in, at, out);
+  case MTI_KIND_CROSS_ENTROPY: return mti_cpu_cross_entropy(in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }
