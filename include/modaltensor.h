@@ -805,6 +805,50 @@ void mt_set_num_threads(int n);
 /* The thread count the cpu kernels use now (always >= 1). */
 int mt_get_num_threads(void);
 
+/* ------------------------------------------ normalisations and losses */
+
+/* RMS normalisation over the last dim (torch.nn.functional.rms_norm):
+ * a / sqrt(mean(a^2) + eps) * weight. a is floating and at least 1-D;
+ * weight may be NULL, else floating 1-D of the last dim's size; eps must be
+ * finite and >= 0. The result has a's dtype (float16/bfloat16 compute in
+ * float32). */
+mt_tensor *mt_rms_norm(const mt_tensor *a, const mt_tensor *weight, double eps);
+
+/* Group normalisation (torch.nn.functional.group_norm): a [N, C, *] with C
+ * divisible by groups (> 0); each sample's C / groups channels of a group
+ * and all dims after C are normalised together with their mean and biased
+ * variance, then scaled by weight and shifted by bias per channel (each
+ * NULL or floating 1-D [C]). eps finite and >= 0. Result in a's dtype. */
+mt_tensor *mt_group_norm(const mt_tensor *a, int64_t groups, const mt_tensor *weight,
+                         const mt_tensor *bias, double eps);
+
+/* Batch normalisation (torch.nn.functional.batch_norm) of x [N, C, *] per
+ * channel C: (x - mean) / sqrt(var + eps) * weight + bias (weight, bias NULL
+ * or floating 1-D [C]). training != 0 uses the batch mean and biased
+ * variance over every dim but C, and then, when running_mean and
+ * running_var are given (floating 1-D [C], both or neither), updates them
+ * in place: running = (1 - momentum) * running + momentum * batch stat, with
+ * the unbiased variance (var * n / (n - 1), n values per channel, which must
+ * be > 1). training == 0 uses the running stats, which are then required.
+ * The update is recorded like mt_copy_, so on a modal device it runs with the
+ * graph. Result in x's dtype; NULL with the error set on failure (the
+ * running stats are unchanged then). */
+mt_tensor *mt_batch_norm(const mt_tensor *x, mt_tensor *running_mean, mt_tensor *running_var,
+                         const mt_tensor *weight, const mt_tensor *bias, int training,
+                         double momentum, double eps);
+
+/* Cross-entropy loss (torch.nn.functional.cross_entropy, reduction 'mean',
+ * no class weights): logits [N, C] or [N, C, d...] (or [C] with a 0-d
+ * target), floating; target int64 class indices of logits' shape without
+ * dim 1. The mean over targets that are not ignore_index of (1 -
+ * label_smoothing) * -log_softmax(logits)[target] + label_smoothing * the
+ * mean over classes of -log_softmax(logits); label_smoothing in [0, 1].
+ * A 0-d result in logits' dtype, NaN when every target is ignored. A target
+ * outside [0, C) that is not ignore_index is MT_ERR_INVALID_ARGUMENT (on a
+ * modal device, at the next sync). */
+mt_tensor *mt_cross_entropy(const mt_tensor *logits, const mt_tensor *target, int64_t ignore_index,
+                            double label_smoothing);
+
 #ifdef __cplusplus
 }
 #endif

@@ -104,6 +104,13 @@ ATTR_MEANINGS = {
                     "replacement": "draw with replacement"},
     "DROPOUT": {"s0": "p in [0, 1]", "seed": "Philox seed of the mask"},
 }
+# normalisations and losses
+ATTR_MEANINGS.update({
+    "RMS_NORM": {"s0": "eps (>= 0)"},
+    "GROUP_NORM": {"s0": "eps (>= 0)", "ints": "[groups] (> 0, dividing in0's dim 1)"},
+    "BATCH_NORM": {"s0": "eps (>= 0)"},
+    "CROSS_ENTROPY": {"s0": "label_smoothing in [0, 1]", "ints": "[ignore_index]"},
+})
 
 # The output rule of each kind (mti_infer in src/core/op_table.c): dtype and
 # shape, in kinds.def's terms. promote, float_of and broadcast are defined on
@@ -177,6 +184,20 @@ KIND_RULES = {
                     "num_samples (> 0; at most the categories without replacement)"),
     "DROPOUT": ("in0's, floating", "in0's"),
 }
+# normalisations and losses; "compute" is float64 for float64, else float32
+KIND_RULES.update({
+    "RMS_NORM": ("in0's, floating; weight (in1) floating", "in0's (at least 1-d); in1, when "
+                 "present, 1-d of in0's last size"),
+    "GROUP_NORM": ("out0 in0's, floating; out1 (mean), out2 (rstd) compute", "out0 in0's "
+                   "([N, C, *]); out1, out2 [N, groups]; in1, in2, when present, 1-d [C]"),
+    "BATCH_NORM": ("out0 in0's, floating; out1 (mean), out2 (biased var) compute",
+                   "out0 in0's ([N, C, *]); out1, out2 [C]; in1..in4, when present, 1-d [C]; "
+                   "in1 and in2 both or neither (neither: training, more than 1 value per "
+                   "channel)"),
+    "CROSS_ENTROPY": ("out0 in0's, floating; in1 int64; out1 (logsumexp) compute",
+                      "out0 0-d; out1 in1's, which is in0's without dim 1 (a 1-d in0: 0-d); "
+                      "in0's classes not empty"),
+})
 
 
 def read_lines(path):

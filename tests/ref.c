@@ -505,3 +505,90 @@ int ref_matmul(const double *a, int andim, const int64_t *ashape, const double *
   }
   return 1;
 }
+
+/* ---- normalisations and losses ---- */
+
+void ref_rms_norm(const double *x, int64_t rows, int64_t n, const double *w, double eps,
+                  double *out) {
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = x + r * n;
+    double sq = 0;
+    for (int64_t i = 0; i < n; i++) sq += xr[i] * xr[i];
+    double f = 1.0 / sqrt(sq / (double)n + eps);
+    for (int64_t i = 0; i < n; i++) out[r * n + i] = xr[i] * f * (w ? w[i] : 1.0);
+  }
+}
+
+/* mean and biased variance of n values at stride 1 */
+static void ref_stats_of(const double *x, int64_t n, double *mean, double *var) {
+  double s = 0, q = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i];
+  *mean = s / (double)n;
+  for (int64_t i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+  *var = q / (double)n;
+}
+
+void ref_group_norm(const double *x, int64_t n, int64_t c, int64_t spatial, int64_t groups,
+                    const double *w, const double *b, double eps, double *out, double *mean,
+                    double *rstd) {
+  int64_t per = c / groups, len = per * spatial;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t g = 0; g < groups; g++) {
+      int64_t base = (i * c + g * per) * spatial;
+      double m, v;
+      ref_stats_of(x + base, len, &m, &v);
+      double r = 1.0 / sqrt(v + eps);
+      if (mean) mean[i * groups + g] = m;
+      if (rstd) rstd[i * groups + g] = r;
+      for (int64_t k = 0; k < len; k++) {
+        int64_t ch = g * per + k / spatial;
+        out[base + k] = (x[base + k] - m) * r * (w ? w[ch] : 1.0) + (b ? b[ch] : 0.0);
+      }
+    }
+}
+
+void ref_batch_stats(const double *x, int64_t n, int64_t c, int64_t spatial, double *mean,
+                     double *var) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    double s = 0, q = 0, count = (double)(n * spatial);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t k = 0; k < spatial; k++) s += x[(i * c + ch) * spatial + k];
+    mean[ch] = s / count;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t k = 0; k < spatial; k++) {
+        double d = x[(i * c + ch) * spatial + k] - mean[ch];
+        q += d * d;
+      }
+    var[ch] = q / count;
+  }
+}
+
+void ref_batch_norm(const double *x, int64_t n, int64_t c, int64_t spatial, const double *mean,
+                    const double *var, const double *w, const double *b, double eps, double *out) {
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t ch = 0; ch < c; ch++)
+      for (int64_t k = 0; k < spatial; k++) {
+        int64_t at = (i * c + ch) * spatial + k;
+        out[at] = (x[at] - mean[ch]) / sqrt(var[ch] + eps) * (w ? w[ch] : 1.0) +
+                  (b ? b[ch] : 0.0);
+      }
+}
+
+double ref_cross_entropy(const double *x, const int64_t *target, int64_t n, int64_t c,
+                         int64_t inner, int64_t ignore_index, double ls) {
+  double total = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < inner; j++) {
+      int64_t t = target[i * inner + j];
+      if (t == ignore_index) continue;
+      const double *row = x + i * c * inner + j;
+      double m = -INFINITY, s = 0, sum = 0;
+      for (int64_t k = 0; k < c; k++) m = row[k * inner] > m ? row[k * inner] : m;
+      for (int64_t k = 0; k < c; k++) s += exp(row[k * inner] - m), sum += row[k * inner];
+      double lse = m + log(s);
+      total += (1 - ls) * (lse - row[t * inner]) + ls * (lse - sum / (double)c);
+      count++;
+    }
+  return count ? total / (double)count : NAN;
+}

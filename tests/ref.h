@@ -107,4 +107,28 @@ void ref_layer_norm(const double *in, int ndim, const int64_t *shape, const doub
 int ref_matmul(const double *a, int andim, const int64_t *ashape, const double *b, int bndim,
                const int64_t *bshape, double *out, int *ondim, int64_t *oshape);
 
+/* ---- normalisations and losses, in double ---- */
+
+/* rms_norm of rows of n: x / sqrt(mean(x^2) + eps) * w (w may be NULL). */
+void ref_rms_norm(const double *x, int64_t rows, int64_t n, const double *w, double eps,
+                  double *out);
+
+/* group_norm of x [n, c, spatial] in groups; w, b [c] may be NULL; mean and
+ * rstd [n, groups] (either may be NULL). */
+void ref_group_norm(const double *x, int64_t n, int64_t c, int64_t spatial, int64_t groups,
+                    const double *w, const double *b, double eps, double *out, double *mean,
+                    double *rstd);
+
+/* batch_norm of x [n, c, spatial] with the given per-channel mean and
+ * (biased) var (training: pass the batch's, from ref_batch_stats). */
+void ref_batch_stats(const double *x, int64_t n, int64_t c, int64_t spatial, double *mean,
+                     double *var);
+void ref_batch_norm(const double *x, int64_t n, int64_t c, int64_t spatial, const double *mean,
+                    const double *var, const double *w, const double *b, double eps, double *out);
+
+/* Mean cross-entropy of logits [n, c, inner] against targets [n, inner]
+ * with ignore_index and label smoothing ls (NaN when all are ignored). */
+double ref_cross_entropy(const double *x, const int64_t *target, int64_t n, int64_t c,
+                         int64_t inner, int64_t ignore_index, double ls);
+
 #endif

@@ -64,6 +64,11 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
 
   /* ---- neural-network ops (0.2) ---- */
   case MTI_KIND_LINEAR: return mtw_cuda_linear(ctx, in, at, out);
+  /* ---- neural-network ops (0.2): normalisations and losses ---- */
+  case MTI_KIND_RMS_NORM: return mtw_cuda_rms_norm(ctx, in, at, out);
+  case MTI_KIND_GROUP_NORM: return mtw_cuda_group_norm(ctx, in, at, out);
+  case MTI_KIND_BATCH_NORM: return mtw_cuda_batch_norm(ctx, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY: return mtw_cuda_cross_entropy(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

@@ -136,6 +136,18 @@ mt_status mtw_cuda_triangle(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *
 /* LINEAR (cuda_blas.c: cuBLAS, the bias as the product's starting value). */
 mt_status mtw_cuda_linear(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
                           const mti_view *out);
+/* ---- neural-network ops (0.2): normalisations and losses (cuda_norm.cu) ---- */
+/* RMS_NORM, GROUP_NORM (out: y, mean, rstd), BATCH_NORM (out: y, mean,
+ * var), CROSS_ENTROPY (out: loss, lse; a target out of range that is not
+ * ignore_index sets the fault word). */
+mt_status mtw_cuda_rms_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out);
+mt_status mtw_cuda_group_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+mt_status mtw_cuda_batch_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+mt_status mtw_cuda_cross_entropy(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                 const mti_attrs *at, const mti_view *out);
 
 #ifdef __cplusplus
 }

@@ -150,6 +150,11 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_TOPK(N, n, A)
 /* ---- neural-network ops (0.2): by hand below ---- */
 #define WRAP_KIND_LINEAR(N, n, A)
+/* ---- neural-network ops (0.2): normalisations and losses in api/ops_norm.c ---- */
+#define WRAP_KIND_RMS_NORM(N, n, A)
+#define WRAP_KIND_GROUP_NORM(N, n, A)
+#define WRAP_KIND_BATCH_NORM(N, n, A)
+#define WRAP_KIND_CROSS_ENTROPY(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

@@ -774,6 +774,129 @@ static mt_status infer_multinomial(const infer_ctx *c, const mti_meta *p, const 
   return MT_OK;
 }
 
+/* ---- rules: normalisations and losses ---- */
+
+/* The compute dtype of the floating ops below: float64 for float64, else
+ * float32 (float16/bfloat16 compute in float32); their statistics have it. */
+static mt_dtype compute_dtype(mt_dtype d) { return d == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32; }
+
+static mt_status check_eps(const infer_ctx *c, double eps) {
+  if (!(eps >= 0.0) || !isfinite(eps))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: eps: %g must be finite and >= 0", c->fn, eps);
+  return MT_OK;
+}
+
+/* Optional input i, when present: floating and 1-d of size n. */
+static mt_status check_param(const infer_ctx *c, const mti_meta *in, const mti_attrs *at, int i,
+                             const char *name, int64_t n, const char *of) {
+  if (!mti_input_present(c->info, at, i)) return MT_OK;
+  mt_status s = check_float_input(c, name, &in[i]);
+  if (s) return s;
+  if (in[i].ndim != 1 || in[i].shape[0] != n)
+    return mti_error(MT_ERR_SHAPE, "%s: %s: must be 1-d of size %lld (%s)", c->fn, name,
+                     (long long)n, of);
+  return MT_OK;
+}
+
+static mt_status infer_rms_norm(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                mti_meta *out) {
+  const mti_meta *a = &in[0];
+  mt_status s = check_float_input(c, "a", a);
+  if (s || (s = check_eps(c, at->s0))) return s;
+  if (a->ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: a: needs at least 1 dim", c->fn);
+  if ((s = check_param(c, in, at, 1, "weight", a->shape[a->ndim - 1], "the last dim of a")))
+    return s;
+  set_out(out, a->dtype, a->ndim, a->shape);
+  return MT_OK;
+}
+
+/* a [N, C, *]: at least 2 dims, floating. */
+static mt_status check_channels(const infer_ctx *c, const char *arg, const mti_meta *a) {
+  mt_status s = check_float_input(c, arg, a);
+  if (s) return s;
+  if (a->ndim < 2)
+    return mti_error(MT_ERR_SHAPE, "%s: %s: must be [N, C, *] (at least 2 dims), got %d dims",
+                     c->fn, arg, a->ndim);
+  return MT_OK;
+}
+
+static mt_status infer_group_norm(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                  mti_meta *out) {
+  const mti_meta *a = &in[0];
+  mt_status s = check_channels(c, "a", a);
+  if (s || (s = check_eps(c, at->s0)) || (s = check_n_ints(c, "groups", at, 1))) return s;
+  int64_t channels = a->shape[1], groups = at->ints[0];
+  if (groups <= 0 || channels % groups)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: groups: %lld must be > 0 and divide the %lld "
+                     "channels (dim 1 of a)", c->fn, (long long)groups, (long long)channels);
+  if ((s = check_param(c, in, at, 1, "weight", channels, "the channels of a")) ||
+      (s = check_param(c, in, at, 2, "bias", channels, "the channels of a")))
+    return s;
+  set_out(&out[0], a->dtype, a->ndim, a->shape);
+  int64_t stats[2] = {a->shape[0], groups};
+  set_out(&out[1], compute_dtype(a->dtype), 2, stats);
+  out[2] = out[1];
+  return MT_OK;
+}
+
+/* Training (no running stats) needs more than one value per channel, for
+ * the unbiased variance of the running update (PyTorch's check). */
+static mt_status infer_batch_norm(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                  mti_meta *out) {
+  const mti_meta *x = &in[0];
+  mt_status s = check_channels(c, "x", x);
+  if (s || (s = check_eps(c, at->s0))) return s;
+  int has_mean = mti_input_present(c->info, at, 1), has_var = mti_input_present(c->info, at, 2);
+  if (has_mean != has_var)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: running_mean, running_var: give both or "
+                     "neither", c->fn);
+  int64_t channels = x->shape[1];
+  static const char *const names[] = {"x", "running_mean", "running_var", "weight", "bias"};
+  for (int i = 1; i < 5; i++)
+    if ((s = check_param(c, in, at, i, names[i], channels, "the channels of x"))) return s;
+  int64_t per_channel = x->shape[0];
+  for (int d = 2; d < x->ndim; d++) per_channel *= x->shape[d];
+  if (!has_mean && per_channel <= 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: x: training needs more than 1 value per "
+                     "channel, got %lld", c->fn, (long long)per_channel);
+  set_out(&out[0], x->dtype, x->ndim, x->shape);
+  set_out(&out[1], compute_dtype(x->dtype), 1, &channels);
+  out[2] = out[1];
+  return MT_OK;
+}
+
+/* logits [N, C, d...] with target [N, d...] (int64), or [C] with a 0-d
+ * target; label_smoothing in [0, 1]. */
+static mt_status infer_cross_entropy(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                     mti_meta *out) {
+  const mti_meta *x = &in[0], *t = &in[1];
+  mt_status s = check_float_input(c, "logits", x);
+  if (s || (s = check_n_ints(c, "ignore_index", at, 1))) return s;
+  if (t->dtype != MT_INT64)
+    return mti_error(MT_ERR_DTYPE, "%s: target: dtype %s, expected int64 class indices", c->fn,
+                     mt_dtype_name(t->dtype));
+  if (!(at->s0 >= 0.0 && at->s0 <= 1.0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: label_smoothing: %g is outside [0, 1]", c->fn,
+                     at->s0);
+  if (x->ndim < 1)
+    return mti_error(MT_ERR_SHAPE, "%s: logits: must be [C] or [N, C, d...], got 0 dims", c->fn);
+  int cdim = x->ndim == 1 ? 0 : 1;
+  int match = t->ndim == x->ndim - 1;
+  for (int d = 0, k = 0; match && d < x->ndim; d++)
+    if (d != cdim) match = t->shape[k++] == x->shape[d];
+  if (!match) {
+    char sx[160], st[160];
+    return mti_error(MT_ERR_SHAPE, "%s: target: shape %s, expected logits' %s without dim %d "
+                     "(the classes)", c->fn, mti_shape_str(st, sizeof st, t->ndim, t->shape),
+                     mti_shape_str(sx, sizeof sx, x->ndim, x->shape), cdim);
+  }
+  if (x->shape[cdim] == 0)
+    return mti_error(MT_ERR_SHAPE, "%s: logits: dim %d (the classes) is empty", c->fn, cdim);
+  set_out(&out[0], x->dtype, 0, NULL);
+  set_out(&out[1], compute_dtype(x->dtype), t->ndim, t->shape);
+  return MT_OK;
+}
+
 static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
                              const mti_meta *in) {
   if (info->arity >= 0 ? n != info->arity : n < 1)
@@ -909,6 +1032,11 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
 
   /* ---- neural-network ops (0.2) ---- */
   case MTI_KIND_LINEAR: return infer_linear(c, in, at, out);
+  /* ---- neural-network ops (0.2): normalisations and losses ---- */
+  case MTI_KIND_RMS_NORM: return infer_rms_norm(c, in, at, out);
+  case MTI_KIND_GROUP_NORM: return infer_group_norm(c, in, at, out);
+  case MTI_KIND_BATCH_NORM: return infer_batch_norm(c, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY: return infer_cross_entropy(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

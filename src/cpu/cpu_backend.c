@@ -124,6 +124,11 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
 
   /* ---- neural-network ops (0.2) ---- */
   case MTI_KIND_LINEAR: return mti_cpu_linear(in, at, out);
+  /* ---- neural-network ops (0.2): normalisations and losses ---- */
+  case MTI_KIND_RMS_NORM: return mti_cpu_rms_norm(in, at, out);
+  case MTI_KIND_GROUP_NORM: return mti_cpu_group_norm(in, at, out);
+  case MTI_KIND_BATCH_NORM: return mti_cpu_batch_norm(in, at, out);
+  case MTI_KIND_CROSS_ENTROPY: return mti_cpu_cross_entropy(in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -80,6 +80,17 @@ mt_status mti_cpu_triangle(mti_op op, const mti_view *a, const mti_attrs *at,
 mt_status mti_cpu_multinomial(const mti_view *probs, const mti_attrs *at, const mti_view *out);
 mt_status mti_cpu_dropout(const mti_view *a, const mti_attrs *at, const mti_view *out);
 
+/* ---- normalisations and losses (norm.c) ---- */
+
+/* RMS_NORM (in[1] read when MTI_FLAG_HAS_WEIGHT) GROUP_NORM (out: y, mean,
+ * rstd) BATCH_NORM (out: y, mean, var; in[1..4] read when present; eval
+ * when the running stats in[1], in[2] are) CROSS_ENTROPY (out: loss, lse; a
+ * target out of range is MT_ERR_INVALID_ARGUMENT) */
+mt_status mti_cpu_rms_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_group_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_batch_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_cross_entropy(const mti_view *in, const mti_attrs *at, const mti_view *out);
+
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
  * other families. */

@@ -54,3 +54,11 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
     if not training:
         return input
     return _call("dropout", input._h, float(p), _seed(seed))
+
+# ---- normalisations, losses, softmax and activations ----
+from .._ops_norm import (batch_norm, cross_entropy, elu, gelu, group_norm,  # noqa: E402
+                         layer_norm, leaky_relu, log_softmax, mish, relu, rms_norm, sigmoid,
+                         silu, softmax, softplus, tanh)
+from .._ops_norm import __all__ as _norm_all  # noqa: E402
+
+__all__ += _norm_all
