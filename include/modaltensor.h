@@ -721,6 +721,42 @@ mt_tensor *mt_multinomial(const mt_tensor *probs, int64_t num_samples, int repla
  * MT_ERR_DTYPE. */
 mt_tensor *mt_dropout(const mt_tensor *a, double p, uint64_t seed);
 
+/* ------------------------------------------- convolution and pooling (0.2) */
+
+/* torch.nn.functional.conv2d / conv1d: x [N, C, H, W] (conv1d: [N, C, L])
+ * convolved (cross-correlation) with weight [O, C / groups, kh, kw]
+ * (conv1d: [O, C / groups, k]) plus bias [O] when bias is not NULL; out
+ * [N, O, OH, OW], OH = (H + 2 padding - dilation (kh - 1) - 1) / stride + 1.
+ * stride, padding, dilation are per spatial dim ({h, w}); NULL means 1, 0
+ * and 1. groups divides C and O (groups = C: depthwise). x, weight and bias
+ * share one floating dtype, which out has (float16/bfloat16 compute in
+ * float32). Errors: MT_ERR_DTYPE, MT_ERR_SHAPE (ranks, channels, a kernel
+ * larger than the padded input), MT_ERR_INVALID_ARGUMENT (stride or
+ * dilation < 1, padding < 0, groups < 1), MT_ERR_DEVICE. */
+mt_tensor *mt_conv1d(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias,
+                     int64_t stride, int64_t padding, int64_t dilation, int64_t groups);
+mt_tensor *mt_conv2d(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias,
+                     const int64_t stride[2], const int64_t padding[2], const int64_t dilation[2],
+                     int64_t groups);
+
+/* torch.nn.functional.max_pool2d / avg_pool2d (ceil_mode False, dilation 1)
+ * of a floating x, 3-d [C, H, W] or 4-d [N, C, H, W], over kernel
+ * {kh, kw} windows at stride (NULL: the kernel) with padding (NULL: 0;
+ * each at most half the kernel). max_pool2d propagates NaN; avg_pool2d
+ * counts the padding in the divisor (count_include_pad). Errors:
+ * MT_ERR_DTYPE, MT_ERR_SHAPE (an output size under 1, an empty non-batch
+ * dim), MT_ERR_INVALID_ARGUMENT (kernel, stride < 1, padding out of range). */
+mt_tensor *mt_max_pool2d(const mt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                         const int64_t padding[2]);
+mt_tensor *mt_avg_pool2d(const mt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                         const int64_t padding[2]);
+
+/* torch.nn.functional.adaptive_avg_pool2d of a floating 3-d or 4-d x to
+ * out_h x out_w (>= 0): window i along H is [floor(i H / out_h),
+ * ceil((i + 1) H / out_h)). Errors: MT_ERR_DTYPE, MT_ERR_SHAPE,
+ * MT_ERR_INVALID_ARGUMENT (a negative size). */
+mt_tensor *mt_adaptive_avg_pool2d(const mt_tensor *x, int64_t out_h, int64_t out_w);
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

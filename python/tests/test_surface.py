@@ -27,7 +27,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "packaging"))
 from test_cffi_header import reduce_header  # noqa: E402
 
 # Ops without a public function of their own: how users reach them.
-INTERNAL_OPS = {"copy": "mt_clone, mt_contiguous, mt_to and mt_copy_"}
+INTERNAL_OPS = {"copy": "mt_clone, mt_contiguous, mt_to and mt_copy_",
+                # mt_max_pool2d returns the values; out1 (argmax) is for the backward
+                "max_pool2d": "mt_max_pool2d"}
 # Ops whose Python name differs from the table's (PyTorch's spelling).
 PYTHON_NAMES = {"add_scalar": "add", "mul_scalar": "mul", "pow_scalar": "pow",
                 "copy": "clone", "max_dim": "max", "min_dim": "min"}

@@ -18,6 +18,7 @@
  * float32 with reduced-precision split-K reductions disallowed, as the cpu.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -330,4 +331,14 @@ mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view 
   memset(&copy, 0, sizeof copy);
   copy.dtype = (int32_t)dt;
   return mtw_cuda_run_kernel(&s->ctx, MTI_OP_COPY, &vc, 1, &copy, out);
+}
+
+/* For other cuBLAS users of the backend (cuda_conv.c): the handle bound to
+ * s's stream, made on first use. */
+mt_status mtw_cuda_blas_ready(mtw_stream *s, const char *fn) {
+  mt_status st = blas_handle(s);
+  if (st == MT_OK) return MT_OK;
+  char why[256]; /* the error buffer is rewritten below */
+  snprintf(why, sizeof why, "%s", mt_last_error());
+  return mti_error(st, "%s: %s", fn, why);
 }
