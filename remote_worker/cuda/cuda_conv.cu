@@ -61,20 +61,6 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
-/* A view's strides as [n, c, h, w]: 4-d as they are, conv1d's 3-d [n, c,
- * l] with no H, a pool's 3-d [c, h, w] with no N. */
-strides4 strides_of(const mti_view &v, int missing_h) {
-  strides4 s;
-  if (v.ndim == 4) {
-    s.n = v.strides[0], s.c = v.strides[1], s.h = v.strides[2], s.w = v.strides[3];
-  } else if (missing_h) {
-    s.n = v.strides[0], s.c = v.strides[1], s.h = 0, s.w = v.strides[2];
-  } else {
-    s.n = 0, s.c = v.strides[0], s.h = v.strides[1], s.w = v.strides[2];
-  }
-  return s;
-}
-
 bool is_float_dtype(mt_dtype d) {
   return d == MT_FLOAT16 || d == MT_BFLOAT16 || d == MT_FLOAT32 || d == MT_FLOAT64;
 }
@@ -97,7 +83,7 @@ extern "C" mt_status mtw_cuda_conv_im2col(const mtw_cuda_ctx *ctx, const mti_con
                                           void *col) {
   int64_t total = count * g->c * g->kh * g->kw * g->oh * g->ow;
   if (total <= 0) return MT_OK;
-  mtw::strides4 xs = mtw::strides_of(*x, x->ndim == 3);
+  mtw::strides4 xs = mtw::strides4_of(*x, x->ndim == 3);
   unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
   CONV_DISPATCH(x->dtype, mtw::im2col_kernel<scalar_t><<<grid, mtw::THREADS, 0, ctx->stream>>>(
                               *g, xs, (const scalar_t *)x->data, n0, total, (scalar_t *)col);
@@ -125,7 +111,7 @@ extern "C" mt_status mtw_cuda_conv_depthwise(const mtw_cuda_ctx *ctx, const mti_
   int64_t total = mti_shape_numel(out->ndim, out->shape);
   if (total <= 0) return MT_OK;
   int conv1d = in[0].ndim == 3;
-  mtw::strides4 xs = mtw::strides_of(in[0], conv1d), ws = mtw::strides_of(in[1], conv1d);
+  mtw::strides4 xs = mtw::strides4_of(in[0], conv1d), ws = mtw::strides4_of(in[1], conv1d);
   const void *bias = has_bias ? in[2].data : NULL;
   int64_t bias_stride = has_bias ? in[2].strides[0] : 0;
   unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
@@ -150,7 +136,7 @@ extern "C" mt_status mtw_cuda_pool2d(const mtw_cuda_ctx *ctx, mti_op op, const m
   mti_pool_geom_of(op, in[0].ndim, in[0].shape, at->ints, &g);
   int is_max = op == MTI_OP_MAX_POOL2D, adaptive = op == MTI_OP_ADAPTIVE_AVG_POOL2D;
   int64_t channels = in[0].shape[in[0].ndim - 3];
-  mtw::strides4 xs = mtw::strides_of(in[0], 0);
+  mtw::strides4 xs = mtw::strides4_of(in[0], 0);
   int64_t *index = is_max ? (int64_t *)out[1].data : NULL;
   unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
   CONV_DISPATCH(in[0].dtype,

@@ -1,8 +1,8 @@
 /*
  * cuda_conv.cuh - the index arithmetic of the convolution and pooling
  * kernels (cuda_conv.cu), host and device, so that the host test
- * (tests/cuda/test_cuda_conv_host.cu) checks it against plain loops. The
- * geometry and window rules themselves are core/conv_rules.h's.
+ * (tests/cuda/test_cuda_conv_host.cu) checks it against the cpu backend.
+ * The geometry and window rules themselves are core/conv_rules.h's.
  */
 #ifndef MTW_CUDA_CONV_CUH
 #define MTW_CUDA_CONV_CUH
@@ -23,6 +23,20 @@ namespace mtw {
 struct strides4 {
   int64_t n, c, h, w;
 };
+
+/* A view's strides as [n, c, h, w]: 4-d as they are, conv1d's 3-d [n, c,
+ * l] with no H (missing_h), a pool's 3-d [c, h, w] with no N. */
+inline strides4 strides4_of(const mti_view &v, int missing_h) {
+  strides4 s;
+  if (v.ndim == 4) {
+    s.n = v.strides[0], s.c = v.strides[1], s.h = v.strides[2], s.w = v.strides[3];
+  } else if (missing_h) {
+    s.n = v.strides[0], s.c = v.strides[1], s.h = 0, s.w = v.strides[2];
+  } else {
+    s.n = 0, s.c = v.strides[0], s.h = v.strides[1], s.w = v.strides[2];
+  }
+  return s;
+}
 
 /* Element i of the im2col columns of images [n0, n0 + count): the layout
  * is [count][c][kh][kw][oh * ow], c over all groups (so group g's K x P
@@ -57,32 +71,6 @@ __host__ __device__ inline conv_out_index conv_out_of(const mti_conv_geom &g, in
   r.oc = i % g.o;
   r.n = i / g.o;
   return r;
-}
-
-/* Window of pool output (y, z): rows [*h0, *h1), cols [*w0, *w1) clamped
- * to the input (the cpu's pool_window in src/cpu/pool.c). */
-__host__ __device__ inline void pool_window(const mti_pool_geom &g, int adaptive, int64_t y,
-                                            int64_t z, int64_t *h0, int64_t *h1, int64_t *w0,
-                                            int64_t *w1) {
-  if (adaptive) {
-    *h0 = mti_adaptive_start(y, g.h, g.oh), *h1 = mti_adaptive_end(y, g.h, g.oh);
-    *w0 = mti_adaptive_start(z, g.w, g.ow), *w1 = mti_adaptive_end(z, g.w, g.ow);
-    return;
-  }
-  int64_t hs = y * g.sh - g.ph, ws = z * g.sw - g.pw;
-  *h1 = hs + g.kh < g.h ? hs + g.kh : g.h;
-  *w1 = ws + g.kw < g.w ? ws + g.kw : g.w;
-  *h0 = hs > 0 ? hs : 0;
-  *w0 = ws > 0 ? ws : 0;
-}
-
-/* avg pooling's divisor at output (y, z) with window rows [h0, h1) and cols [w0, w1). */
-__host__ __device__ inline int64_t pool_divisor(const mti_pool_geom &g, int adaptive, int64_t y,
-                                                int64_t z, int64_t h0, int64_t h1, int64_t w0,
-                                                int64_t w1) {
-  if (adaptive) return (h1 - h0) * (w1 - w0);
-  return mti_avg_pool_taps(y * g.sh - g.ph, g.kh, g.h, g.ph) *
-         mti_avg_pool_taps(z * g.sw - g.pw, g.kw, g.w, g.pw);
 }
 
 /* The accumulator of T: float for the 16-bit types and float32, double for float64. */
@@ -128,7 +116,7 @@ __host__ __device__ inline T pool_output(const mti_pool_geom &g, int is_max, int
   int64_t y = t % g.oh, plane = t / g.oh;
   const T *src = x + (plane / channels) * xs.n + (plane % channels) * xs.c;
   int64_t h0, h1, w0, w1;
-  pool_window(g, adaptive, y, z, &h0, &h1, &w0, &w1);
+  mti_pool_window(&g, adaptive, y, z, &h0, &h1, &w0, &w1);
   if (is_max) {
     A best = -(A)INFINITY;
     int64_t at = h0 * g.w + w0;
@@ -143,7 +131,7 @@ __host__ __device__ inline T pool_output(const mti_pool_geom &g, int is_max, int
   A sum = 0;
   for (int64_t ih = h0; ih < h1; ih++)
     for (int64_t iw = w0; iw < w1; iw++) sum += convert<A>(src[ih * xs.h + iw * xs.w]);
-  return convert<T>(sum / (A)pool_divisor(g, adaptive, y, z, h0, h1, w0, w1));
+  return convert<T>(sum / (A)mti_pool_divisor(&g, adaptive, y, z, h0, h1, w0, w1));
 }
 
 } /* namespace mtw */

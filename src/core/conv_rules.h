@@ -112,4 +112,32 @@ static inline void mti_pool_geom_of(mti_op op, int ndim, const int64_t *shape,
   g->ow = mti_window_out(g->w, g->kw, g->sw, g->pw, 1);
 }
 
+/* The window of pool output (y, z) clamped to the input: rows [*h0, *h1),
+ * cols [*w0, *w1); adaptive: torch's adaptive windows. */
+MTI_HOST_DEVICE static inline void mti_pool_window(const mti_pool_geom *g, int adaptive,
+                                                   int64_t y, int64_t z, int64_t *h0,
+                                                   int64_t *h1, int64_t *w0, int64_t *w1) {
+  if (adaptive) {
+    *h0 = mti_adaptive_start(y, g->h, g->oh), *h1 = mti_adaptive_end(y, g->h, g->oh);
+    *w0 = mti_adaptive_start(z, g->w, g->ow), *w1 = mti_adaptive_end(z, g->w, g->ow);
+    return;
+  }
+  int64_t hs = y * g->sh - g->ph, ws = z * g->sw - g->pw;
+  *h1 = hs + g->kh < g->h ? hs + g->kh : g->h;
+  *w1 = ws + g->kw < g->w ? ws + g->kw : g->w;
+  *h0 = hs > 0 ? hs : 0;
+  *w0 = ws > 0 ? ws : 0;
+}
+
+/* The divisor of average pooling at output (y, z) whose clamped window is
+ * [h0, h1) x [w0, w1): its size for adaptive windows, else the taps over
+ * the padded input (count_include_pad). */
+MTI_HOST_DEVICE static inline int64_t mti_pool_divisor(const mti_pool_geom *g, int adaptive,
+                                                       int64_t y, int64_t z, int64_t h0,
+                                                       int64_t h1, int64_t w0, int64_t w1) {
+  if (adaptive) return (h1 - h0) * (w1 - w0);
+  return mti_avg_pool_taps(y * g->sh - g->ph, g->kh, g->h, g->ph) *
+         mti_avg_pool_taps(z * g->sw - g->pw, g->kw, g->w, g->pw);
+}
+
 #endif

@@ -23,6 +23,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cpu/cpu_kernels.h"
+#include "cpu/rows.h"
 
 /* Most bytes of im2col columns held at once (more when one image needs more). */
 #define CONV_WORKSPACE ((size_t)32 << 20)
@@ -43,25 +44,6 @@ typedef struct conv_problem {
   const char *x, *w, *bias; /* contiguous in ct; bias NULL when absent */
   char *y;                  /* contiguous [n, o, oh, ow] in ct */
 } conv_problem;
-
-/* A contiguous ct copy of v in *buf, or v's own memory when it already is. */
-static mt_status conv_stage(const char *fn, const mti_view *v, mt_dtype ct, const char **data,
-                            void **buf) {
-  *buf = NULL;
-  if (v->dtype == ct && mti_shape_is_contiguous(v->ndim, v->shape, v->strides)) {
-    *data = v->data;
-    return MT_OK;
-  }
-  int64_t numel = mti_shape_numel(v->ndim, v->shape);
-  size_t bytes = (size_t)numel * mt_dtype_size(ct);
-  if (!(*buf = malloc(bytes ? bytes : 1))) return mti_error_oom(fn, bytes);
-  mti_view staged = *v;
-  staged.data = *buf;
-  staged.dtype = ct;
-  mti_shape_contiguous_strides(v->ndim, v->shape, staged.strides);
-  *data = *buf;
-  return mti_cpu_convert(v, &staged);
-}
 
 /* c = a [m, k] x b [k, n] + beta c, all row-major with leading dims k, ldb, n. */
 static void conv_gemm(mt_dtype ct, int64_t m, int64_t n, int64_t k, const void *a,
@@ -250,26 +232,20 @@ mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const
   if (q.og > BLAS_DIM_MAX || q.p > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX)
     return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
                      q.fn, (long long)q.og, (long long)q.p, (long long)q.k);
-  void *bufs[4] = {NULL, NULL, NULL, NULL};
-  mt_status s = conv_stage(q.fn, &in[0], q.ct, &q.x, &bufs[0]);
-  if (s == MT_OK) s = conv_stage(q.fn, &in[1], q.ct, &q.w, &bufs[1]);
-  if (s == MT_OK && (at->flags & MTI_FLAG_PRESENT(2)))
-    s = conv_stage(q.fn, &in[2], q.ct, &q.bias, &bufs[2]);
-  if (s == MT_OK && out->dtype != q.ct) {
-    size_t bytes = (size_t)out_numel * q.es;
-    if (!(bufs[3] = malloc(bytes))) s = mti_error_oom(q.fn, bytes);
-  }
+  /* x, weight, bias in ct and contiguous (their own memory when they are), out's room */
+  mti_rows rows[4];
+  memset(rows, 0, sizeof rows);
+  int has_bias = (at->flags & MTI_FLAG_PRESENT(2)) != 0;
+  mt_status s = mti_rows_read(q.fn, &in[0], 0, q.ct, &rows[0]);
+  if (s == MT_OK) s = mti_rows_read(q.fn, &in[1], 0, q.ct, &rows[1]);
+  if (s == MT_OK && has_bias) s = mti_rows_read(q.fn, &in[2], 0, q.ct, &rows[2]);
+  if (s == MT_OK) s = mti_rows_for_out(q.fn, out, 0, q.ct, &rows[3]);
   if (s == MT_OK) {
-    q.y = bufs[3] ? (char *)bufs[3] : (char *)out->data;
+    q.x = rows[0].data, q.w = rows[1].data, q.bias = has_bias ? rows[2].data : NULL;
+    q.y = rows[3].data;
     s = conv_compute(&q);
+    if (s == MT_OK) s = mti_rows_write_back(&rows[3], out, 0);
   }
-  if (s == MT_OK && bufs[3]) {
-    mti_view y = *out;
-    y.data = bufs[3];
-    y.dtype = q.ct;
-    mti_shape_contiguous_strides(out->ndim, out->shape, y.strides);
-    s = mti_cpu_convert(&y, out);
-  }
-  for (int i = 0; i < 4; i++) free(bufs[i]);
+  for (int i = 0; i < 4; i++) mti_rows_free(&rows[i]);
   return s;
 }

@@ -45,14 +45,6 @@ static mti_view view_of(double *data, int ndim, const int64_t *shape) {
   return v;
 }
 
-static strides4 strides_of(const mti_view &v, int missing_h) {
-  strides4 s;
-  if (v.ndim == 4) s = {v.strides[0], v.strides[1], v.strides[2], v.strides[3]};
-  else if (missing_h) s = {v.strides[0], v.strides[1], 0, v.strides[2]};
-  else s = {0, v.strides[0], v.strides[1], v.strides[2]};
-  return s;
-}
-
 struct conv_case {
   mti_op op;
   int64_t n, c, h, w, o, kh, kw;
@@ -96,7 +88,7 @@ static void check_conv(const conv_case &k) {
 
   mti_conv_geom g;
   mti_conv_geom_of(k.op, in[0].shape, in[1].shape, at.ints, &g);
-  strides4 sx = strides_of(in[0], conv1d), sw = strides_of(in[1], conv1d);
+  strides4 sx = strides4_of(in[0], conv1d), sw = strides4_of(in[1], conv1d);
   int64_t cg = g.c / g.groups, og = g.o / g.groups, kk = cg * g.kh * g.kw, p = g.oh * g.ow;
   if (cg == 1) {
     for (int64_t i = 0; i < on; i++)
@@ -178,7 +170,7 @@ static void check_pool(mti_op op, int ndim, const int64_t *shape, const int64_t 
   int is_max = op == MTI_OP_MAX_POOL2D, adaptive = op == MTI_OP_ADAPTIVE_AVG_POOL2D;
   for (int64_t i = 0; i < on; i++) {
     int64_t at_index = 0;
-    double v = pool_output(g, is_max, adaptive, shape[ndim - 3], strides_of(in, 0), xv.data(), i,
+    double v = pool_output(g, is_max, adaptive, shape[ndim - 3], strides4_of(in, 0), xv.data(), i,
                            &at_index);
     int same = (isnan(v) && isnan(cpu[i])) || v == cpu[i] ||
                fabs(v - cpu[i]) <= 1e-12 * (1 + fabs(cpu[i]));
