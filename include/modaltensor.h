@@ -730,82 +730,43 @@ mt_tensor *mt_dropout(const mt_tensor *a, double p, uint64_t seed);
  * mt_matmul does (mt_set_matmul_tf32). */
 mt_tensor *mt_linear(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias);
 
-/* ---------------------------------------------------------- weights on disk */
-/* The Hugging Face safetensors format: an 8-byte little-endian header
- * length, a JSON header naming each tensor's dtype, shape and byte range,
- * then the bytes. Dtypes BOOL U8 I8 I16 I32 I64 F16 BF16 F32 F64 load; files
- * with the format's other dtypes (U16, U32, U64, F8_*) open, and those
- * tensors refuse to load (MT_ERR_DTYPE). */
-typedef struct mt_safetensors mt_safetensors;
+/* ---- convolution and pooling ---- */
 
-/* Opens path (mapped read-only) and validates the header whole: JSON
- * syntax, unique names, fields, shapes that match their byte ranges, byte
- * ranges that tile the data exactly up to the file's end. NULL with the
- * error set (MT_ERR_INVALID_ARGUMENT naming what is wrong) otherwise. */
-mt_safetensors *mt_safetensors_open(const char *path);
+/* torch.nn.functional.conv2d / conv1d: x [N, C, H, W] (conv1d: [N, C, L])
+ * convolved (cross-correlation) with weight [O, C / groups, kh, kw]
+ * (conv1d: [O, C / groups, k]) plus bias [O] when bias is not NULL; out
+ * [N, O, OH, OW], OH = (H + 2 padding - dilation (kh - 1) - 1) / stride + 1.
+ * stride, padding, dilation are per spatial dim ({h, w}); NULL means 1, 0
+ * and 1. groups divides C and O (groups = C: depthwise). x, weight and bias
+ * share one floating dtype, which out has (float16/bfloat16 compute in
+ * float32). Errors: MT_ERR_DTYPE, MT_ERR_SHAPE (ranks, channels, a kernel
+ * larger than the padded input), MT_ERR_INVALID_ARGUMENT (stride or
+ * dilation < 1, padding < 0, groups < 1), MT_ERR_DEVICE. */
+mt_tensor *mt_conv1d(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias,
+                     int64_t stride, int64_t padding, int64_t dilation, int64_t groups);
+mt_tensor *mt_conv2d(const mt_tensor *x, const mt_tensor *weight, const mt_tensor *bias,
+                     const int64_t stride[2], const int64_t padding[2], const int64_t dilation[2],
+                     int64_t groups);
 
-/* Number of tensors in f (0 for NULL). */
-int mt_safetensors_count(const mt_safetensors *f);
+/* torch.nn.functional.max_pool2d / avg_pool2d (ceil_mode False, dilation 1)
+ * of a floating x, 3-d [C, H, W] or 4-d [N, C, H, W], over kernel
+ * {kh, kw} windows at stride (NULL: the kernel) with padding (NULL: 0;
+ * each at most half the kernel). max_pool2d propagates NaN; avg_pool2d
+ * counts the padding in the divisor (count_include_pad). Errors:
+ * MT_ERR_DTYPE, MT_ERR_SHAPE (an output size under 1, an empty non-batch
+ * dim), MT_ERR_INVALID_ARGUMENT (kernel, stride < 1, padding out of range). */
+mt_tensor *mt_max_pool2d(const mt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                         const int64_t padding[2]);
+mt_tensor *mt_avg_pool2d(const mt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                         const int64_t padding[2]);
 
-/* Name of tensor i (0 <= i < count), in the order of their bytes in the
- * file; owned by f. NULL with MT_ERR_INVALID_ARGUMENT out of range. */
-const char *mt_safetensors_name(const mt_safetensors *f, int i);
+/* torch.nn.functional.adaptive_avg_pool2d of a floating 3-d or 4-d x to
+ * out_h x out_w (>= 0): window i along H is [floor(i H / out_h),
+ * ceil((i + 1) H / out_h)). Errors: MT_ERR_DTYPE, MT_ERR_SHAPE,
+ * MT_ERR_INVALID_ARGUMENT (a negative size). */
+mt_tensor *mt_adaptive_avg_pool2d(const mt_tensor *x, int64_t out_h, int64_t out_w);
 
-/* A new tensor on device holding a copy of tensor `name` (a modal device
- * receives it as any upload). NULL with the error set for an unknown name
- * (MT_ERR_INVALID_ARGUMENT), a dtype without a libmodaltensor twin
- * (MT_ERR_DTYPE), BOOL bytes other than 0 and 1, or a failed upload. */
-mt_tensor *mt_safetensors_get(const mt_safetensors *f, const char *name, mt_device device);
-
-/* Closes f; tensors already made stay valid. NULL is a no-op. */
-void mt_safetensors_close(mt_safetensors *f);
-
-/* Writes the n tensors (any device, any layout; modal ones are read back,
- * a sync) under names (unique, non-empty, not "__metadata__") to path, in
- * the given order. The file is written beside path and renamed over it, so
- * path holds either the old file or the whole new one. */
-mt_status mt_safetensors_save(const char *path, int n, const char *const *names,
-                              const mt_tensor *const *tensors);
-
-/* ------------------------------------------------------------------ interop */
-
-typedef void (*mt_deleter)(void *ctx);
-
-/* A cpu tensor over caller memory, without copying. strides are in elements
- * (NULL: row-major contiguous, negative strides refused). When the last
- * view goes, deleter(ctx) is called (deleter may be NULL). On failure the
- * deleter is NOT called: the caller still owns data. */
-mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_t *strides,
-                        mt_dtype dtype, mt_deleter deleter, void *ctx);
-
-/* Address of element [0,...,0] of a cpu tensor; NULL (and
- * MT_ERR_DEVICE) for other devices, NULL without error for empty tensors. */
-void *mt_data_ptr(const mt_tensor *t);
-
-struct DLManagedTensor;
-
-/* Exports a cpu tensor as DLPack 0.6 without copying; the consumer calls
- * its deleter, which releases the reference this export holds. */
-struct DLManagedTensor *mt_to_dlpack(const mt_tensor *t);
-
-/* Imports a DLPack 0.6 cpu tensor without copying and takes ownership of m,
- * also on failure (m's deleter is called then). */
-mt_tensor *mt_from_dlpack(struct DLManagedTensor *m);
-
-/* --------------------------------------------------------- runtime control */
-
-/* Sets how many threads the cpu kernels (and the BLAS behind mt_matmul) of
- * this process use; 0 returns to the default: OMP_NUM_THREADS when set, else
- * the CPUs the process may run on. The count is the library's own: other
- * OpenMP users in the process (PyTorch sets libgomp's count to 1 when it is
- * imported) do not change it. It does not apply to a worker's cpu backend.
- * A negative n changes nothing and sets MT_ERR_INVALID_ARGUMENT. */
-void mt_set_num_threads(int n);
-
-/* The thread count the cpu kernels use now (always >= 1). */
-int mt_get_num_threads(void);
-
-/* ------------------------------------------ normalisations and losses */
+/* ---- normalisations and losses ---- */
 
 /* RMS normalisation over the last dim (torch.nn.functional.rms_norm):
  * a / sqrt(mean(a^2) + eps) * weight. a is floating and at least 1-D;
@@ -848,6 +809,80 @@ mt_tensor *mt_batch_norm(const mt_tensor *x, mt_tensor *running_mean, mt_tensor 
  * modal device, at the next sync). */
 mt_tensor *mt_cross_entropy(const mt_tensor *logits, const mt_tensor *target, int64_t ignore_index,
                             double label_smoothing);
+
+/* ---------------------------------------------------------- weights on disk */
+/* The Hugging Face safetensors format: an 8-byte little-endian header
+ * length, a JSON header naming each tensor's dtype, shape and byte range,
+ * then the bytes. Dtypes BOOL U8 I8 I16 I32 I64 F16 BF16 F32 F64 load; files
+ * with the format's other dtypes (U16, U32, U64, F8_*) open, and those
+ * tensors refuse to load (MT_ERR_DTYPE). */
+typedef struct mt_safetensors mt_safetensors;
+
+/* Opens path (mapped read-only) and validates the header whole: JSON
+ * syntax, unique names, fields, shapes that match their byte ranges, byte
+ * ranges that tile the data exactly up to the file's end. NULL with the
+ * error set (MT_ERR_INVALID_ARGUMENT naming what is wrong) otherwise. */
+mt_safetensors *mt_safetensors_open(const char *path);
+
+/* Number of tensors in f (0 for NULL). */
+int mt_safetensors_count(const mt_safetensors *f);
+
+/* Name of tensor i (0 <= i < count), in the order of their bytes in the
+ * file; owned by f. NULL with MT_ERR_INVALID_ARGUMENT out of range. */
+const char *mt_safetensors_name(const mt_safetensors *f, int i);
+
+/* A new tensor on device holding a copy of tensor `name` (a modal device
+ * receives it as any upload). NULL with the error set for an unknown name
+ * (MT_ERR_INVALID_ARGUMENT), a dtype without a libmodaltensor twin
+ * (MT_ERR_DTYPE), BOOL bytes other than 0 and 1, or a failed upload. */
+mt_tensor *mt_safetensors_get(const mt_safetensors *f, const char *name, mt_device device);
+
+/* Closes f; tensors already made stay valid. NULL is a no-op. */
+void mt_safetensors_close(mt_safetensors *f);
+
+/* Writes the n tensors (any device, any layout; modal ones are read back,
+ * a sync) under names (unique, non-empty, not "__metadata__") to path, in
+ * the given order. The file is written beside path and renamed over it, so
+ * path holds either the old file or the whole new one. */
+mt_status mt_safetensors_save(const char *path, int n, const char *const *names,
+                              const mt_tensor *const *tensors);
+/* ------------------------------------------------------------------ interop */
+
+typedef void (*mt_deleter)(void *ctx);
+
+/* A cpu tensor over caller memory, without copying. strides are in elements
+ * (NULL: row-major contiguous, negative strides refused). When the last
+ * view goes, deleter(ctx) is called (deleter may be NULL). On failure the
+ * deleter is NOT called: the caller still owns data. */
+mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_t *strides,
+                        mt_dtype dtype, mt_deleter deleter, void *ctx);
+
+/* Address of element [0,...,0] of a cpu tensor; NULL (and
+ * MT_ERR_DEVICE) for other devices, NULL without error for empty tensors. */
+void *mt_data_ptr(const mt_tensor *t);
+
+struct DLManagedTensor;
+
+/* Exports a cpu tensor as DLPack 0.6 without copying; the consumer calls
+ * its deleter, which releases the reference this export holds. */
+struct DLManagedTensor *mt_to_dlpack(const mt_tensor *t);
+
+/* Imports a DLPack 0.6 cpu tensor without copying and takes ownership of m,
+ * also on failure (m's deleter is called then). */
+mt_tensor *mt_from_dlpack(struct DLManagedTensor *m);
+
+/* --------------------------------------------------------- runtime control */
+
+/* Sets how many threads the cpu kernels (and the BLAS behind mt_matmul) of
+ * this process use; 0 returns to the default: OMP_NUM_THREADS when set, else
+ * the CPUs the process may run on. The count is the library's own: other
+ * OpenMP users in the process (PyTorch sets libgomp's count to 1 when it is
+ * imported) do not change it. It does not apply to a worker's cpu backend.
+ * A negative n changes nothing and sets MT_ERR_INVALID_ARGUMENT. */
+void mt_set_num_threads(int n);
+
+/* The thread count the cpu kernels use now (always >= 1). */
+int mt_get_num_threads(void);
 
 #ifdef __cplusplus
 }

@@ -253,8 +253,9 @@ static int infer_outputs(node_ctx *c, const mti_attrs *at, const mti_meta *metas
 /* Refuses a node that would touch more elements than the worker allows:
  * a few bytes of view (a broadcast of one element to [2^20, 2^20]) could
  * otherwise keep a core busy for hours. 0 when it is within the limit. */
-static int check_work(node_ctx *c, int n, const mti_meta *metas, const mti_meta *out) {
-  uint64_t work = mti_op_work((mti_op)c->node->op, n, metas, out),
+static int check_work(node_ctx *c, int n, const mti_meta *metas, const mti_attrs *at,
+                      const mti_meta *out) {
+  uint64_t work = mti_op_work_attrs((mti_op)c->node->op, n, metas, at, out),
            limit = c->s->worker->max_node_work;
   if (work <= limit) return 0;
   refuse(c, MT_ERR_INVALID_ARGUMENT,
@@ -378,7 +379,7 @@ static void run_node(mtw_session *s, const Modaltensor__V1__Node *n, size_t inde
   mti_meta out_metas[MTI_MAX_OUTPUTS];
   if (gather_inputs(&c, &at, metas, views) == 0 &&
       infer_outputs(&c, &at, metas, n->into ? &into_view : NULL, out_metas) == 0 &&
-      check_work(&c, (int)n->n_inputs, metas, out_metas) == 0)
+      check_work(&c, (int)n->n_inputs, metas, &at, out_metas) == 0)
     execute(&c, &at, views, out_metas, n->into ? &into_view : NULL);
   if (metas != small_metas) {
     free(metas);

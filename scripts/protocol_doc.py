@@ -103,6 +103,10 @@ ATTR_MEANINGS = {
     "MULTINOMIAL": {"seed": "Philox seed", "ints": "[num_samples]",
                     "replacement": "draw with replacement"},
     "DROPOUT": {"s0": "p in [0, 1]", "seed": "Philox seed of the mask"},
+    "conv1d": {"ints": "[stride, padding, dilation, groups]"},
+    "conv2d": {"ints": "[stride h, w, padding h, w, dilation h, w, groups]"},
+    "POOL2D": {"ints": "[kernel h, w, stride h, w, padding h, w]; padding <= kernel / 2"},
+    "ADAPTIVE_POOL2D": {"ints": "[out h, out w] (>= 0)"},
 }
 # normalisations and losses
 ATTR_MEANINGS.update({
@@ -183,6 +187,12 @@ KIND_RULES = {
     "MULTINOMIAL": ("int64; in0 floating, 1-d or 2-d", "in0's with the last size replaced by "
                     "num_samples (> 0; at most the categories without replacement)"),
     "DROPOUT": ("in0's, floating", "in0's"),
+    "CONV": ("in0's, floating; in1 (and in2) of in0's dtype", "[N, out channels, spatial...]: "
+             "each spatial size (in + 2 padding - dilation (k - 1) - 1) / stride + 1 >= 1; in0 "
+             "[N, C, (H,) W], in1 [out, C / groups, (kh,) kw], in2 [out]"),
+    "POOL2D": ("in0's, floating (max_pool2d's out1 int64)", "in0's (3-d or 4-d) with H, W "
+               "replaced by (in + 2 padding - kernel) / stride + 1 >= 1"),
+    "ADAPTIVE_POOL2D": ("in0's, floating", "in0's (3-d or 4-d) with H, W replaced by ints"),
 }
 # normalisations and losses; "compute" is float64 for float64, else float32
 KIND_RULES.update({

@@ -592,3 +592,70 @@ double ref_cross_entropy(const double *x, const int64_t *target, int64_t n, int6
     }
   return count ? total / (double)count : NAN;
 }
+
+/* ---- convolution and pooling ---- */
+
+void ref_conv2d(const double *x, const int64_t *xs, const double *w, const int64_t *ws,
+                const double *bias, const int64_t *stride, const int64_t *padding,
+                const int64_t *dilation, int64_t groups, double *out, int64_t *oh, int64_t *ow) {
+  int64_t n = xs[0], c = xs[1], h = xs[2], wd = xs[3], o = ws[0], cg = ws[1];
+  int64_t kh = ws[2], kw = ws[3], og = o / groups;
+  *oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
+  *ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
+  for (int64_t b = 0; b < n; b++)
+    for (int64_t oc = 0; oc < o; oc++)
+      for (int64_t y = 0; y < *oh; y++)
+        for (int64_t z = 0; z < *ow; z++) {
+          double s = bias ? bias[oc] : 0.0;
+          for (int64_t ic = 0; ic < cg; ic++)
+            for (int64_t i = 0; i < kh; i++)
+              for (int64_t j = 0; j < kw; j++) {
+                int64_t iy = y * stride[0] - padding[0] + i * dilation[0];
+                int64_t iz = z * stride[1] - padding[1] + j * dilation[1];
+                if (iy < 0 || iy >= h || iz < 0 || iz >= wd) continue;
+                int64_t chan = (oc / og) * cg + ic;
+                s += w[((oc * cg + ic) * kh + i) * kw + j] * x[((b * c + chan) * h + iy) * wd + iz];
+              }
+          out[((b * o + oc) * *oh + y) * *ow + z] = s;
+        }
+}
+
+void ref_pool2d(int is_max, const double *x, int64_t planes, int64_t h, int64_t w,
+                const int64_t *kernel, const int64_t *stride, const int64_t *padding, double *out,
+                double *index, int64_t *oh, int64_t *ow) {
+  *oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+  *ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t y = 0; y < *oh; y++)
+      for (int64_t z = 0; z < *ow; z++) {
+        double best = -INFINITY, sum = 0;
+        int64_t at = -1;
+        for (int64_t i = 0; i < kernel[0]; i++)
+          for (int64_t j = 0; j < kernel[1]; j++) {
+            int64_t iy = y * stride[0] - padding[0] + i, iz = z * stride[1] - padding[1] + j;
+            if (iy < 0 || iy >= h || iz < 0 || iz >= w) continue; /* padding: 0 to the sum */
+            double v = x[(p * h + iy) * w + iz];
+            if (at < 0 || v > best || isnan(v)) best = v, at = iy * w + iz;
+            sum += v;
+          }
+        int64_t k = (p * *oh + y) * *ow + z;
+        out[k] = is_max ? best : sum / (double)(kernel[0] * kernel[1]);
+        if (index) index[k] = (double)at;
+      }
+}
+
+void ref_adaptive_avg_pool2d(const double *x, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                             int64_t ow, double *out) {
+  for (int64_t p = 0; p < planes; p++)
+    for (int64_t y = 0; y < oh; y++)
+      for (int64_t z = 0; z < ow; z++) {
+        int64_t y0 = (int64_t)floor((double)(y * h) / (double)oh);
+        int64_t y1 = (int64_t)ceil((double)((y + 1) * h) / (double)oh);
+        int64_t z0 = (int64_t)floor((double)(z * w) / (double)ow);
+        int64_t z1 = (int64_t)ceil((double)((z + 1) * w) / (double)ow);
+        double sum = 0;
+        for (int64_t iy = y0; iy < y1; iy++)
+          for (int64_t iz = z0; iz < z1; iz++) sum += x[(p * h + iy) * w + iz];
+        out[(p * oh + y) * ow + z] = sum / (double)((y1 - y0) * (z1 - z0));
+      }
+}

@@ -130,5 +130,20 @@ void ref_batch_norm(const double *x, int64_t n, int64_t c, int64_t spatial, cons
  * with ignore_index and label smoothing ls (NaN when all are ignored). */
 double ref_cross_entropy(const double *x, const int64_t *target, int64_t n, int64_t c,
                          int64_t inner, int64_t ignore_index, double ls);
+/* ---- convolution and pooling, from their definitions (torch's semantics) ---- */
+
+/* conv2d of x [n, c, h, w] by w [o, c / groups, kh, kw] plus bias [o]
+ * (NULL: none) into out [n, o, oh, ow]; stride, padding, dilation are
+ * {h, w}. The caller sizes out. */
+void ref_conv2d(const double *x, const int64_t *xshape, const double *w, const int64_t *wshape,
+                const double *bias, const int64_t *stride, const int64_t *padding,
+                const int64_t *dilation, int64_t groups, double *out, int64_t *oh, int64_t *ow);
+/* max (is_max; NaN wins, the last NaN; index: flat h * w of the max, may be
+ * NULL) or average with count_include_pad over planes x [h, w]. */
+void ref_pool2d(int is_max, const double *x, int64_t planes, int64_t h, int64_t w,
+                const int64_t *kernel, const int64_t *stride, const int64_t *padding, double *out,
+                double *index, int64_t *oh, int64_t *ow);
+void ref_adaptive_avg_pool2d(const double *x, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                             int64_t ow, double *out);
 
 #endif

@@ -22,6 +22,7 @@
  * float32 with reduced-precision split-K reductions disallowed, as the cpu.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -374,4 +375,14 @@ mt_status mtw_cuda_linear(const mtw_cuda_ctx *ctx, const mti_view *in, const mti
   wt.strides[0] = in[1].strides[1], wt.strides[1] = in[1].strides[0];
   const mti_view *bias = (at->flags & MTI_FLAG_PRESENT(2)) ? &in[2] : NULL;
   return product((mtw_stream *)ctx->owner, &in[0], &wt, bias, at, out);
+}
+
+/* For other cuBLAS users of the backend (cuda_conv.c): the handle bound to
+ * s's stream, made on first use. */
+mt_status mtw_cuda_blas_ready(mtw_stream *s, const char *fn) {
+  mt_status st = blas_handle(s);
+  if (st == MT_OK) return MT_OK;
+  char why[256]; /* the error buffer is rewritten below */
+  snprintf(why, sizeof why, "%s", mt_last_error());
+  return mti_error(st, "%s: %s", fn, why);
 }

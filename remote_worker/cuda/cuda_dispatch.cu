@@ -69,6 +69,10 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_GROUP_NORM: return mtw_cuda_group_norm(ctx, in, at, out);
   case MTI_KIND_BATCH_NORM: return mtw_cuda_batch_norm(ctx, in, at, out);
   case MTI_KIND_CROSS_ENTROPY: return mtw_cuda_cross_entropy(ctx, in, at, out);
+  /* ---- convolution and pooling (0.2) ---- */
+  case MTI_KIND_CONV: return mtw_cuda_conv(ctx, op, in, at, out);
+  case MTI_KIND_POOL2D:
+  case MTI_KIND_ADAPTIVE_POOL2D: return mtw_cuda_pool2d(ctx, op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

@@ -128,4 +128,8 @@ mt_status mtw_cuda_blas_matmul(mtw_stream *s, const mti_view *a, const mti_view 
 /* Destroys the stream's handle and workspace, if any. */
 void mtw_cuda_blas_release(mtw_stream *s);
 
+/* Makes sure s->blas is the stream's handle (cuda_conv.c calls cuBLAS
+ * itself); errors name fn. */
+mt_status mtw_cuda_blas_ready(mtw_stream *s, const char *fn);
+
 #endif

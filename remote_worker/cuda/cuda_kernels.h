@@ -149,6 +149,17 @@ mt_status mtw_cuda_batch_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const
 mt_status mtw_cuda_cross_entropy(const mtw_cuda_ctx *ctx, const mti_view *in,
                                  const mti_attrs *at, const mti_view *out);
 
+/* ---- convolution and pooling (0.2) ---- */
+
+/* CONV (conv1d, conv2d): im2col and cuBLAS, or a direct kernel for one
+ * input channel per group (cuda_conv.c, cuda_conv.cu). */
+mt_status mtw_cuda_conv(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                        const mti_attrs *at, const mti_view *out);
+/* POOL2D (max_pool2d: out[0] values, out[1] argmax; avg_pool2d) and
+ * ADAPTIVE_POOL2D (cuda_conv.cu). */
+mt_status mtw_cuda_pool2d(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                          const mti_attrs *at, const mti_view *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -155,6 +155,10 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_GROUP_NORM(N, n, A)
 #define WRAP_KIND_BATCH_NORM(N, n, A)
 #define WRAP_KIND_CROSS_ENTROPY(N, n, A)
+/* ---- convolution and pooling (0.2): in api/ops_conv.c ---- */
+#define WRAP_KIND_CONV(N, n, A)
+#define WRAP_KIND_POOL2D(N, n, A)
+#define WRAP_KIND_ADAPTIVE_POOL2D(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/shape.h"
+#include "core/conv_rules.h"
 
 /* Short names for the ATTRS column of ops.def. */
 #define A_NONE 0u
@@ -87,6 +88,14 @@ static uint64_t contraction_work(const mti_meta *a, const mti_meta *out) {
   return k && m > UINT64_MAX / k ? UINT64_MAX : m * k;
 }
 
+/* A convolution's multiply-adds: every output element sums over
+ * C / groups x kh x kw taps, the weight's elements per out channel. */
+static uint64_t conv_work(const mti_meta *w, const mti_meta *out) {
+  uint64_t o = w->ndim ? (uint64_t)w->shape[0] : 0;
+  uint64_t taps = o ? numel_of(w) / o : 0, m = numel_of(out);
+  return taps && m > UINT64_MAX / taps ? UINT64_MAX : m * taps;
+}
+
 uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) {
   const mti_op_info *info = mti_op_get((int)op);
   uint64_t work = 0;
@@ -95,6 +104,21 @@ uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) 
   for (int k = 0; k < info->nout; k++) work = add_saturating(work, numel_of(&out[k]));
   if ((info->kind == MTI_KIND_MATMUL || info->kind == MTI_KIND_LINEAR) && n >= 1)
     work = add_saturating(work, contraction_work(&in[0], &out[0]));
+  if (info->kind == MTI_KIND_CONV && n >= 2)
+    work = add_saturating(work, conv_work(&in[1], &out[0]));
+  return work;
+}
+
+uint64_t mti_op_work_attrs(mti_op op, int n, const mti_meta *in, const mti_attrs *at,
+                           const mti_meta *out) {
+  uint64_t work = mti_op_work(op, n, in, out);
+  const mti_op_info *info = mti_op_get((int)op);
+  if (info && info->kind == MTI_KIND_POOL2D && at && at->n_ints >= 2 && at->ints[0] > 0 &&
+      at->ints[1] > 0) {
+    uint64_t k = (uint64_t)at->ints[0], m = numel_of(&out[0]);
+    k = (uint64_t)at->ints[1] > UINT64_MAX / k ? UINT64_MAX : k * (uint64_t)at->ints[1];
+    work = add_saturating(work, m && k > UINT64_MAX / m ? UINT64_MAX : m * k);
+  }
   return work;
 }
 
@@ -897,6 +921,151 @@ static mt_status infer_cross_entropy(const infer_ctx *c, const mti_meta *in, con
   return MT_OK;
 }
 
+/* ---- rules: convolution and pooling (0.2) ---- */
+
+/* Attribute values past this are refused: window arithmetic then stays far
+ * from int64 overflow (extents are at most 2^62). */
+#define CONV_ATTR_MAX ((int64_t)1 << 31)
+
+static mt_status check_int_range(const infer_ctx *c, const char *arg, int64_t v, int64_t lo) {
+  if (v < lo || v > CONV_ATTR_MAX)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: %s: %lld is outside [%lld, %lld]", c->fn, arg,
+                     (long long)v, (long long)lo, (long long)CONV_ATTR_MAX);
+  return MT_OK;
+}
+
+/* in0, in1 (and in2 when present) of one floating dtype. */
+static mt_status check_conv_dtypes(const infer_ctx *c, const mti_meta *in, const mti_attrs *at) {
+  static const char *const names[3] = {"x", "weight", "bias"};
+  mt_status s = check_float_input(c, "x", &in[0]);
+  if (s) return s;
+  for (int i = 1; i < 3; i++) {
+    if (!mti_input_present(c->info, at, i) || in[i].dtype == in[0].dtype) continue;
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected x's %s", c->fn, names[i],
+                     mt_dtype_name(in[i].dtype), mt_dtype_name(in[0].dtype));
+  }
+  return MT_OK;
+}
+
+/* stride >= 1, padding >= 0, dilation >= 1 for each spatial dim, groups >= 1. */
+static mt_status check_conv_ints(const infer_ctx *c, mti_op op, const mti_attrs *at) {
+  int sp = op == MTI_OP_CONV1D ? 1 : 2;
+  mt_status s = check_n_ints(c, "stride, padding, dilation, groups", at, 3 * sp + 1);
+  for (int d = 0; d < sp && !s; d++) {
+    if ((s = check_int_range(c, "stride", at->ints[d], 1))) break;
+    if ((s = check_int_range(c, "padding", at->ints[sp + d], 0))) break;
+    s = check_int_range(c, "dilation", at->ints[2 * sp + d], 1);
+  }
+  if (!s) s = check_int_range(c, "groups", at->ints[3 * sp], 1);
+  return s;
+}
+
+/* Output extent of one spatial dim, or an error naming the input and
+ * kernel sizes (torch's "kernel size can't be greater than actual input"). */
+static mt_status window_out(const infer_ctx *c, int64_t in, int64_t k, int64_t stride,
+                            int64_t pad, int64_t dil, int64_t *out) {
+  if (k - 1 > (INT64_MAX / 4) / dil)
+    return mti_error(MT_ERR_SHAPE, "%s: kernel: %lld taps at dilation %lld is too long", c->fn,
+                     (long long)k, (long long)dil);
+  *out = mti_window_out(in, k, stride, pad, dil);
+  if (*out < 1)
+    return mti_error(MT_ERR_SHAPE, "%s: padded input size %lld is smaller than the dilated "
+                     "kernel size %lld", c->fn, (long long)(in + 2 * pad),
+                     (long long)(dil * (k - 1) + 1));
+  return MT_OK;
+}
+
+static mt_status infer_conv(const infer_ctx *c, mti_op op, const mti_meta *in,
+                            const mti_attrs *at, mti_meta *out) {
+  int rank = op == MTI_OP_CONV1D ? 3 : 4;
+  const mti_meta *x = &in[0], *w = &in[1];
+  mt_status s = check_conv_dtypes(c, in, at);
+  if (s || (s = check_conv_ints(c, op, at))) return s;
+  if (x->ndim != rank || w->ndim != rank)
+    return mti_error(MT_ERR_SHAPE, "%s: x and weight must be %d-d ([N, C, %s] and [out, "
+                     "C / groups, %s]), got %d-d and %d-d", c->fn, rank,
+                     rank == 3 ? "L" : "H, W", rank == 3 ? "k" : "kh, kw", x->ndim, w->ndim);
+  int64_t groups = at->ints[rank == 3 ? 3 : 6];
+  if (x->shape[1] < 1 || x->shape[1] % groups)
+    return mti_error(MT_ERR_SHAPE, "%s: x: %lld channels, expected a positive multiple of "
+                     "groups (%lld)", c->fn, (long long)x->shape[1], (long long)groups);
+  if (w->shape[0] % groups || w->shape[1] != x->shape[1] / groups)
+    return mti_error(MT_ERR_SHAPE, "%s: weight: shape [%lld, %lld, ...], expected [a multiple "
+                     "of groups (%lld), %lld (x's channels / groups), ...]", c->fn,
+                     (long long)w->shape[0], (long long)w->shape[1], (long long)groups,
+                     (long long)(x->shape[1] / groups));
+  if (mti_input_present(c->info, at, 2) && (in[2].ndim != 1 || in[2].shape[0] != w->shape[0]))
+    return mti_error(MT_ERR_SHAPE, "%s: bias: must be 1-d of size %lld (weight's out channels)",
+                     c->fn, (long long)w->shape[0]);
+  set_out(out, x->dtype, rank, x->shape);
+  out->shape[1] = w->shape[0];
+  int sp = rank - 2;
+  for (int d = 0; d < sp; d++) {
+    if (w->shape[2 + d] < 1)
+      return mti_error(MT_ERR_SHAPE, "%s: weight: kernel size 0", c->fn);
+    if ((s = window_out(c, x->shape[2 + d], w->shape[2 + d], at->ints[d], at->ints[sp + d],
+                        at->ints[2 * sp + d], &out->shape[2 + d])))
+      return s;
+  }
+  return MT_OK;
+}
+
+/* 3-d [C, H, W] or 4-d [N, C, H, W] floating input, every dim but N non-empty. */
+static mt_status check_pool_input(const infer_ctx *c, const mti_meta *a) {
+  mt_status s = check_float_input(c, "x", a);
+  if (s) return s;
+  if (a->ndim != 3 && a->ndim != 4)
+    return mti_error(MT_ERR_SHAPE, "%s: x: expected 3-d [C, H, W] or 4-d [N, C, H, W], got "
+                     "%d-d", c->fn, a->ndim);
+  for (int d = a->ndim - 3; d < a->ndim; d++)
+    if (a->shape[d] == 0)
+      return mti_error(MT_ERR_SHAPE, "%s: x: dim %d is empty (only the batch may be)", c->fn,
+                       d);
+  return MT_OK;
+}
+
+/* kernel >= 1, stride >= 1, 0 <= padding <= kernel / 2 (torch's rule). */
+static mt_status infer_pool2d(const infer_ctx *c, const mti_meta *a, const mti_attrs *at,
+                              mti_meta *out) {
+  mt_status s = check_pool_input(c, a);
+  if (s || (s = check_n_ints(c, "kernel_size, stride, padding", at, 6))) return s;
+  set_out(&out[0], a->dtype, a->ndim, a->shape);
+  for (int d = 0; d < 2 && !s; d++) {
+    int64_t k = at->ints[d], pad = at->ints[4 + d];
+    if ((s = check_int_range(c, "kernel_size", k, 1)) ||
+        (s = check_int_range(c, "stride", at->ints[2 + d], 1)) ||
+        (s = check_int_range(c, "padding", pad, 0)))
+      return s;
+    if (pad > k / 2)
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: padding: %lld, at most half the kernel "
+                       "size %lld", c->fn, (long long)pad, (long long)k);
+    s = window_out(c, a->shape[a->ndim - 2 + d], k, at->ints[2 + d], pad, 1,
+                   &out[0].shape[a->ndim - 2 + d]);
+  }
+  if (s) return s;
+  if (c->info->nout == 2) {
+    out[1] = out[0];
+    out[1].dtype = MT_INT64;
+  }
+  return MT_OK;
+}
+
+static mt_status infer_adaptive_pool2d(const infer_ctx *c, const mti_meta *a,
+                                       const mti_attrs *at, mti_meta *out) {
+  mt_status s = check_pool_input(c, a);
+  if (s || (s = check_n_ints(c, "output_size", at, 2))) return s;
+  set_out(out, a->dtype, a->ndim, a->shape);
+  for (int d = 0; d < 2; d++) {
+    int64_t size = at->ints[d], in = a->shape[a->ndim - 2 + d];
+    if ((s = check_int_range(c, "output_size", size, 0))) return s;
+    if (in > INT64_MAX / 4 / (size + 1)) /* mti_adaptive_end's (i + 1) * in */
+      return mti_error(MT_ERR_SHAPE, "%s: output_size: %lld windows over %lld is too many",
+                       c->fn, (long long)size, (long long)in);
+    out->shape[a->ndim - 2 + d] = size;
+  }
+  return MT_OK;
+}
+
 static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
                              const mti_meta *in) {
   if (info->arity >= 0 ? n != info->arity : n < 1)
@@ -1037,6 +1206,10 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_GROUP_NORM: return infer_group_norm(c, in, at, out);
   case MTI_KIND_BATCH_NORM: return infer_batch_norm(c, in, at, out);
   case MTI_KIND_CROSS_ENTROPY: return infer_cross_entropy(c, in, at, out);
+  /* ---- convolution and pooling (0.2) ---- */
+  case MTI_KIND_CONV: return infer_conv(c, op, in, at, out);
+  case MTI_KIND_POOL2D: return infer_pool2d(c, &in[0], at, out);
+  case MTI_KIND_ADAPTIVE_POOL2D: return infer_adaptive_pool2d(c, &in[0], at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

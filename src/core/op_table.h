@@ -132,6 +132,12 @@ mt_status mti_attrs_check(mti_op op, const mti_attrs *at);
  * (n inputs, the op's nout outputs). */
 uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out);
 
+/* mti_op_work plus the rules that need the node's attributes: a pool
+ * (POOL2D) counts its output times its kernel (ints[0] x ints[1]). The
+ * worker's work limit counts this one. */
+uint64_t mti_op_work_attrs(mti_op op, int n, const mti_meta *in, const mti_attrs *at,
+                           const mti_meta *out);
+
 /* FNV-1a hash over the number, name, kind, arity, outputs, optional inputs
  * and attribute schema of the first count ops
  * (count is clamped to MTI_OP_COUNT). Ops are only appended, so a peer with

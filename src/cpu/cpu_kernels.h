@@ -90,6 +90,14 @@ mt_status mti_cpu_rms_norm(const mti_view *in, const mti_attrs *at, const mti_vi
 mt_status mti_cpu_group_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
 mt_status mti_cpu_batch_norm(const mti_view *in, const mti_attrs *at, const mti_view *out);
 mt_status mti_cpu_cross_entropy(const mti_view *in, const mti_attrs *at, const mti_view *out);
+/* ---- convolution and pooling (0.2) ---- */
+
+/* CONV (conv1d conv2d: in[2] read only when MTI_FLAG_PRESENT(2)) (conv.c) */
+mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out);
+/* POOL2D (max_pool2d: out[0] values, out[1] argmax; avg_pool2d) and
+ * ADAPTIVE_POOL2D (adaptive_avg_pool2d) (pool.c) */
+mt_status mti_cpu_pool2d(mti_op op, const mti_view *in, const mti_attrs *at,
+                         const mti_view *out);
 
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of

@@ -801,6 +801,7 @@ typedef struct op_case {
 #include "conformance_reduce.inc" /* reductions, scans, sorting (0.2) */
 #include "conformance_index.inc" /* indexing, shape, creation, sampling (0.2) */
 #include "conformance_norm.inc" /* normalisations and losses */
+#include "conformance_conv.inc" /* convolution and pooling (0.2) */
 
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
@@ -866,6 +867,7 @@ static const op_case cases[] = {
     CONFORMANCE_REDUCE_CASES
     CONFORMANCE_INDEX_CASES
     CONFORMANCE_NORM_CASES
+    CONFORMANCE_CONV_CASES
 };
 
 /* Every op of ops.def, by its enum value. */

@@ -4,8 +4,11 @@ from .. import _ops_nn  # noqa: F401  (declares the nn ops' prototypes)
 from .._lib import shape_array
 from .._ops_index import PAD_MODES, _seed
 from ..tensor import _call, _index_tensor
+from .._ops_conv import (adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d,  # noqa: F401
+                         max_pool2d)
 
 __all__ = ["linear", "embedding", "one_hot", "pad", "dropout"]
+__all__ += ["conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
 def linear(input, weight, bias=None):

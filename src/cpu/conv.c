@@ -1,0 +1,251 @@
+/*
+ * conv.c - torch's conv1d/conv2d on host memory (CONV).
+ *
+ * Computed in float32 (float16, bfloat16, float32) or float64. For each
+ * image n and group g, out[n, g] ([O/G, OH*OW]) = W_g ([O/G, K]) x col
+ * ([K, OH*OW]), K = C/G * kh * kw, through BLAS, where col is the im2col
+ * of the group's input channels. Paths:
+ *   - 1x1 kernel, stride 1, no padding: col is the input itself (no copy);
+ *   - one input channel per group (depthwise): a direct loop per output
+ *     plane, since its GEMM would have K = kh * kw and one row;
+ *   - otherwise im2col for a chunk of images at a time, the chunk bounded
+ *     by CONV_WORKSPACE bytes (one image at least), so a big batch does
+ *     not allocate batch x col bytes.
+ * The bias is written into out first and the GEMM adds to it (beta = 1).
+ * conv1d is a conv2d with H = 1 (core/conv_rules.h).
+ */
+#include <cblas.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conv_rules.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "cpu/cpu_kernels.h"
+#include "cpu/rows.h"
+
+/* Most bytes of im2col columns held at once (more when one image needs more). */
+#define CONV_WORKSPACE ((size_t)32 << 20)
+
+/* Largest GEMM dimension BLAS takes. */
+#define BLAS_DIM_MAX ((int64_t)(sizeof(blasint) >= 8 ? INT64_MAX : INT32_MAX))
+
+/* Elements of im2col (or direct-loop) work per thread below which a region
+ * does not pay. */
+#define CONV_MIN_PER_THREAD ((int64_t)16384)
+
+typedef struct conv_problem {
+  const char *fn; /* "mt_conv2d" */
+  mti_conv_geom g;
+  mt_dtype ct; /* compute dtype: float32 or float64 */
+  size_t es;
+  int64_t cg, og, k, p; /* channels and out channels per group, taps per row, pixels */
+  const char *x, *w, *bias; /* contiguous in ct; bias NULL when absent */
+  char *y;                  /* contiguous [n, o, oh, ow] in ct */
+} conv_problem;
+
+/* c = a [m, k] x b [k, n] + beta c, all row-major with leading dims k, ldb, n. */
+static void conv_gemm(mt_dtype ct, int64_t m, int64_t n, int64_t k, const void *a,
+                      const void *b, int64_t ldb, int beta, void *c) {
+  if (ct == MT_FLOAT32)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                1.0f, (const float *)a, (blasint)k, (const float *)b, (blasint)ldb,
+                beta ? 1.0f : 0.0f, (float *)c, (blasint)n);
+  else
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                1.0, (const double *)a, (blasint)k, (const double *)b, (blasint)ldb,
+                beta ? 1.0 : 0.0, (double *)c, (blasint)n);
+}
+
+/* Every output plane starts as its channel's bias. */
+static void fill_bias(const conv_problem *q) {
+  int64_t planes = q->g.n * q->g.o;
+  int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    const char *b = q->bias + (t % q->g.o) * (int64_t)q->es;
+    char *row = q->y + t * q->p * (int64_t)q->es;
+    for (int64_t i = 0; i < q->p; i++) memcpy(row + i * (int64_t)q->es, b, q->es);
+  }
+}
+
+/* ------------------------------------------------------------ im2col */
+
+/* Row (c, ki, kj) of the columns of one image's group: the tap's input
+ * pixel for every output pixel, 0 where it falls in the padding. */
+static void im2col_row(const conv_problem *q, const char *plane, int64_t ki, int64_t kj,
+                       char *row) {
+  const mti_conv_geom *g = &q->g;
+  size_t es = q->es;
+  int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+  int64_t offh = ki * g->dh - g->ph, offw = kj * g->dw - g->pw;
+  mti_window_valid(g->oh, g->h, g->sh, offh, &oh_lo, &oh_hi);
+  mti_window_valid(g->ow, g->w, g->sw, offw, &ow_lo, &ow_hi);
+  memset(row, 0, (size_t)(oh_lo * g->ow) * es);
+  for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
+    char *dst = row + oh * g->ow * (int64_t)es;
+    const char *src = plane + ((oh * g->sh + offh) * g->w + offw) * (int64_t)es;
+    memset(dst, 0, (size_t)ow_lo * es);
+    if (g->sw == 1) {
+      memcpy(dst + ow_lo * (int64_t)es, src + ow_lo * (int64_t)es, (size_t)(ow_hi - ow_lo) * es);
+    } else if (es == 4) {
+      for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+        ((float *)dst)[ow] = ((const float *)src)[ow * g->sw];
+    } else {
+      for (int64_t ow = ow_lo; ow < ow_hi; ow++)
+        ((double *)dst)[ow] = ((const double *)src)[ow * g->sw];
+    }
+    memset(dst + ow_hi * (int64_t)es, 0, (size_t)(g->ow - ow_hi) * es);
+  }
+  memset(row + oh_hi * g->ow * (int64_t)es, 0, (size_t)((g->oh - oh_hi) * g->ow) * es);
+}
+
+/* Columns of images [n0, n0 + count): [count][groups][K][P], rows in parallel. */
+static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col) {
+  const mti_conv_geom *g = &q->g;
+  int64_t khw = g->kh * g->kw, rows = count * g->c * khw; /* c runs over all groups */
+  int nt = mti_cpu_threads_for(rows * q->p, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t tap = r % khw, plane = r / khw; /* plane: image n0 + plane / C, channel plane % C */
+    const char *src = q->x + (n0 * g->c + plane) * g->h * g->w * (int64_t)q->es;
+    im2col_row(q, src, tap / g->kw, tap % g->kw, col + r * q->p * (int64_t)q->es);
+  }
+}
+
+/* ------------------------------------------------------------ paths */
+
+/* out[n, g] += W_g x cols, for the images whose columns start at col
+ * (count images, each groups x K x P; ldb is the columns' row stride). */
+static void gemm_images(const conv_problem *q, int64_t n0, int64_t count, const char *col,
+                        int64_t image_stride, int64_t group_stride, int64_t ldb) {
+  int64_t es = (int64_t)q->es;
+  for (int64_t n = 0; n < count; n++)
+    for (int64_t grp = 0; grp < q->g.groups; grp++) {
+      const char *a = q->w + grp * q->og * q->k * es;
+      const char *b = col + (n * image_stride + grp * group_stride) * es;
+      char *c = q->y + ((n0 + n) * q->g.o + grp * q->og) * q->p * es;
+      conv_gemm(q->ct, q->og, q->p, q->k, a, b, ldb, q->bias != NULL, c);
+    }
+}
+
+/* 1x1, stride 1, no padding: each image's group is already [C/G, H*W]. */
+static void run_pointwise(const conv_problem *q) {
+  int64_t plane = q->g.h * q->g.w;
+  gemm_images(q, 0, q->g.n, q->x, q->g.c * plane, q->cg * plane, q->p);
+}
+
+static mt_status run_im2col(const conv_problem *q) {
+  size_t per_image = (size_t)(q->g.groups * q->k * q->p) * q->es;
+  int64_t chunk = per_image ? (int64_t)(CONV_WORKSPACE / per_image) : q->g.n;
+  if (chunk < 1) chunk = 1;
+  if (chunk > q->g.n) chunk = q->g.n;
+  size_t bytes = (size_t)chunk * per_image;
+  char *col = malloc(bytes ? bytes : 1);
+  if (!col) return mti_error_oom(q->fn, bytes);
+  for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
+    int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
+    im2col(q, n0, count, col);
+    int saved = mti_cpu_blas_enter();
+    gemm_images(q, n0, count, col, q->g.groups * q->k * q->p, q->k * q->p, q->p);
+    mti_cpu_blas_leave(saved);
+  }
+  free(col);
+  return MT_OK;
+}
+
+/* One output plane of a one-channel-per-group conv: every tap adds its
+ * weight times the shifted input rows (the plane holds the bias or 0). */
+#define DEPTHWISE_PLANE(T)                                                                  \
+  static void depthwise_plane_##T(const conv_problem *q, int64_t n, int64_t o) {            \
+    const mti_conv_geom *g = &q->g;                                                         \
+    const T *x = (const T *)q->x + (n * g->c + o / q->og) * g->h * g->w;                    \
+    const T *w = (const T *)q->w + o * g->kh * g->kw;                                       \
+    T *y = (T *)q->y + (n * g->o + o) * q->p;                                               \
+    if (!q->bias) memset(y, 0, (size_t)q->p * sizeof(T));                                   \
+    for (int64_t ki = 0; ki < g->kh; ki++)                                                  \
+      for (int64_t kj = 0; kj < g->kw; kj++) {                                              \
+        int64_t offh = ki * g->dh - g->ph, offw = kj * g->dw - g->pw, h0, h1, w0, w1;       \
+        mti_window_valid(g->oh, g->h, g->sh, offh, &h0, &h1);                               \
+        mti_window_valid(g->ow, g->w, g->sw, offw, &w0, &w1);                               \
+        T wv = w[ki * g->kw + kj];                                                          \
+        for (int64_t oh = h0; oh < h1; oh++) {                                              \
+          const T *src = x + (oh * g->sh + offh) * g->w + offw;                             \
+          T *dst = y + oh * g->ow;                                                          \
+          if (g->sw == 1)                                                                   \
+            for (int64_t ow = w0; ow < w1; ow++) dst[ow] += wv * src[ow];                   \
+          else                                                                              \
+            for (int64_t ow = w0; ow < w1; ow++) dst[ow] += wv * src[ow * g->sw];           \
+        }                                                                                   \
+      }                                                                                     \
+  }
+DEPTHWISE_PLANE(float)
+DEPTHWISE_PLANE(double)
+#undef DEPTHWISE_PLANE
+
+static void run_depthwise(const conv_problem *q) {
+  int64_t planes = q->g.n * q->g.o;
+  int nt = mti_cpu_threads_for(planes * q->p * q->k, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    if (q->ct == MT_FLOAT32)
+      depthwise_plane_float(q, t / q->g.o, t % q->g.o);
+    else
+      depthwise_plane_double(q, t / q->g.o, t % q->g.o);
+  }
+}
+
+/* ------------------------------------------------------------ driver */
+
+static mt_status conv_compute(conv_problem *q) {
+  const mti_conv_geom *g = &q->g;
+  if (q->bias) fill_bias(q);
+  if (q->k == 0 || q->og == 0) {
+    if (!q->bias) memset(q->y, 0, (size_t)(g->n * g->o * q->p) * q->es);
+    return MT_OK;
+  }
+  if (q->cg == 1) {
+    run_depthwise(q);
+    return MT_OK;
+  }
+  if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0) {
+    int saved = mti_cpu_blas_enter();
+    run_pointwise(q);
+    mti_cpu_blas_leave(saved);
+    return MT_OK;
+  }
+  return run_im2col(q);
+}
+
+mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out) {
+  int64_t out_numel = mti_shape_numel(out->ndim, out->shape);
+  if (out_numel == 0) return MT_OK;
+  conv_problem q;
+  memset(&q, 0, sizeof q);
+  q.fn = mti_op_get((int)op)->fn;
+  mti_conv_geom_of(op, in[0].shape, in[1].shape, at->ints, &q.g);
+  q.ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
+  q.es = mt_dtype_size(q.ct);
+  q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
+  q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
+  if (q.og > BLAS_DIM_MAX || q.p > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX)
+    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
+                     q.fn, (long long)q.og, (long long)q.p, (long long)q.k);
+  /* x, weight, bias in ct and contiguous (their own memory when they are), out's room */
+  mti_rows rows[4];
+  memset(rows, 0, sizeof rows);
+  int has_bias = (at->flags & MTI_FLAG_PRESENT(2)) != 0;
+  mt_status s = mti_rows_read(q.fn, &in[0], 0, q.ct, &rows[0]);
+  if (s == MT_OK) s = mti_rows_read(q.fn, &in[1], 0, q.ct, &rows[1]);
+  if (s == MT_OK && has_bias) s = mti_rows_read(q.fn, &in[2], 0, q.ct, &rows[2]);
+  if (s == MT_OK) s = mti_rows_for_out(q.fn, out, 0, q.ct, &rows[3]);
+  if (s == MT_OK) {
+    q.x = rows[0].data, q.w = rows[1].data, q.bias = has_bias ? rows[2].data : NULL;
+    q.y = rows[3].data;
+    s = conv_compute(&q);
+    if (s == MT_OK) s = mti_rows_write_back(&rows[3], out, 0);
+  }
+  for (int i = 0; i < 4; i++) mti_rows_free(&rows[i]);
+  return s;
+}
