@@ -102,6 +102,8 @@ ATTR_MEANINGS = {
     "MULTINOMIAL": {"seed": "Philox seed", "ints": "[num_samples]",
                     "replacement": "draw with replacement"},
     "DROPOUT": {"s0": "p in [0, 1]", "seed": "Philox seed of the mask"},
+    "ATTENTION": {"s0": "scale, finite, or NaN for 1/sqrt(E)",
+                  "causal": "query i sees key j only when j <= i (no mask then)"},
 }
 
 # The output rule of each kind (mti_infer in src/core/op_table.c): dtype and
@@ -173,6 +175,11 @@ KIND_RULES = {
     "MULTINOMIAL": ("int64; in0 floating, 1-d or 2-d", "in0's with the last size replaced by "
                     "num_samples (> 0; at most the categories without replacement)"),
     "DROPOUT": ("in0's, floating", "in0's"),
+    "ATTENTION": ("out0 in0's (in0, in1, in2 of one floating dtype), out1 float32; in3 (the "
+                  "optional mask) bool, in0's dtype or float32",
+                  "in0 [..., L, E], in1 [..., S, E], in2 [..., S, Ev], each at least 2-d, their "
+                  "batch dims broadcast to [...]; out0 [..., L, Ev], out1 (the logsumexp of "
+                  "each query row) [..., L]; in3 broadcasts to [..., L, S] without growing it"),
 }
 
 

@@ -61,6 +61,9 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_TRIANGLE: return mtw_cuda_triangle(ctx, op, in, at, out);
   case MTI_KIND_MULTINOMIAL: return mtw_cuda_multinomial(ctx, in, at, out);
   case MTI_KIND_DROPOUT: return mtw_cuda_dropout(ctx, in, at, out);
+
+  /* ---- neural-network ops (0.2) ---- */
+  case MTI_KIND_ATTENTION: return mtw_cuda_attention(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

@@ -121,6 +121,9 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_TRIANGLE: return mti_cpu_triangle(op, &in[0], at, out);
   case MTI_KIND_MULTINOMIAL: return mti_cpu_multinomial(&in[0], at, out);
   case MTI_KIND_DROPOUT: return mti_cpu_dropout(&in[0], at, out);
+
+  /* ---- neural-network ops (0.2) ---- */
+  case MTI_KIND_ATTENTION: return mti_cpu_attention(in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -777,6 +777,7 @@ typedef struct op_case {
 #include "conformance_elementwise.inc" /* general elementwise (0.2) */
 #include "conformance_reduce.inc" /* reductions, scans, sorting (0.2) */
 #include "conformance_index.inc" /* indexing, shape, creation, sampling (0.2) */
+#include "conformance_attention.inc" /* neural-network ops: attention (0.2) */
 
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
@@ -840,6 +841,7 @@ static const op_case cases[] = {
     CONFORMANCE_ELEMENTWISE_CASES
     CONFORMANCE_REDUCE_CASES
     CONFORMANCE_INDEX_CASES
+    CONFORMANCE_ATTENTION_CASES
 };
 
 /* Every op of ops.def, by its enum value. */

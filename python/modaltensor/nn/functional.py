@@ -1,10 +1,13 @@
 """torch.nn.functional's names and arguments over modaltensor ops."""
 
-from .._lib import shape_array
+from ctypes import c_double, c_int
+
+from .. import _lib
+from .._lib import _TENSOR, shape_array
 from .._ops_index import PAD_MODES, _seed
 from ..tensor import _call, _index_tensor
 
-__all__ = ["embedding", "one_hot", "pad", "dropout"]
+__all__ = ["embedding", "one_hot", "pad", "dropout", "scaled_dot_product_attention"]
 
 
 def embedding(input, weight):
@@ -47,3 +50,28 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
     if not training:
         return input
     return _call("dropout", input._h, float(p), _seed(seed))
+
+
+# ---- neural-network ops (0.2) ----
+
+_lib.declare({
+    "mt_scaled_dot_product_attention": (_TENSOR, [_TENSOR, _TENSOR, _TENSOR, _TENSOR, c_int,
+                                                  c_double]),
+})
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """softmax(query @ key^T * scale + attn_mask) @ value (torch 2's
+    F.scaled_dot_product_attention): query [..., L, E], key [..., S, E],
+    value [..., S, Ev] give [..., L, Ev]. attn_mask is None, bool (True
+    keeps) or an additive float of query's dtype or float32; is_causal
+    lets query i see keys j <= i; scale None means 1/sqrt(E). Computed
+    without an L x S matrix. dropout_p must be 0 (attention dropout is not
+    implemented)."""
+    if dropout_p != 0.0:
+        raise ValueError("modaltensor.scaled_dot_product_attention: dropout_p must be 0.0 "
+                         "(attention dropout is not implemented; apply F.dropout elsewhere)")
+    return _call("scaled_dot_product_attention", query._h, key._h, value._h,
+                 None if attn_mask is None else attn_mask._h, 1 if is_causal else 0,
+                 float("nan") if scale is None else float(scale))
