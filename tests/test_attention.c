@@ -187,6 +187,30 @@ START_TEST(test_strided_inputs) {
 }
 END_TEST
 
+/* Rows of stride 0 (one key expanded to S keys, one query to L): the SIMD
+ * loops take these (BLAS refuses a leading dimension below the row). */
+START_TEST(test_expanded_rows) {
+  double *x = values(16, 5, 2), *y = values(2 * 3 * 40 * 8, 55, 2);
+  for (int d = 0; d < TU_COUNT(float_dtypes); d++) {
+    mt_dtype dt = float_dtypes[d];
+    mt_tensor *row = TU_TENSOR(x, 1, TU_SHAPE(16), dt);
+    mt_tensor *k = TU_OK(mt_expand(row, 4, TU_SHAPE(2, 3, 40, 16)));
+    mt_tensor *q = TU_OK(mt_expand(row, 4, TU_SHAPE(2, 3, 9, 16)));
+    mt_tensor *v = TU_TENSOR(y, 4, TU_SHAPE(2, 3, 40, 8), dt);
+    mt_tensor *qc = TU_OK(mt_contiguous(q)), *kc = TU_OK(mt_contiguous(k));
+    mt_tensor *o1 = TU_OK(mt_scaled_dot_product_attention(q, k, v, NULL, 1, NAN));
+    mt_tensor *o2 = TU_OK(mt_scaled_dot_product_attention(qc, kc, v, NULL, 1, NAN));
+    double *want = TU_READ(o2), rtol, atol;
+    tu_tol(dt, &rtol, &atol);
+    TU_CHECK_CLOSE(o1, want, 2 * 3 * 9 * 8, rtol, 1e-5 + atol);
+    free(want);
+    mt_tensor_free(o1), mt_tensor_free(o2), mt_tensor_free(q), mt_tensor_free(k);
+    mt_tensor_free(qc), mt_tensor_free(kc), mt_tensor_free(v), mt_tensor_free(row);
+  }
+  free(x), free(y);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
   mt_device cpu = TU_CPU;
   const char *fn = "mt_scaled_dot_product_attention";
@@ -231,6 +255,7 @@ static Suite *attention_suite(void) {
   tcase_add_test(tc, test_edge_sizes);
   tcase_add_test(tc, test_masked_rows_and_nan);
   tcase_add_test(tc, test_strided_inputs);
+  tcase_add_test(tc, test_expanded_rows);
   tcase_add_test(tc, test_bad_arguments);
   suite_add_tcase(s, tc);
   return s;
