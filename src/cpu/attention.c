@@ -340,21 +340,23 @@ static mt_status run_tasks(const attn_problem *p) {
   int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
   {
+    /* Every thread reaches the loop (a worksharing loop that some skip
+     * would hang); one without scratch skips its tasks and fails the op. */
     attn_scratch w;
-    if (!scratch_alloc(p, &w)) {
-      failed = 1;
-    } else {
+    memset(&w, 0, sizeof w);
+    int ready = scratch_alloc(p, &w);
+    failed = !ready;
 #pragma omp for schedule(dynamic)
-      for (int64_t t = 0; t < ntask; t++) {
-        int64_t b = t / nblocks, i0 = t % nblocks * Q_BLOCK;
-        int64_t nr = p->len - i0 < Q_BLOCK ? p->len - i0 : Q_BLOCK;
-        if (p->ct == MT_FLOAT64)
-          task_f64(p, b, i0, nr, &w);
-        else
-          task_f32(p, b, i0, nr, &w);
-      }
-      free(w.block);
+    for (int64_t t = 0; t < ntask; t++) {
+      if (!ready) continue;
+      int64_t b = t / nblocks, i0 = t % nblocks * Q_BLOCK;
+      int64_t nr = p->len - i0 < Q_BLOCK ? p->len - i0 : Q_BLOCK;
+      if (p->ct == MT_FLOAT64)
+        task_f64(p, b, i0, nr, &w);
+      else
+        task_f32(p, b, i0, nr, &w);
     }
+    if (ready) free(w.block);
   }
   return failed ? mti_error_oom(FN, 0) : MT_OK;
 }
