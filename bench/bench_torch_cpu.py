@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The mt_bench suite with PyTorch on the cpu, by bench_numpy.py's method,
-one JSON object per line (plus the BERT-style forward of bench_bert.c).
+one JSON object per line (plus the BERT-style forward of bench_bert.c and the
+neural-network rows of bench_nn.c).
 
 Same case names and shapes as bench/bench_cpu.c; a case PyTorch cannot run
 (an op it lacks for a dtype on the cpu) is reported on stderr and left out.
@@ -72,6 +73,40 @@ def make_cases(n, sq, m1, m2):
     ] + harness.index_cases(sq, sq // 4, "torch")
 
 
+def attention_reference(q, k, v, causal):
+    """torch 1.13 has no F.scaled_dot_product_attention: softmax(q k^T / sqrt(E)) v,
+    the L x S scores materialised, as models written for it compute it."""
+    scores = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5)
+    if causal:
+        length = q.shape[-2]
+        mask = torch.ones(length, k.shape[-2], dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def nn_cases(quick):
+    """bench_nn.c's rows: (name, shape text, inputs, fn)."""
+    b, hw, ch = (2, 8, 8) if quick else (8, 56, 64)
+    heads, length, feat = (2, 32, 64) if quick else (12, 512, 4096)
+    vocab, rows = (1000, 16) if quick else (32000, 512)
+    r = torch.randn
+    qkv = [(b, heads, length, 64)] * 3
+    return [
+        ("linear_64x4096_by_4096x4096", "[64,64]" if quick else "[64,4096]x[4096,4096]",
+         [r(64, feat), r(feat, feat), r(feat)], F.linear),
+        ("conv2d_3x3_8x64x56x56", "[2,8,8,8]" if quick else "[8,64,56,56]x[64,64,3,3]",
+         [r(b, ch, hw, hw), r(ch, ch, 3, 3), r(ch)], lambda x, w, c: F.conv2d(x, w, c, padding=1)),
+        ("sdpa_8x12x512x64", "[2,2,32,64]" if quick else "[8,12,512,64]", [r(*s) for s in qkv],
+         lambda q, k, v: attention_reference(q, k, v, False)),
+        ("sdpa_causal_8x12x512x64", "[2,2,32,64]" if quick else "[8,12,512,64]",
+         [r(*s) for s in qkv], lambda q, k, v: attention_reference(q, k, v, True)),
+        ("cross_entropy_512x32000", "[16,1000]" if quick else "[512,32000]",
+         [r(rows, vocab), torch.randint(0, vocab, (rows,))], F.cross_entropy),
+        ("rms_norm_392x384", "[392,384]", [r(392, 384), r(384)],
+         lambda x, w: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w),
+    ]
+
+
 def bert_forward(reps, quick):
     """bench_bert.c's model: median ms of `reps` forwards (no autograd)."""
     hidden, heads, layers, batch, tokens, vocab = 384, 6, 1 if quick else 6, 8, 49, 8192
@@ -140,6 +175,15 @@ def main():
             print(json.dumps({"case": name, "shape": harness.shape_text(shapes),
                               "median_ms": round(median_ms, 6), "min_ms": round(min_ms, 6),
                               "reps": reps}), flush=True)
+    with torch.no_grad():
+        for name, shape, inputs, fn in nn_cases(args.quick):
+            if args.filter and args.filter not in name:
+                continue
+            for _ in range(max(args.warmup, 1)):
+                fn(*inputs)
+            median_ms, min_ms, reps = harness.time_case(fn, inputs, args.reps, args.seconds, 1)
+            print(json.dumps({"case": name, "shape": shape, "median_ms": round(median_ms, 6),
+                              "min_ms": round(min_ms, 6), "reps": reps}), flush=True)
     if not args.no_bert and (not args.filter or args.filter in "bert_forward_6x384_8x49"):
         median_ms, min_ms, reps = bert_forward(1 if args.quick else max(args.reps, 10), args.quick)
         print(json.dumps({"case": "bert_forward_6x384_8x49", "shape": "[8,49]",

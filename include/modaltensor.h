@@ -846,6 +846,24 @@ void mt_safetensors_close(mt_safetensors *f);
  * path holds either the old file or the whole new one. */
 mt_status mt_safetensors_save(const char *path, int n, const char *const *names,
                               const mt_tensor *const *tensors);
+/* ---- neural-network ops (0.2) ---- */
+
+/* Scaled dot-product attention, as torch.nn.functional's (torch 2):
+ * softmax(q @ k^T * scale + mask) @ v for q [..., L, E], k [..., S, E] and
+ * v [..., S, Ev], giving [..., L, Ev] in q's dtype. q, k and v have one
+ * floating dtype and at least 2 dims; their batch dims (all but the last
+ * two) broadcast. attn_mask may be NULL, bool (true keeps the key; a query
+ * row with no kept key gives NaN, as PyTorch) or an additive float of q's
+ * dtype or float32, broadcasting to [..., L, S]. is_causal lets query i
+ * see key j only when j <= i (top-left aligned, also for L != S) and
+ * cannot be combined with a mask. scale NAN means 1/sqrt(E); else it must
+ * be finite. S = 0 gives zeros. Computed without an L x S matrix (online
+ * softmax over key tiles), float16/bfloat16 in float32. Errors:
+ * MT_ERR_DTYPE, MT_ERR_SHAPE, MT_ERR_INVALID_ARGUMENT, MT_ERR_DEVICE. */
+mt_tensor *mt_scaled_dot_product_attention(const mt_tensor *q, const mt_tensor *k,
+                                           const mt_tensor *v, const mt_tensor *attn_mask,
+                                           int is_causal, double scale);
+
 /* ------------------------------------------------------------------ interop */
 
 typedef void (*mt_deleter)(void *ctx);

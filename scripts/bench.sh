@@ -2,7 +2,7 @@
 # Benchmarks libmodaltensor's cpu device against NumPy and PyTorch (cpu) on
 # this machine.
 #
-# Builds mt_bench and mt_bench_bert (Release) if needed, runs them, then
+# Builds mt_bench, mt_bench_bert and mt_bench_nn (Release) if needed, runs them, then
 # bench/bench_numpy.py and bench/bench_torch_cpu.py (when torch imports), one
 # after the other in this invocation, and prints a Markdown table (case | ours
 # | numpy | torch | best/ours) with the geometric mean, under a header saying
@@ -47,7 +47,7 @@ else
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DMT_SANITIZE=OFF \
         -DMT_BUILD_TESTS=OFF -DMT_BUILD_EXAMPLES=OFF >/dev/null
 fi
-cmake --build "$build_dir" --target mt_bench mt_bench_bert -j "$(nproc)" >/dev/null
+cmake --build "$build_dir" --target mt_bench mt_bench_bert mt_bench_nn -j "$(nproc)" >/dev/null
 mt_bench="$build_dir/bench/mt_bench"
 # The count libmodaltensor uses by default (mt_get_num_threads), given to torch.
 threads="${OMP_NUM_THREADS:-$(nproc)}"
@@ -82,6 +82,15 @@ for ((i = 0; i < ${#bench_args[@]}; i++)); do
   fi
 done
 ((filter_bert)) && "$build_dir/bench/mt_bench_bert" "${bert_args[@]}" >>"$ours"
+nn_args=()
+for ((i = 0; i < ${#bench_args[@]}; i++)); do
+  case "${bench_args[i]}" in
+    --quick) nn_args+=(--quick) ;;
+    --filter|--reps|--seconds) nn_args+=("${bench_args[i]}" "${bench_args[i + 1]}"); i=$((i + 1)) ;;
+    --warmup) i=$((i + 1)) ;;
+  esac
+done
+"$build_dir/bench/mt_bench_nn" "${nn_args[@]}" >>"$ours"
 "$python" "$root/bench/bench_numpy.py" "${bench_args[@]}" >"$theirs"
 peers=("$theirs")
 if "$python" -c "import torch" 2>/dev/null; then

@@ -107,6 +107,8 @@ ATTR_MEANINGS = {
     "conv2d": {"ints": "[stride h, w, padding h, w, dilation h, w, groups]"},
     "POOL2D": {"ints": "[kernel h, w, stride h, w, padding h, w]; padding <= kernel / 2"},
     "ADAPTIVE_POOL2D": {"ints": "[out h, out w] (>= 0)"},
+    "ATTENTION": {"s0": "scale, finite, or NaN for 1/sqrt(E)",
+                  "causal": "query i sees key j only when j <= i (no mask then)"},
 }
 # normalisations and losses
 ATTR_MEANINGS.update({
@@ -193,6 +195,11 @@ KIND_RULES = {
     "POOL2D": ("in0's, floating (max_pool2d's out1 int64)", "in0's (3-d or 4-d) with H, W "
                "replaced by (in + 2 padding - kernel) / stride + 1 >= 1"),
     "ADAPTIVE_POOL2D": ("in0's, floating", "in0's (3-d or 4-d) with H, W replaced by ints"),
+    "ATTENTION": ("out0 in0's (in0, in1, in2 of one floating dtype), out1 float32; in3 (the "
+                  "optional mask) bool, in0's dtype or float32",
+                  "in0 [..., L, E], in1 [..., S, E], in2 [..., S, Ev], each at least 2-d, their "
+                  "batch dims broadcast to [...]; out0 [..., L, Ev], out1 (the logsumexp of "
+                  "each query row) [..., L]; in3 broadcasts to [..., L, S] without growing it"),
 }
 # normalisations and losses; "compute" is float64 for float64, else float32
 KIND_RULES.update({

@@ -659,3 +659,32 @@ void ref_adaptive_avg_pool2d(const double *x, int64_t planes, int64_t h, int64_t
         out[(p * oh + y) * ow + z] = sum / (double)((y1 - y0) * (z1 - z0));
       }
 }
+
+void ref_attention(const double *q, const double *k, const double *v, const double *bias,
+                   int64_t batch, int64_t len, int64_t keys, int64_t e, int64_t ev, int causal,
+                   double scale, double *out) {
+  double *w = malloc(sizeof(double) * (size_t)(keys ? keys : 1));
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < len; i++) {
+      const double *qi = q + (b * len + i) * e;
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < keys; j++) {
+        double s = 0;
+        for (int64_t c = 0; c < e; c++) s += qi[c] * k[(b * keys + j) * e + c];
+        s *= scale;
+        if (bias) s += bias[(b * len + i) * keys + j];
+        if (causal && j > i) s = -INFINITY;
+        w[j] = s;
+        if (s > mx || isnan(s)) mx = isnan(mx) ? mx : s;
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < keys; j++) sum += w[j] = exp(w[j] - mx);
+      double *oi = out + (b * len + i) * ev;
+      for (int64_t c = 0; c < ev; c++) {
+        double acc = 0;
+        for (int64_t j = 0; j < keys; j++) acc += w[j] / sum * v[(b * keys + j) * ev + c];
+        oi[c] = acc;
+      }
+    }
+  free(w);
+}

@@ -145,5 +145,13 @@ void ref_pool2d(int is_max, const double *x, int64_t planes, int64_t h, int64_t 
                 double *index, int64_t *oh, int64_t *ow);
 void ref_adaptive_avg_pool2d(const double *x, int64_t planes, int64_t h, int64_t w, int64_t oh,
                              int64_t ow, double *out);
+/* Attention per batch entry b < batch: out[b] = softmax(q[b] @ k[b]^T * scale
+ * + bias[b]) @ v[b] over row-major q [batch][len][e], k [batch][keys][e],
+ * v [batch][keys][ev]; bias [batch][len][keys] may be NULL (an additive
+ * mask, -inf for a masked key); causal hides key j from row i when j > i.
+ * A row that sees no key gives NaN (keys > 0) or 0 (keys = 0). */
+void ref_attention(const double *q, const double *k, const double *v, const double *bias,
+                   int64_t batch, int64_t len, int64_t keys, int64_t e, int64_t ev, int causal,
+                   double scale, double *out);
 
 #endif

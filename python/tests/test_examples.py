@@ -20,6 +20,7 @@ CASES = {
     "numpy_interop.py": (IN_PROCESS, ["from_numpy shares memory: True",
                                       "modal softmax(a @ b) matches NumPy: True"]),
     "cffi_abi.py": ([], ["softmax(a @ a.T)[0] =", "expected failure: mt_add: "]),
+    "gpt.py": (["--tokens", "8"] + IN_PROCESS, ["checksum: ", "tokens/s"]),
 }
 
 

@@ -31,7 +31,8 @@ INTERNAL_OPS = {"copy": "mt_clone, mt_contiguous, mt_to and mt_copy_"}
 # Ops whose node has outputs past the first that are statistics kept for the
 # backward (see their ops.def rows): their public function returns the first
 # output alone, as mt_tensor *.
-ONE_RESULT_OPS = {"group_norm", "batch_norm", "cross_entropy", "max_pool2d"}
+ONE_RESULT_OPS = {"group_norm", "batch_norm", "cross_entropy", "max_pool2d",
+                  "scaled_dot_product_attention"}
 # Ops whose Python name differs from the table's (PyTorch's spelling).
 PYTHON_NAMES = {"add_scalar": "add", "mul_scalar": "mul", "pow_scalar": "pow",
                 "copy": "clone", "max_dim": "max", "min_dim": "min"}

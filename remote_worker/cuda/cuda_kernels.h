@@ -160,6 +160,14 @@ mt_status mtw_cuda_conv(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
 mt_status mtw_cuda_pool2d(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
                           const mti_attrs *at, const mti_view *out);
 
+/* ---- neural-network ops (0.2) ---- */
+
+/* ATTENTION: one fused flash-attention kernel, out[0] the result and
+ * out[1] the float32 logsumexp per query row; E and Ev at most 256
+ * (cuda_attention.cu). */
+mt_status mtw_cuda_attention(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                             const mti_view *out);
+
 #ifdef __cplusplus
 }
 #endif

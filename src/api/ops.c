@@ -159,6 +159,8 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_CONV(N, n, A)
 #define WRAP_KIND_POOL2D(N, n, A)
 #define WRAP_KIND_ADAPTIVE_POOL2D(N, n, A)
+/* ---- neural-network ops (0.2): api/ops_attention.c ---- */
+#define WRAP_KIND_ATTENTION(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

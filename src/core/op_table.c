@@ -33,6 +33,7 @@
 #define A_REPLACEMENT (MTI_FLAG_REPLACEMENT << MTI_ATTR_FLAG_SHIFT)
 #define A_PAD_REFLECT (MTI_FLAG_PAD_REFLECT << MTI_ATTR_FLAG_SHIFT)
 #define A_PAD_REPLICATE (MTI_FLAG_PAD_REPLICATE << MTI_ATTR_FLAG_SHIFT)
+#define A_CAUSAL (MTI_FLAG_CAUSAL << MTI_ATTR_FLAG_SHIFT)
 
 static const mti_op_info op_infos[MTI_OP_COUNT] = {
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) \
@@ -96,6 +97,22 @@ static uint64_t conv_work(const mti_meta *w, const mti_meta *out) {
   return taps && m > UINT64_MAX / taps ? UINT64_MAX : m * taps;
 }
 
+/* Attention's multiply-adds: every query row (an element of the logsumexp
+ * output) meets S keys, with E products for its score and Ev for its share
+ * of the output. */
+static uint64_t attention_work(const mti_meta *k, const mti_meta *v, const mti_meta *lse) {
+  if (k->ndim < 2 || v->ndim < 1) return 0; /* mti_infer refuses these */
+  uint64_t factors[3] = {numel_of(lse), (uint64_t)k->shape[k->ndim - 2],
+                         (uint64_t)k->shape[k->ndim - 1] + (uint64_t)v->shape[v->ndim - 1]};
+  uint64_t w = 1;
+  for (int i = 0; i < 3; i++) {
+    if (factors[i] == 0) return 0;
+    if (w > UINT64_MAX / factors[i]) return UINT64_MAX;
+    w *= factors[i];
+  }
+  return w;
+}
+
 uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) {
   const mti_op_info *info = mti_op_get((int)op);
   uint64_t work = 0;
@@ -119,6 +136,8 @@ uint64_t mti_op_work_attrs(mti_op op, int n, const mti_meta *in, const mti_attrs
     k = (uint64_t)at->ints[1] > UINT64_MAX / k ? UINT64_MAX : k * (uint64_t)at->ints[1];
     work = add_saturating(work, m && k > UINT64_MAX / m ? UINT64_MAX : m * k);
   }
+  if (info->kind == MTI_KIND_ATTENTION && n >= 3)
+    work = add_saturating(work, attention_work(&in[1], &in[2], &out[1]));
   return work;
 }
 
@@ -128,7 +147,8 @@ static const char *const slot_names[] = {"s0",   "s1",    "s2",   "seed",
 
 /* Names of the flags for messages, in MTI_FLAG_* bit order. */
 static const char *const flag_names[] = {"KEEPDIM", "TF32", "DESCENDING", [5] = "REPLACEMENT",
-                                          [6] = "PAD_REFLECT", [7] = "PAD_REPLICATE"};
+                                          [6] = "PAD_REFLECT", [7] = "PAD_REPLICATE",
+                                          [8] = "CAUSAL"};
 
 static int slot_used(const mti_attrs *at, int slot) {
   switch (slot) {
@@ -1066,6 +1086,81 @@ static mt_status infer_adaptive_pool2d(const infer_ctx *c, const mti_meta *a,
   return MT_OK;
 }
 
+/* ---- rules: neural-network ops (0.2) ---- */
+
+static mt_status check_attention_operand(const infer_ctx *c, const char *arg, const mti_meta *m,
+                                         mt_dtype dtype) {
+  if (m->ndim < 2)
+    return mti_error(MT_ERR_SHAPE, "%s: %s: needs at least 2 dims ([..., len, features]), got %d",
+                     c->fn, arg, m->ndim);
+  if (m->dtype != dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected %s (query's)", c->fn, arg,
+                     mt_dtype_name(m->dtype), mt_dtype_name(dtype));
+  return MT_OK;
+}
+
+/* The mask: bool (true keeps) or an additive float of q's dtype or
+ * float32, broadcasting to the scores' shape without growing it. */
+static mt_status check_attention_mask(const infer_ctx *c, const mti_meta *mask, mt_dtype qt,
+                                      int ndim, const int64_t *scores) {
+  if (mask->dtype != MT_BOOL && mask->dtype != qt && mask->dtype != MT_FLOAT32)
+    return mti_error(MT_ERR_DTYPE, "%s: attn_mask: dtype %s, expected bool, float32%s%s", c->fn,
+                     mt_dtype_name(mask->dtype), qt == MT_FLOAT32 ? "" : " or ",
+                     qt == MT_FLOAT32 ? "" : mt_dtype_name(qt));
+  int bn;
+  int64_t b[MT_MAX_DIMS];
+  mt_status s = mti_shape_broadcast(c->fn, mask->ndim, mask->shape, ndim, scores, &bn, b);
+  if (s || bn != ndim || !mti_shape_equal(ndim, b, scores)) {
+    char sm[160], ss[160];
+    return mti_error(MT_ERR_SHAPE, "%s: attn_mask: %s does not broadcast to the scores' %s",
+                     c->fn, mti_shape_str(sm, sizeof sm, mask->ndim, mask->shape),
+                     mti_shape_str(ss, sizeof ss, ndim, scores));
+  }
+  return MT_OK;
+}
+
+/* q [..., L, E], k [..., S, E], v [..., S, Ev] (batch dims broadcast) give
+ * out0 [..., L, Ev] in q's floating dtype and out1 [..., L] float32. */
+static mt_status infer_attention(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                 mti_meta *out) {
+  const mti_meta *q = &in[0], *k = &in[1], *v = &in[2];
+  mt_status s = check_float_input(c, "query", q);
+  if (s || (s = check_attention_operand(c, "query", q, q->dtype)) ||
+      (s = check_attention_operand(c, "key", k, q->dtype)) ||
+      (s = check_attention_operand(c, "value", v, q->dtype)))
+    return s;
+  int64_t len = q->shape[q->ndim - 2], e = q->shape[q->ndim - 1];
+  int64_t keys = k->shape[k->ndim - 2], ev = v->shape[v->ndim - 1];
+  if (k->shape[k->ndim - 1] != e)
+    return mti_error(MT_ERR_SHAPE, "%s: key: %lld features, query has %lld", c->fn,
+                     (long long)k->shape[k->ndim - 1], (long long)e);
+  if (v->shape[v->ndim - 2] != keys)
+    return mti_error(MT_ERR_SHAPE, "%s: value: %lld rows, key has %lld", c->fn,
+                     (long long)v->shape[v->ndim - 2], (long long)keys);
+  if (!isnan(at->s0) && !isfinite(at->s0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: scale: %g must be finite (NaN: 1/sqrt(E))",
+                     c->fn, at->s0);
+  int has_mask = mti_input_present(c->info, at, 3);
+  if (has_mask && (at->flags & MTI_FLAG_CAUSAL))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: attn_mask and is_causal cannot both be set",
+                     c->fn);
+  int nb;
+  int64_t shape[MT_MAX_DIMS + 2];
+  if ((s = mti_shape_broadcast(c->fn, q->ndim - 2, q->shape, k->ndim - 2, k->shape, &nb, shape)) ||
+      (s = mti_shape_broadcast(c->fn, nb, shape, v->ndim - 2, v->shape, &nb, shape)))
+    return s;
+  if (nb + 2 > MT_MAX_DIMS)
+    return mti_error(MT_ERR_SHAPE, "%s: the result would have more than %d dims", c->fn,
+                     MT_MAX_DIMS);
+  shape[nb] = len;
+  shape[nb + 1] = keys;
+  if (has_mask && (s = check_attention_mask(c, &in[3], q->dtype, nb + 2, shape))) return s;
+  shape[nb + 1] = ev;
+  set_out(&out[0], q->dtype, nb + 2, shape);
+  set_out(&out[1], MT_FLOAT32, nb + 1, shape);
+  return MT_OK;
+}
+
 static mt_status check_arity(const infer_ctx *c, const mti_op_info *info, int n,
                              const mti_meta *in) {
   if (info->arity >= 0 ? n != info->arity : n < 1)
@@ -1210,6 +1305,7 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_CONV: return infer_conv(c, op, in, at, out);
   case MTI_KIND_POOL2D: return infer_pool2d(c, &in[0], at, out);
   case MTI_KIND_ADAPTIVE_POOL2D: return infer_adaptive_pool2d(c, &in[0], at, out);
+  case MTI_KIND_ATTENTION: return infer_attention(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

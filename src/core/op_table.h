@@ -48,6 +48,7 @@ enum {
   MTI_FLAG_REPLACEMENT = 1u << 5, /* multinomial: draw with replacement     */
   MTI_FLAG_PAD_REFLECT = 1u << 6, /* pad: reflect (neither flag: constant)  */
   MTI_FLAG_PAD_REPLICATE = 1u << 7, /* pad: replicate the edge              */
+  MTI_FLAG_CAUSAL = 1u << 8,      /* attention: query i sees keys j <= i   */
   MTI_FLAG_PRESENT_SHIFT = 16     /* MTI_FLAG_PRESENT(i): optional input i is given */
 };
 #define MTI_FLAG_PRESENT(i) (1u << (MTI_FLAG_PRESENT_SHIFT + (i)))

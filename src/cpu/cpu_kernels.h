@@ -98,6 +98,12 @@ mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const
  * ADAPTIVE_POOL2D (adaptive_avg_pool2d) (pool.c) */
 mt_status mti_cpu_pool2d(mti_op op, const mti_view *in, const mti_attrs *at,
                          const mti_view *out);
+/* ---- neural-network ops (0.2) ---- */
+
+/* ATTENTION (attention.c): in q, k, v and the optional mask in[3] (flag
+ * PRESENT(3)) as mti_infer admitted them, not broadcast; out[0] the
+ * result, out[1] the float32 logsumexp per query row. */
+mt_status mti_cpu_attention(const mti_view *in, const mti_attrs *at, const mti_view *out);
 
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of

@@ -802,6 +802,7 @@ typedef struct op_case {
 #include "conformance_index.inc" /* indexing, shape, creation, sampling (0.2) */
 #include "conformance_norm.inc" /* normalisations and losses */
 #include "conformance_conv.inc" /* convolution and pooling (0.2) */
+#include "conformance_attention.inc" /* neural-network ops: attention (0.2) */
 
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
@@ -868,6 +869,7 @@ static const op_case cases[] = {
     CONFORMANCE_INDEX_CASES
     CONFORMANCE_NORM_CASES
     CONFORMANCE_CONV_CASES
+    CONFORMANCE_ATTENTION_CASES
 };
 
 /* Every op of ops.def, by its enum value. */

@@ -8,6 +8,7 @@ from .._ops_conv import (adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d,  # noq
                          max_pool2d)
 
 __all__ = ["linear", "embedding", "one_hot", "pad", "dropout"]
+__all__ += ["scaled_dot_product_attention"]
 __all__ += ["conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
@@ -65,3 +66,22 @@ from .._ops_norm import (batch_norm, cross_entropy, elu, gelu, group_norm,  # no
 from .._ops_norm import __all__ as _norm_all  # noqa: E402
 
 __all__ += _norm_all
+
+
+# ---- attention ----
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """softmax(query @ key^T * scale + attn_mask) @ value (torch 2's
+    F.scaled_dot_product_attention): query [..., L, E], key [..., S, E],
+    value [..., S, Ev] give [..., L, Ev]. attn_mask is None, bool (True
+    keeps) or an additive float of query's dtype or float32; is_causal
+    lets query i see keys j <= i; scale None means 1/sqrt(E). Computed
+    without an L x S matrix. dropout_p must be 0 (attention dropout is not
+    implemented)."""
+    if dropout_p != 0.0:
+        raise ValueError("modaltensor.scaled_dot_product_attention: dropout_p must be 0.0 "
+                         "(attention dropout is not implemented; apply F.dropout elsewhere)")
+    return _call("scaled_dot_product_attention", query._h, key._h, value._h,
+                 None if attn_mask is None else attn_mask._h, 1 if is_causal else 0,
+                 float("nan") if scale is None else float(scale))
