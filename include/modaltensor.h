@@ -810,6 +810,85 @@ mt_tensor *mt_batch_norm(const mt_tensor *x, mt_tensor *running_mean, mt_tensor 
 mt_tensor *mt_cross_entropy(const mt_tensor *logits, const mt_tensor *target, int64_t ignore_index,
                             double label_smoothing);
 
+/* --------------------------------------------------------------- autograd */
+/* Reverse mode over the recorded ops (torch.autograd's rules). An op whose
+ * input requires grad, run while grad mode is on, keeps what its backward
+ * needs (ops.def's GRAD column); mt_backward emits the backward as ordinary
+ * ops on the tensors' device (on modal, into the same lazy graph as the
+ * forward) and frees what was kept. Gradients accumulate into leaves, in
+ * the leaf's shape (broadcasting is summed back) and dtype. A graph is
+ * walked by one thread at a time. */
+
+/* Marks t, a leaf (a tensor no recorded op made), as requiring a gradient
+ * (1) or not (0). MT_ERR_DTYPE for an integer or bool t; a tensor made by a
+ * recorded op is MT_ERR_INVALID_ARGUMENT (mt_detach it first). */
+mt_status mt_set_requires_grad(mt_tensor *t, int requires_grad);
+
+/* 1 when t requires grad: a marked leaf, or the result of a recorded op. */
+int mt_requires_grad(const mt_tensor *t);
+
+/* Accumulates d(t)/d(leaf), times grad, into every leaf t depends on. grad
+ * NULL: t must have one element (the gradient is 1); else grad has t's
+ * shape. Then frees what the graph kept: a second backward through it is
+ * MT_ERR_INVALID_ARGUMENT. A kept tensor that was written in place after
+ * its op ran (mt_copy_, an optimizer step) is MT_ERR_INVALID_ARGUMENT
+ * naming the op, with nothing accumulated. */
+mt_status mt_backward(const mt_tensor *t, const mt_tensor *grad);
+
+/* A new handle on t's accumulated gradient in *out, or *out = NULL when it
+ * has none (t is not a leaf, or no backward reached it yet). */
+mt_status mt_grad(const mt_tensor *t, mt_tensor **out);
+
+/* Drops t's accumulated gradient (the next backward starts from zero). */
+mt_status mt_zero_grad(mt_tensor *t);
+
+/* A new handle on t's values that requires no grad and is recorded by no
+ * op (torch.Tensor.detach). */
+mt_tensor *mt_detach(const mt_tensor *t);
+
+/* Grad mode of the calling thread (default 1). With 0 no op is recorded:
+ * inference and optimizer updates keep nothing for a backward. */
+void mt_set_grad_enabled(int enabled);
+int mt_grad_enabled(void);
+
+/* Optimizers (torch.optim's updates, in place on each parameter's device,
+ * one fused node per parameter; no values are downloaded). The optimizer
+ * keeps its own handles on the n params (the caller may free theirs) and
+ * its state (momentum buffers, Adam moments) on their device. A parameter
+ * with no gradient is skipped, as torch does. */
+typedef struct mt_optimizer mt_optimizer;
+
+/* torch.optim.SGD: momentum (0: none), dampening 0, weight_decay (L2,
+ * added to the gradient), nesterov (needs momentum > 0). NULL with the
+ * error set for bad arguments (non-leaf or integer params, lr < 0, ...). */
+mt_optimizer *mt_sgd(int n, mt_tensor *const *params, double lr, double momentum,
+                     double weight_decay, int nesterov);
+
+/* torch.optim.AdamW: decoupled weight decay, bias-corrected moments, no
+ * amsgrad. */
+mt_optimizer *mt_adamw(int n, mt_tensor *const *params, double lr, double beta1, double beta2,
+                       double eps, double weight_decay);
+
+/* One update of every parameter that has a gradient. */
+mt_status mt_optimizer_step(mt_optimizer *opt);
+
+/* Drops every parameter's gradient (mt_zero_grad on each). */
+mt_status mt_optimizer_zero_grad(mt_optimizer *opt);
+
+/* The learning rate of the next steps (schedules). */
+mt_status mt_optimizer_set_lr(mt_optimizer *opt, double lr);
+
+/* Frees opt and its state; the parameters stay. NULL is a no-op. */
+void mt_optimizer_free(mt_optimizer *opt);
+
+/* torch.nn.utils.clip_grad_norm_ (2-norm over all the gradients of the n
+ * params together): scales each gradient by min(1, max_norm / (total +
+ * 1e-6)) on its device, without downloading the norm. *total_norm (when
+ * total_norm is not NULL) receives the 0-d float32 total norm before
+ * clipping, on the first gradient's device. */
+mt_status mt_clip_grad_norm(int n, mt_tensor *const *params, double max_norm,
+                            mt_tensor **total_norm);
+
 /* ---------------------------------------------------------- weights on disk */
 /* The Hugging Face safetensors format: an 8-byte little-endian header
  * length, a JSON header naming each tensor's dtype, shape and byte range,

@@ -18,7 +18,7 @@ OPS_DEF = os.path.join(ROOT, "src", "core", "ops.def")
 KINDS_DEF = os.path.join(ROOT, "src", "core", "kinds.def")
 OUT = os.path.join(ROOT, "docs", "OPS.md")
 
-ROW = re.compile(r"^MT_OP\((\w+), (\w+), (\w+), (-?\d+), (\d+), (\w+), ([^)]*)\)")
+ROW = re.compile(r"^MT_OP\((\w+), (\w+), (\w+), (-?\d+), (\d+), (\w+), ([^,]*), (NOGRAD|GRAD\(\w+, [^)]*\))\)")
 SECTION = re.compile(r"^/\* -*\s*(.*?)\s*-*\s*\*/$")
 KIND = re.compile(r'^MT_KIND\((\w+), "(.*)"\)')
 
@@ -45,15 +45,16 @@ def render():
         section = SECTION.match(line.strip())
         if section and not line.startswith(" *") and section.group(1):
             lines += ["", f"## {section.group(1)}", "",
-                      "| # | op | kind | inputs | optional | outputs | attributes |",
-                      "|---|---|---|---|---|---|---|"]
+                      "| # | op | kind | inputs | optional | outputs | attributes | gradient |",
+                      "|---|---|---|---|---|---|---|---|"]
             continue
         row = ROW.match(line)
         if row:
-            _, name, kind, arity, nout, optional, attrs = row.groups()
+            _, name, kind, arity, nout, optional, attrs, grad = row.groups()
             inputs = "n" if arity == "-1" else arity
             lines.append(f"| {number} | `mt_{name}` | {kind} | {inputs} | "
-                         f"{optional_text(optional)} | {nout} | {attrs_text(attrs)} |")
+                         f"{optional_text(optional)} | {nout} | {attrs_text(attrs)} | "
+                         f"{grad_text(grad)} |")
             number += 1
     lines += ["", "## Kinds", "", "| kind | computes |", "|---|---|"]
     for line in open(KINDS_DEF).read().splitlines():
@@ -62,7 +63,16 @@ def render():
             lines.append(f"| {kind.group(1)} | {kind.group(2)} |")
     # Sections with no rows yet keep their heading only.
     text = "\n".join(lines) + "\n"
-    return re.sub(r"\| # \| op .*\n\|---\|---\|---\|---\|---\|---\|---\|\n(?=\n|$)", "", text)
+    return re.sub(r"\| # \| op .*\n\|---\|---\|---\|---\|---\|---\|---\|---\|\n(?=\n|$)", "", text)
+
+
+def grad_text(grad):
+    """NOGRAD, or GRAD(rule, saves) as "rule (keeps in0, out0)"."""
+    rule = re.match(r"GRAD\((\w+), ([^)]*)\)", grad)
+    if not rule:
+        return "none"
+    saves = [s.strip()[2:].lower() for s in rule.group(2).split("|") if s.strip() != "0"]
+    return f"`grad_{rule.group(1)}`" + (f" (keeps {', '.join(saves)})" if saves else "")
 
 
 def main(argv):

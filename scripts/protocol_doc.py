@@ -38,7 +38,7 @@ WORKER_SOURCES = [os.path.join(ROOT, "remote_worker", f)
                   for f in ("server.c", "session.h", "session.c", "options.h")]
 OUT = os.path.join(ROOT, "docs", "PROTOCOL.md")
 
-OP_ROW = re.compile(r"^MT_OP\((\w+), (\w+), (\w+), (-?\d+), (\d+), (\w+), ([^)]*)\)")
+OP_ROW = re.compile(r"^MT_OP\((\w+), (\w+), (\w+), (-?\d+), (\d+), (\w+), ([^,]*), (?:NOGRAD|GRAD\(\w+, [^)]*\))\)")
 KIND_ROW = re.compile(r'^MT_KIND\((\w+), "(.*)"\)')
 DTYPE_ROW = re.compile(r"^MT_DTYPE\((\w+), (\w+), (\d+)\)")
 SECTION = re.compile(r"^/\* -*\s*(.*?)\s*-*\s*\*/$")

@@ -68,6 +68,7 @@ mt_tensor *mt_from_blob(void *data, int ndim, const int64_t *shape, const int64_
   mti_dims_copy(t->shape, shape, ndim);
   memcpy(t->strides, st, sizeof(int64_t) * (size_t)ndim);
   t->offset = 0;
+  t->grad_fn = NULL;
   return t;
 }
 

@@ -162,7 +162,7 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 /* ---- neural-network ops (0.2): api/ops_attention.c ---- */
 #define WRAP_KIND_ATTENTION(N, n, A)
 
-#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) WRAP_KIND_##KIND(NAME, name, ARITY)
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"
 #undef MT_OP
 

@@ -62,6 +62,7 @@ mti_storage *mti_storage_new(const char *fn, size_t nbytes) {
     return NULL;
   }
   atomic_init(&s->refs, 1);
+  atomic_init(&s->version, 0);
   s->pool_class = cls;
   s->remote = NULL;
   s->nbytes = nbytes;
@@ -79,6 +80,7 @@ mti_storage *mti_storage_remote(const char *fn, mti_remote_buffer *b, size_t nby
     return NULL;
   }
   atomic_init(&s->refs, 1);
+  atomic_init(&s->version, 0);
   s->pool_class = -1;
   s->data = NULL;
   s->remote = b;
@@ -97,6 +99,7 @@ mti_storage *mti_storage_wrap(const char *fn, void *data, size_t nbytes, mt_dele
     return NULL;
   }
   atomic_init(&s->refs, 1);
+  atomic_init(&s->version, 0);
   s->pool_class = -1;
   s->data = data;
   s->remote = NULL;

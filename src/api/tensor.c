@@ -27,6 +27,7 @@ mt_tensor *mti_tensor_wrap(const char *fn, mti_storage *s, const mti_meta *meta,
   memcpy(t->shape, meta->shape, sizeof(int64_t) * (size_t)meta->ndim);
   mti_shape_contiguous_strides(t->ndim, t->shape, t->strides);
   t->offset = 0;
+  t->grad_fn = NULL;
   return t;
 }
 
@@ -62,6 +63,7 @@ mt_tensor *mti_tensor_view(const char *fn, const mt_tensor *t, int ndim, const i
   memcpy(v->shape, shape, sizeof(int64_t) * (size_t)ndim);
   memcpy(v->strides, strides, sizeof(int64_t) * (size_t)ndim);
   v->offset = offset;
+  v->grad_fn = NULL;
   return v;
 }
 

@@ -27,6 +27,8 @@ typedef struct mti_storage {
   void *deleter_ctx;
   int foreign;
   int pool_class; /* >= 0: header and data are one pooled block (api/pool.h) */
+  atomic_long version; /* bumped by every write in place: autograd refuses a
+                          backward through values changed after they were kept */
 } mti_storage;
 
 struct mt_tensor {
@@ -37,6 +39,8 @@ struct mt_tensor {
   int64_t shape[MT_MAX_DIMS];
   int64_t strides[MT_MAX_DIMS]; /* elements */
   int64_t offset;               /* elements from storage->data to element [0..0] */
+  struct mti_ag_node *grad_fn;  /* autograd: NULL, or the leaf's accumulator or the op
+                                   that made it (autograd/autograd.h); one reference */
 };
 
 /* Storage of nbytes of fresh host memory (64-byte aligned), refs = 1; NULL

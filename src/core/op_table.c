@@ -36,7 +36,7 @@
 #define A_CAUSAL (MTI_FLAG_CAUSAL << MTI_ATTR_FLAG_SHIFT)
 
 static const mti_op_info op_infos[MTI_OP_COUNT] = {
-#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) \
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) \
   [MTI_OP_##NAME] = {#name, "mt_" #name, MTI_KIND_##KIND, ARITY, NOUT, OPTIONAL, ATTRS},
 #include "core/ops.def"
 #undef MT_OP

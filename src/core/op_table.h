@@ -13,7 +13,7 @@
 #include "modaltensor.h"
 
 typedef enum mti_op {
-#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) MTI_OP_##NAME,
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) MTI_OP_##NAME,
 #include "ops.def"
 #undef MT_OP
   MTI_OP_COUNT

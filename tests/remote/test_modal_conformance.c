@@ -874,7 +874,7 @@ static const op_case cases[] = {
 
 /* Every op of ops.def, by its enum value. */
 static const char *const op_names[MTI_OP_COUNT] = {
-#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS) [MTI_OP_##NAME] = #name,
+#define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) [MTI_OP_##NAME] = #name,
 #include "core/ops.def"
 #undef MT_OP
 };
