@@ -84,6 +84,32 @@ template <class C> struct adamw_scalars {
   C decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, neg_step, bc2_sqrt;
 };
 
+/* The scalars from the attrs (host; the host tests use these too). */
+template <class C> sgd_scalars<C> make_sgd_scalars(const mti_attrs *at) {
+  mti_sgd_coef c = mti_sgd_prepare(at);
+  sgd_scalars<C> k;
+  k.neg_lr = (C)c.neg_lr;
+  k.momentum = (C)c.momentum;
+  k.weight_decay = (C)c.weight_decay;
+  k.nesterov = c.nesterov;
+  k.mode = !(c.momentum > 0) ? 0 : (at->flags & MTI_FLAG_PRESENT(2)) ? 2 : 1;
+  return k;
+}
+
+template <class C> adamw_scalars<C> make_adamw_scalars(const mti_attrs *at) {
+  mti_adamw_coef c = mti_adamw_prepare(at);
+  adamw_scalars<C> k;
+  k.decay = (C)c.decay;
+  k.beta1 = (C)c.beta1;
+  k.one_minus_beta1 = (C)c.one_minus_beta1;
+  k.beta2 = (C)c.beta2;
+  k.one_minus_beta2 = (C)c.one_minus_beta2;
+  k.eps = (C)c.eps;
+  k.neg_step = (C)c.neg_step_size;
+  k.bc2_sqrt = (C)c.bc2_sqrt;
+  return k;
+}
+
 /* Element e of an input: contiguous, or through its desc. */
 template <class T>
 __host__ __device__ __forceinline__ T load_at(const T *x, const desc &d, bool contig, int64_t e) {
@@ -159,14 +185,7 @@ template <class T>
 mt_status launch_sgd(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
                      const mti_view *out, int64_t n) {
   typedef typename optim_compute<T>::type C;
-  mti_sgd_coef c = mti_sgd_prepare(at);
-  bool has_buf = (at->flags & MTI_FLAG_PRESENT(2)) != 0;
-  sgd_scalars<C> k;
-  k.neg_lr = (C)c.neg_lr;
-  k.momentum = (C)c.momentum;
-  k.weight_decay = (C)c.weight_decay;
-  k.nesterov = c.nesterov;
-  k.mode = !(c.momentum > 0) ? 0 : has_buf ? 2 : 1;
+  sgd_scalars<C> k = make_sgd_scalars<C>(at);
   bool contig = is_contig(in[0]) && is_contig(in[1]) && (k.mode != 2 || is_contig(in[2]));
   desc pd = make_desc(in[0]), gd = make_desc(in[1]);
   desc bd = k.mode == 2 ? make_desc(in[2]) : pd;
@@ -181,16 +200,7 @@ template <class T>
 mt_status launch_adamw(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
                        const mti_view *out, int64_t n) {
   typedef typename optim_compute<T>::type C;
-  mti_adamw_coef c = mti_adamw_prepare(at);
-  adamw_scalars<C> k;
-  k.decay = (C)c.decay;
-  k.beta1 = (C)c.beta1;
-  k.one_minus_beta1 = (C)c.one_minus_beta1;
-  k.beta2 = (C)c.beta2;
-  k.one_minus_beta2 = (C)c.one_minus_beta2;
-  k.eps = (C)c.eps;
-  k.neg_step = (C)c.neg_step_size;
-  k.bc2_sqrt = (C)c.bc2_sqrt;
+  adamw_scalars<C> k = make_adamw_scalars<C>(at);
   bool contig = true;
   for (int i = 0; i < 4; i++) contig = contig && is_contig(in[i]);
   adamw_kernel<T><<<grid_for(ctx, n, THREADS), THREADS, 0, ctx->stream>>>(

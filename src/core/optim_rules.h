@@ -122,6 +122,7 @@ static inline mti_adamw_coef mti_adamw_prepare(const mti_attrs *at) {
 
 MTI_OPTIM_RULES(float, f32, sqrtf)
 MTI_OPTIM_RULES(double, f64, sqrt)
-#undef MTI_OPTIM_RULES
+/* MTI_OPTIM_RULES stays defined: the cpu instantiates the float rules once
+ * more with its vectorisable, also correctly rounded, square root. */
 
 #endif

@@ -16,6 +16,11 @@
 #include "core/error.h"
 #include "core/optim_rules.h"
 #include "cpu/cpu_kernels.h"
+#include "cpu/vmath.h"
+
+/* The float rules with mti_vsqrtf, which rounds as sqrtf does but, unlike
+ * it, vectorises (sqrtf may set errno): suffix vf32. */
+MTI_OPTIM_RULES(float, vf32, mti_vsqrtf)
 
 /* Elements per task: large enough to amortise a thread's start, small
  * enough to balance. */
@@ -146,21 +151,21 @@ mt_status mti_cpu_sgd_step(const mti_view *in, const mti_attrs *at, const mti_vi
     }                                                                                           \
   }
 
-ADAMW_LOOP(float, float, f32, ID, ID)
+ADAMW_LOOP(float, float, vf32, ID, ID)
 ADAMW_LOOP(double, double, f64, ID, ID)
-ADAMW_LOOP(f16_t, float, f32, F16_LOAD, F16_STORE)
-ADAMW_LOOP(bf16_t, float, f32, BF16_LOAD, BF16_STORE)
+ADAMW_LOOP(f16_t, float, vf32, F16_LOAD, F16_STORE)
+ADAMW_LOOP(bf16_t, float, vf32, BF16_LOAD, BF16_STORE)
 
 static void adamw_range(mt_dtype dt, int64_t i0, int64_t i1, const void *const *src,
                         const mti_view *out, const mti_adamw_coef *k) {
   void *po = out[0].data, *mo = out[1].data, *vo = out[2].data;
   switch (dt) {
   case MT_FLOAT64: adamw_f64_double(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k); break;
-  case MT_FLOAT16: adamw_f32_f16_t(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k); break;
+  case MT_FLOAT16: adamw_vf32_f16_t(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k); break;
   case MT_BFLOAT16:
-    adamw_f32_bf16_t(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k);
+    adamw_vf32_bf16_t(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k);
     break;
-  default: adamw_f32_float(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k); break;
+  default: adamw_vf32_float(i0, i1, src[0], src[1], src[2], src[3], po, mo, vo, k); break;
   }
 }
 
