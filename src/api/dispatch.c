@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "api/tensor_impl.h"
+#include "autograd/autograd.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 
@@ -171,6 +172,8 @@ mt_status mti_run_op_multi(mti_op op, int n, const mt_tensor *const *in,
     st = remote ? record(info, op, n, in, at, metas, device, outs)
                 : run_host(info, op, n, sc.views, at, metas, device, outs);
   scratch_free(&sc);
+  if (!st && mti_ag_wanted(n, in) && (st = mti_ag_record_op(op, n, in, at, outs)))
+    free_outputs(info->nout, outs);
   return st;
 }
 

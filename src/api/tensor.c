@@ -6,6 +6,7 @@
 
 #include "api/pool.h"
 #include "api/tensor_impl.h"
+#include "autograd/autograd.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
@@ -95,6 +96,7 @@ mt_status mti_check_tensor(const char *fn, const char *arg, const mt_tensor *t) 
 
 void mt_tensor_free(mt_tensor *t) {
   if (!t) return;
+  if (t->grad_fn) mti_ag_release(t);
   mti_storage_release(t->storage);
   mti_pool_put(MTI_POOL_HANDLE, t);
 }
@@ -345,6 +347,8 @@ mt_status mti_copy_into(const char *fn, mt_tensor *dst, const mt_tensor *src) {
                      "%s: dst: its elements overlap in memory (an expanded view?)", fn);
   mt_tensor *near = bring_to(fn, src, dst->device, mti_tensor_is_remote(dst));
   if (!near) return mt_last_status();
+  /* Kept tensors that share dst's storage are stale from here on. */
+  atomic_fetch_add_explicit(&dst->storage->version, 1, memory_order_relaxed);
   mti_attrs at = {0};
   at.dtype = (int32_t)dst->dtype;
   if (mti_tensor_is_remote(dst)) {
@@ -385,29 +389,49 @@ static mt_tensor *copy_to(const char *fn, const mt_tensor *t, mt_device device, 
   return out;
 }
 
+/* A new handle on t's values that stands for t in autograd too. */
+static mt_tensor *share_tracked(const char *fn, const mt_tensor *t) {
+  mt_tensor *out = share(fn, t);
+  if (out && t->grad_fn) mti_ag_share(t, out);
+  return out;
+}
+
+/* copy_to, recorded for autograd as a move of t. */
+static mt_tensor *copy_tracked(const char *fn, const mt_tensor *t, mt_device device,
+                               mt_dtype dtype, int to_remote) {
+  mt_tensor *out = copy_to(fn, t, device, dtype, to_remote);
+  const mti_ag_view move = {.kind = MTI_AG_MOVE};
+  if (out && mti_ag_wanted(1, &t) && mti_ag_record_view(fn, t, out, &move)) {
+    mt_tensor_free(out);
+    return NULL;
+  }
+  return out;
+}
+
 mt_tensor *mt_to(const mt_tensor *t, mt_device device, mt_dtype dtype, int copy) {
   const char *fn = "mt_to";
   if (mti_check_tensor(fn, "t", t)) return NULL;
   if (!mti_dtype_valid((int)dtype))
     return mti_error(MT_ERR_DTYPE, "%s: dtype: %d is not a dtype", fn, (int)dtype), NULL;
-  if (!copy && dtype == t->dtype && mti_device_equal(device, t->device)) return share(fn, t);
+  if (!copy && dtype == t->dtype && mti_device_equal(device, t->device))
+    return share_tracked(fn, t);
   if (mti_check_device(fn, device)) return NULL;
   /* A copy goes where tensors on device are made now: with the remote
    * switch, this is how a tensor moves between in-process and a worker. */
-  return copy_to(fn, t, device, dtype, mti_device_is_remote(device));
+  return copy_tracked(fn, t, device, dtype, mti_device_is_remote(device));
 }
 
 mt_tensor *mt_contiguous(const mt_tensor *t) {
   const char *fn = "mt_contiguous";
   if (mti_check_tensor(fn, "t", t)) return NULL;
-  if (mti_shape_is_contiguous(t->ndim, t->shape, t->strides)) return share(fn, t);
-  return copy_to(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
+  if (mti_shape_is_contiguous(t->ndim, t->shape, t->strides)) return share_tracked(fn, t);
+  return copy_tracked(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
 }
 
 mt_tensor *mt_clone(const mt_tensor *t) {
   const char *fn = "mt_clone";
   if (mti_check_tensor(fn, "t", t)) return NULL;
-  return copy_to(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
+  return copy_tracked(fn, t, t->device, t->dtype, mti_tensor_is_remote(t));
 }
 
 mt_status mt_copy_(mt_tensor *dst, const mt_tensor *src) {
@@ -425,5 +449,6 @@ mt_status mt_copy_(mt_tensor *dst, const mt_tensor *src) {
                      "%s: %s lives in-process (made while remote execution was off) and %s on "
                      "a worker; move one with mt_to", fn, mti_tensor_is_remote(dst) ? "src" : "dst",
                      mti_tensor_is_remote(dst) ? "dst" : "src");
+  if ((s = mti_ag_check_write(fn, dst, src))) return s;
   return mti_copy_into(fn, dst, src);
 }

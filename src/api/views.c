@@ -7,7 +7,21 @@
 #include <string.h>
 
 #include "api/tensor_impl.h"
+#include "autograd/autograd.h"
 #include "core/error.h"
+
+/* A view of t with the given geometry, recorded for autograd as how says. */
+static mt_tensor *view_of(const char *fn, const mt_tensor *t, int ndim, const int64_t *shape,
+                          const int64_t *strides, int64_t offset, const mti_ag_view *how) {
+  mt_tensor *v = mti_tensor_view(fn, t, ndim, shape, strides, offset);
+  if (v && mti_ag_wanted(1, &t) && mti_ag_record_view(fn, t, v, how)) {
+    mt_tensor_free(v);
+    return NULL;
+  }
+  return v;
+}
+
+static const mti_ag_view reshaped = {.kind = MTI_AG_RESHAPE};
 
 /* Resolves a requested shape with at most one -1 against numel. */
 static mt_status resolve_shape(const char *fn, int64_t numel, int ndim, const int64_t *req,
@@ -80,11 +94,11 @@ mt_tensor *mt_reshape(const mt_tensor *t, int ndim, const int64_t *shape) {
   if (mti_check_tensor(fn, "t", t)) return NULL;
   if (resolve_shape(fn, mt_numel(t), ndim, shape, nshape)) return NULL;
   if (view_strides(t->ndim, t->shape, t->strides, ndim, nshape, nstrides))
-    return mti_tensor_view(fn, t, ndim, nshape, nstrides, t->offset);
+    return view_of(fn, t, ndim, nshape, nstrides, t->offset, &reshaped);
   mt_tensor *c = mt_clone(t);
   if (!c) return NULL;
   mti_shape_contiguous_strides(ndim, nshape, nstrides);
-  mt_tensor *v = mti_tensor_view(fn, c, ndim, nshape, nstrides, 0);
+  mt_tensor *v = view_of(fn, c, ndim, nshape, nstrides, 0, &reshaped);
   mt_tensor_free(c);
   return v;
 }
@@ -96,6 +110,7 @@ mt_tensor *mt_permute(const mt_tensor *t, const int *dims) {
     return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: dims: NULL", fn), NULL;
   int64_t shape[MT_MAX_DIMS], strides[MT_MAX_DIMS];
   unsigned seen = 0;
+  mti_ag_view how = {.kind = MTI_AG_PERMUTE};
   for (int i = 0; i < t->ndim; i++) {
     int d;
     if (mti_dim_normalize(fn, "dims", dims[i], t->ndim, &d)) return NULL;
@@ -104,8 +119,9 @@ mt_tensor *mt_permute(const mt_tensor *t, const int *dims) {
     seen |= 1u << d;
     shape[i] = t->shape[d];
     strides[i] = t->strides[d];
+    how.dims[i] = d;
   }
-  return mti_tensor_view(fn, t, t->ndim, shape, strides, t->offset);
+  return view_of(fn, t, t->ndim, shape, strides, t->offset, &how);
 }
 
 mt_tensor *mt_transpose(const mt_tensor *t, int dim0, int dim1) {
@@ -113,7 +129,7 @@ mt_tensor *mt_transpose(const mt_tensor *t, int dim0, int dim1) {
   int a, b;
   if (mti_check_tensor(fn, "t", t)) return NULL;
   if (t->ndim == 0 && (dim0 == 0 || dim0 == -1) && (dim1 == 0 || dim1 == -1))
-    return mti_tensor_view(fn, t, 0, t->shape, t->strides, t->offset);
+    return view_of(fn, t, 0, t->shape, t->strides, t->offset, &reshaped);
   if (mti_dim_normalize(fn, "dim0", dim0, t->ndim, &a) ||
       mti_dim_normalize(fn, "dim1", dim1, t->ndim, &b))
     return NULL;
@@ -122,7 +138,10 @@ mt_tensor *mt_transpose(const mt_tensor *t, int dim0, int dim1) {
   memcpy(strides, t->strides, sizeof strides);
   shape[a] = t->shape[b], shape[b] = t->shape[a];
   strides[a] = t->strides[b], strides[b] = t->strides[a];
-  return mti_tensor_view(fn, t, t->ndim, shape, strides, t->offset);
+  mti_ag_view how = {.kind = MTI_AG_PERMUTE};
+  for (int i = 0; i < t->ndim; i++) how.dims[i] = i;
+  how.dims[a] = b, how.dims[b] = a;
+  return view_of(fn, t, t->ndim, shape, strides, t->offset, &how);
 }
 
 /* Python's clamping of a slice bound for a dim of size n (step > 0). */
@@ -146,7 +165,8 @@ mt_tensor *mt_slice(const mt_tensor *t, int dim, int64_t start, int64_t end, int
   shape[d] = len;
   strides[d] = t->strides[d] * step;
   int64_t offset = t->offset + (len ? lo * t->strides[d] : 0);
-  return mti_tensor_view(fn, t, t->ndim, shape, strides, offset);
+  const mti_ag_view how = {.kind = MTI_AG_SLICE, .dim = d, .start = lo, .step = step};
+  return view_of(fn, t, t->ndim, shape, strides, offset, &how);
 }
 
 mt_tensor *mt_expand(const mt_tensor *t, int ndim, const int64_t *shape) {
@@ -176,7 +196,8 @@ mt_tensor *mt_expand(const mt_tensor *t, int ndim, const int64_t *shape) {
     }
   }
   if (mti_shape_check(fn, ndim, nshape, mt_dtype_size(t->dtype))) return NULL;
-  return mti_tensor_view(fn, t, ndim, nshape, nstrides, t->offset);
+  static const mti_ag_view expanded = {.kind = MTI_AG_EXPAND};
+  return view_of(fn, t, ndim, nshape, nstrides, t->offset, &expanded);
 }
 
 mt_tensor *mt_squeeze(const mt_tensor *t, int dim) {
@@ -184,7 +205,7 @@ mt_tensor *mt_squeeze(const mt_tensor *t, int dim) {
   int d;
   if (mti_check_tensor(fn, "t", t)) return NULL;
   if (t->ndim == 0 && (dim == 0 || dim == -1))
-    return mti_tensor_view(fn, t, 0, t->shape, t->strides, t->offset);
+    return view_of(fn, t, 0, t->shape, t->strides, t->offset, &reshaped);
   if (mti_dim_normalize(fn, "dim", dim, t->ndim, &d)) return NULL;
   if (t->shape[d] != 1)
     return mti_error(MT_ERR_SHAPE, "%s: dim: dim %d has size %lld, not 1", fn, d,
@@ -192,7 +213,7 @@ mt_tensor *mt_squeeze(const mt_tensor *t, int dim) {
   int64_t shape[MT_MAX_DIMS], strides[MT_MAX_DIMS];
   for (int i = 0, j = 0; i < t->ndim; i++)
     if (i != d) shape[j] = t->shape[i], strides[j++] = t->strides[i];
-  return mti_tensor_view(fn, t, t->ndim - 1, shape, strides, t->offset);
+  return view_of(fn, t, t->ndim - 1, shape, strides, t->offset, &reshaped);
 }
 
 mt_tensor *mt_unsqueeze(const mt_tensor *t, int dim) {
@@ -212,5 +233,5 @@ mt_tensor *mt_unsqueeze(const mt_tensor *t, int dim) {
       shape[i] = t->shape[j], strides[i] = t->strides[j], j++;
     }
   }
-  return mti_tensor_view(fn, t, t->ndim + 1, shape, strides, t->offset);
+  return view_of(fn, t, t->ndim + 1, shape, strides, t->offset, &reshaped);
 }

@@ -45,9 +45,9 @@ mt_status mti_ag_record_view(const char *fn, const mt_tensor *in, mt_tensor *out
  * without a copy), the same leaf or the same result. */
 void mti_ag_share(const mt_tensor *in, mt_tensor *out);
 
-/* Checks that fn may write src into dst in place under grad mode: a leaf
- * that requires grad, or a src that requires grad, is refused (the write
- * would be invisible to the backward). */
+/* Checks that fn may write src into dst in place under grad mode: a dst
+ * or a src that requires grad is refused (the write would be invisible to
+ * the backward). */
 mt_status mti_ag_check_write(const char *fn, const mt_tensor *dst, const mt_tensor *src);
 
 /* Drops t's reference to its node (mt_tensor_free). */

@@ -22,7 +22,8 @@
 
 #include "api/tensor_impl.h"
 
-#define MTI_GRAD_MAX_TMP 64
+/* Tensors one rule may make (a fixed array: rules make a few dozen). */
+#define MTI_GRAD_MAX_TMP 128
 
 typedef struct mti_grad_ctx {
   mti_op op;

@@ -1,0 +1,362 @@
+/*
+ * rules_nn.c - backward rules of the neural-network ops.
+ *
+ * Written with the library's own ops, so they run on every device: the
+ * norms from their kept statistics, cross_entropy from its kept
+ * logsumexp, attention from its kept logsumexp (the probabilities are
+ * exp(score - lse), no second softmax), and convolution through conv2d
+ * itself: the input's gradient is a convolution of the (dilated, padded)
+ * output gradient with the flipped, transposed weight, and the weight's a
+ * convolution of the input with the output gradient.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/rules.h"
+#include "core/dtype.h"
+
+#define X (c->in[0])
+
+/* [1, C, 1, ...] for a per-channel [C] against x of ndim dims. */
+static mt_tensor *per_channel(mti_grad_ctx *c, const mt_tensor *v, int ndim) {
+  int64_t shape[MT_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) shape[d] = 1;
+  shape[1] = mt_shape(v, 0);
+  return T(mt_reshape(v, ndim, shape));
+}
+
+/* v summed over every dim but 1 (the channel), as [C]. */
+static mt_tensor *sum_but_channel(mti_grad_ctx *c, const mt_tensor *v) {
+  int dims[MT_MAX_DIMS], nd = 0;
+  for (int d = 0; d < mt_ndim(v); d++)
+    if (d != 1) dims[nd++] = d;
+  return nd ? T(mt_sum(v, nd, dims, 0)) : (mt_tensor *)v;
+}
+
+/* A kept statistic in the gradient's dtype. */
+static mt_tensor *as_dtype(mti_grad_ctx *c, const mt_tensor *t, mt_dtype dt) {
+  return mt_tensor_dtype(t) == dt ? (mt_tensor *)t : T(mt_cast(t, dt));
+}
+
+mt_status grad_linear(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  const mt_tensor *w = c->in[1];
+  if (mti_grad_needed(c, 0)) gin[0] = T(mt_matmul(g, w));
+  if (mti_grad_needed(c, 1)) {
+    int64_t out = c->in_meta[1].shape[0], in = c->in_meta[1].shape[1];
+    mt_tensor *g2 = T(mt_reshape(g, 2, (const int64_t[]){-1, out}));
+    mt_tensor *x2 = T(mt_reshape(X, 2, (const int64_t[]){-1, in}));
+    gin[1] = T(mt_matmul(T(mt_transpose(g2, 0, 1)), x2));
+  }
+  if (mti_grad_needed(c, 2)) gin[2] = (mt_tensor *)g; /* summed to [out] by the engine */
+  return mti_grad_status(c);
+}
+
+/* The normalised-row gradient: rstd (d - mean(d) - xhat mean(d xhat)) over
+ * the dims of `dims`, for d the gradient of xhat. */
+static mt_tensor *normalised_grad(mti_grad_ctx *c, const mt_tensor *d, const mt_tensor *xhat,
+                                  const mt_tensor *rstd, int nd, const int *dims) {
+  mt_tensor *m1 = T(mt_mean(d, nd, dims, 1));
+  mt_tensor *m2 = T(mt_mean(T(mt_mul(d, xhat)), nd, dims, 1));
+  return T(mt_mul(rstd, T(mt_sub(T(mt_sub(d, m1)), T(mt_mul(xhat, m2))))));
+}
+
+mt_status grad_rms_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* y = x r w with r = 1 / sqrt(mean(x^2) + eps) over the last dim:
+   * dx = r (gw - x r^2 mean(gw x)), dw = g x r. */
+  int last = -1;
+  const mt_tensor *w = c->in[1];
+  mt_tensor *r = T(mt_rsqrt(T(mt_add_scalar(T(mt_mean(T(mt_square(X)), 1, &last, 1)),
+                                            c->at->s0))));
+  if (mti_grad_needed(c, 1)) gin[1] = T(mt_mul(g, T(mt_mul(X, r))));
+  if (mti_grad_needed(c, 0)) {
+    const mt_tensor *gw = w ? T(mt_mul(g, w)) : g;
+    mt_tensor *m = T(mt_mean(T(mt_mul(gw, X)), 1, &last, 1));
+    mt_tensor *inner = T(mt_sub(gw, T(mt_mul(T(mt_mul(X, T(mt_square(r)))), m))));
+    gin[0] = T(mt_mul(r, inner));
+  }
+  return mti_grad_status(c);
+}
+
+mt_status grad_group_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  const mti_meta *m = &c->in_meta[0];
+  mt_dtype dt = mt_tensor_dtype(g);
+  int64_t groups = c->at->ints[0], n = m->shape[0];
+  const int64_t grouped[3] = {n, groups, -1}, stat[3] = {n, groups, 1};
+  int last = -1;
+  mt_tensor *mean = T(mt_reshape(as_dtype(c, c->out[1], dt), 3, stat));
+  mt_tensor *rstd = T(mt_reshape(as_dtype(c, c->out[2], dt), 3, stat));
+  mt_tensor *xg = T(mt_reshape(X, 3, grouped));
+  mt_tensor *xhat_g = T(mt_mul(T(mt_sub(xg, mean)), rstd));
+  mt_tensor *xhat = T(mt_reshape(xhat_g, m->ndim, m->shape));
+  if (mti_grad_needed(c, 1)) gin[1] = sum_but_channel(c, T(mt_mul(g, xhat)));
+  if (mti_grad_needed(c, 2)) gin[2] = sum_but_channel(c, g);
+  if (mti_grad_needed(c, 0)) {
+    const mt_tensor *w = c->in[1];
+    const mt_tensor *d = w ? T(mt_mul(g, per_channel(c, w, m->ndim))) : g;
+    mt_tensor *dg = normalised_grad(c, T(mt_reshape(d, 3, grouped)), xhat_g, rstd, 1, &last);
+    gin[0] = T(mt_reshape(dg, m->ndim, m->shape));
+  }
+  return mti_grad_status(c);
+}
+
+mt_status grad_batch_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* Training (no running stats given) normalises with the batch's
+   * statistics, which depend on x; eval with constants. */
+  const mti_meta *m = &c->in_meta[0];
+  mt_dtype dt = mt_tensor_dtype(g);
+  int training = c->in_meta[1].ndim < 0;
+  mt_tensor *mean = per_channel(c, as_dtype(c, c->out[1], dt), m->ndim);
+  mt_tensor *var = per_channel(c, as_dtype(c, c->out[2], dt), m->ndim);
+  mt_tensor *rstd = T(mt_rsqrt(T(mt_add_scalar(var, c->at->s0))));
+  mt_tensor *xhat = T(mt_mul(T(mt_sub(X, mean)), rstd));
+  if (mti_grad_needed(c, 3)) gin[3] = sum_but_channel(c, T(mt_mul(g, xhat)));
+  if (mti_grad_needed(c, 4)) gin[4] = sum_but_channel(c, g);
+  if (mti_grad_needed(c, 0)) {
+    const mt_tensor *w = c->in[3];
+    const mt_tensor *d = w ? T(mt_mul(g, per_channel(c, w, m->ndim))) : g;
+    if (!training) {
+      gin[0] = T(mt_mul(d, rstd));
+    } else {
+      int dims[MT_MAX_DIMS], nd = 0;
+      for (int k = 0; k < m->ndim; k++)
+        if (k != 1) dims[nd++] = k;
+      gin[0] = normalised_grad(c, d, xhat, rstd, nd, dims);
+    }
+  }
+  return mti_grad_status(c);
+}
+
+mt_status grad_cross_entropy(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* d loss / d logits = (softmax - (1 - s) onehot - s / C) / count on the
+   * rows whose target is not ignored, softmax = exp(logits - lse). */
+  const mti_meta *m = &c->in_meta[0];
+  mt_dtype dt = mt_tensor_dtype(g);
+  const mt_tensor *target = c->in[1];
+  int cdim = m->ndim == 1 ? 0 : 1;
+  int64_t classes = m->shape[cdim];
+  double smoothing = c->at->s0;
+  mt_tensor *ignore = T(mt_full(0, NULL, (double)c->at->ints[0], MT_INT64, c->device));
+  mt_tensor *valid = T(mt_ne(target, ignore));
+  mt_tensor *zero_i = T(mt_full(0, NULL, 0, MT_INT64, c->device));
+  mt_tensor *safe = T(mt_unsqueeze(T(mt_where(valid, target, zero_i)), cdim));
+  mt_tensor *lse = T(mt_unsqueeze(as_dtype(c, c->out[1], dt), cdim));
+  mt_tensor *p = T(mt_exp(T(mt_sub(X, lse))));
+  mt_tensor *hit = NULL; /* (1 - s) at each row's target */
+  if (safe) {
+    int64_t shape[MT_MAX_DIMS];
+    for (int d = 0; d < mt_ndim(safe); d++) shape[d] = mt_shape(safe, d);
+    hit = T(mt_full(mt_ndim(safe), shape, 1.0 - smoothing, dt, c->device));
+  }
+  mt_tensor *target_part = T(mt_scatter(mti_grad_zeros(c, m), cdim, safe, hit));
+  mt_tensor *local = T(mt_add_scalar(T(mt_sub(p, target_part)), -smoothing / (double)classes));
+  mt_tensor *validf = T(mt_unsqueeze(T(mt_cast(valid, dt)), cdim));
+  mt_tensor *count = T(mt_sum(validf, 0, NULL, 0));
+  mt_tensor *scale = T(mt_div(g, count));
+  gin[0] = T(mt_mul(T(mt_mul(local, validf)), scale));
+  return mti_grad_status(c);
+}
+
+/* ------------------------------------------------------------- conv */
+
+typedef struct conv_geom {
+  int spatial;          /* 1 (conv1d) or 2 */
+  int64_t stride[2], padding[2], dilation[2], groups;
+} conv_geom;
+
+static conv_geom conv_geom_of(const mti_grad_ctx *c) {
+  const int64_t *v = c->at->ints;
+  conv_geom k;
+  if (c->op == MTI_OP_CONV1D) {
+    k = (conv_geom){1, {1, v[0]}, {0, v[1]}, {1, v[2]}, v[3]};
+  } else {
+    k = (conv_geom){2, {v[0], v[1]}, {v[2], v[3]}, {v[4], v[5]}, v[6]};
+  }
+  return k;
+}
+
+/* A conv1d operand as its conv2d form ([.., W] -> [.., 1, W]). */
+static const mt_tensor *as_2d(mti_grad_ctx *c, const mt_tensor *t, int spatial) {
+  return spatial == 2 ? t : T(mt_unsqueeze(t, -2));
+}
+
+/* dy of a stride-s conv spread to stride 1: zeros between its elements. */
+static const mt_tensor *dilate(mti_grad_ctx *c, const mt_tensor *dy, const int64_t *s) {
+  if (s[0] == 1 && s[1] == 1) return dy;
+  int64_t shape[4] = {mt_shape(dy, 0), mt_shape(dy, 1), (mt_shape(dy, 2) - 1) * s[0] + 1,
+                      (mt_shape(dy, 3) - 1) * s[1] + 1};
+  mti_meta m = {.dtype = mt_tensor_dtype(dy), .ndim = 4};
+  memcpy(m.shape, shape, sizeof shape);
+  mt_tensor *z = mti_grad_zeros(c, &m);
+  mt_tensor *rows = T(mt_slice(z, 2, 0, shape[2], s[0]));
+  mt_tensor *cells = T(mt_slice(rows, 3, 0, shape[3], s[1]));
+  if (cells && mt_copy_(cells, dy)) T(NULL);
+  return z;
+}
+
+/* d x of y = conv2d(x, w): the full correlation of dilated dy with w
+ * flipped and its in/out channels swapped per group. */
+static mt_tensor *conv_input_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *w,
+                                  const int64_t *x_shape, const conv_geom *k) {
+  int64_t o = mt_shape(w, 0), cg = mt_shape(w, 1), kh = mt_shape(w, 2), kw = mt_shape(w, 3);
+  int64_t g = k->groups, og = o / g;
+  mt_tensor *w5 = T(mt_reshape(w, 5, (const int64_t[]){g, og, cg, kh, kw}));
+  static const int swap[5] = {0, 2, 1, 3, 4}, spatial[2] = {2, 3};
+  mt_tensor *wt = T(mt_reshape(T(mt_permute(w5, swap)), 4, (const int64_t[]){g * cg, og, kh, kw}));
+  mt_tensor *wf = T(mt_flip(wt, 2, spatial));
+  const mt_tensor *d = dilate(c, dy, k->stride);
+  /* Pad the dilated dy so the full correlation spans x: d (k - 1) - p on
+   * each side, plus, at the end, the rows of x past the last window. */
+  int64_t q[2], r[2];
+  for (int i = 0; i < 2; i++) {
+    int64_t kk = i ? kw : kh, extent = mt_shape(dy, 2 + i);
+    q[i] = k->dilation[i] * (kk - 1) - k->padding[i];
+    r[i] = x_shape[2 + i] + 2 * k->padding[i] - k->dilation[i] * (kk - 1) - 1 -
+           (extent - 1) * k->stride[i];
+  }
+  int64_t pads[4] = {q[1], q[1] + r[1], q[0], q[0] + r[0]};
+  mt_tensor *dp = d ? T(mt_pad(d, 4, pads, MT_PAD_CONSTANT, 0)) : NULL;
+  static const int64_t one[2] = {1, 1}, none[2] = {0, 0};
+  return T(mt_conv2d(dp, wf, NULL, one, none, k->dilation, g));
+}
+
+/* d w of y = conv2d(x, w): per group, x's channels as the batch and dy's
+ * as the kernel, with stride and dilation exchanged. */
+static mt_tensor *conv_weight_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *x,
+                                   const int64_t *w_shape, const conv_geom *k) {
+  int64_t n = mt_shape(x, 0), ch = mt_shape(x, 1), h = mt_shape(x, 2), wd = mt_shape(x, 3);
+  int64_t g = k->groups, cg = ch / g;
+  mt_tensor *x5 = T(mt_reshape(x, 5, (const int64_t[]){n, g, cg, h, wd}));
+  static const int to_batch[5] = {2, 1, 0, 3, 4}, swap01[4] = {1, 0, 2, 3};
+  mt_tensor *xb = T(mt_reshape(T(mt_permute(x5, to_batch)), 4, (const int64_t[]){cg, g * n, h, wd}));
+  mt_tensor *dyt = T(mt_permute(dy, swap01)); /* [O, N, Ho, Wo] */
+  mt_tensor *full = T(mt_conv2d(xb, dyt, NULL, k->dilation, k->padding, k->stride, g));
+  mt_tensor *fw = T(mt_permute(full, swap01)); /* [O, Cg, kh', kw'] */
+  mt_tensor *rows = T(mt_slice(fw, 2, 0, w_shape[2], 1));
+  return T(mt_slice(rows, 3, 0, w_shape[3], 1));
+}
+
+mt_status grad_conv(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  conv_geom k = conv_geom_of(c);
+  const mt_tensor *x = as_2d(c, X, k.spatial), *w = as_2d(c, c->in[1], k.spatial);
+  const mt_tensor *dy = as_2d(c, g, k.spatial);
+  if (mti_grad_needed(c, 0) && x && w && dy) {
+    int64_t shape[4] = {mt_shape(x, 0), mt_shape(x, 1), mt_shape(x, 2), mt_shape(x, 3)};
+    mt_tensor *dx = conv_input_grad(c, dy, w, shape, &k);
+    gin[0] = k.spatial == 2 || !dx ? dx : T(mt_squeeze(dx, -2));
+  }
+  if (mti_grad_needed(c, 1) && x && w && dy) {
+    int64_t shape[4] = {mt_shape(w, 0), mt_shape(w, 1), mt_shape(w, 2), mt_shape(w, 3)};
+    mt_tensor *dw = conv_weight_grad(c, dy, x, shape, &k);
+    gin[1] = k.spatial == 2 || !dw ? dw : T(mt_squeeze(dw, -2));
+  }
+  if (mti_grad_needed(c, 2)) gin[2] = sum_but_channel(c, g);
+  return mti_grad_status(c);
+}
+
+/* ------------------------------------------------------------ pools */
+
+/* A pool's [C, H, W] operand as [1, C, H, W]. */
+static const mt_tensor *batched(mti_grad_ctx *c, const mt_tensor *t, int ndim) {
+  return ndim == 4 ? t : T(mt_unsqueeze(t, 0));
+}
+
+mt_status grad_max_pool2d(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* each output took the input element its index (out1, flat in the
+   * plane) names: add g there */
+  const mti_meta *m = &c->in_meta[0];
+  int nd = m->ndim;
+  int64_t lead[MT_MAX_DIMS];
+  for (int d = 0; d < nd - 2; d++) lead[d] = m->shape[d];
+  lead[nd - 2] = -1;
+  mti_meta planes = *m;
+  planes.ndim = nd - 1;
+  planes.shape[nd - 2] = m->shape[nd - 2] * m->shape[nd - 1];
+  mt_tensor *index = T(mt_reshape(c->out[1], nd - 1, lead));
+  mt_tensor *g2 = T(mt_reshape(g, nd - 1, lead));
+  mt_tensor *flat = T(mt_scatter_add(mti_grad_zeros(c, &planes), nd - 2, index, g2));
+  gin[0] = T(mt_reshape(flat, m->ndim, m->shape));
+  return mti_grad_status(c);
+}
+
+mt_status grad_avg_pool2d(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* A mean over windows counting the padding is a depthwise convolution
+   * with a constant kernel: its input gradient. */
+  const mti_meta *m = &c->in_meta[0];
+  const int64_t *v = c->at->ints;
+  int64_t ch = m->shape[m->ndim - 3];
+  conv_geom k = {2, {v[2], v[3]}, {v[4], v[5]}, {1, 1}, ch};
+  mt_tensor *w = T(mt_full(4, (const int64_t[]){ch, 1, v[0], v[1]}, 1.0 / (double)(v[0] * v[1]),
+                           mt_tensor_dtype(g), c->device));
+  const mt_tensor *dy = batched(c, g, m->ndim);
+  int64_t shape[4] = {m->ndim == 4 ? m->shape[0] : 1, ch, m->shape[m->ndim - 2],
+                      m->shape[m->ndim - 1]};
+  mt_tensor *dx = dy && w ? conv_input_grad(c, dy, w, shape, &k) : NULL;
+  gin[0] = m->ndim == 4 || !dx ? dx : T(mt_squeeze(dx, 0));
+  return mti_grad_status(c);
+}
+
+/* The [out, in] matrix of adaptive averaging along one dim: row i averages
+ * [floor(i in / out), ceil((i + 1) in / out)). */
+static mt_tensor *averaging_matrix(mti_grad_ctx *c, int64_t out, int64_t in, mt_dtype dt) {
+  size_t cells = (size_t)(out * in);
+  double *a = calloc(cells ? cells : 1, sizeof(double));
+  if (!a) return T(NULL);
+  for (int64_t i = 0; i < out; i++) {
+    int64_t lo = i * in / out, hi = ((i + 1) * in + out - 1) / out;
+    for (int64_t j = lo; j < hi; j++) a[i * in + j] = 1.0 / (double)(hi - lo);
+  }
+  mt_device cpu = {MT_DEVICE_CPU, 0};
+  mt_tensor *host = T(mt_from_data(a, 2, (const int64_t[]){out, in}, MT_FLOAT64, cpu));
+  free(a);
+  return host ? T(mt_to(host, c->device, dt, 1)) : NULL;
+}
+
+mt_status grad_adaptive_avg_pool2d(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* y = Ah x Aw^T per plane (the windows are products of 1-d ranges), so
+   * dx = Ah^T g Aw. */
+  const mti_meta *m = &c->in_meta[0];
+  mt_dtype dt = mt_tensor_dtype(g);
+  mt_tensor *ah = averaging_matrix(c, c->at->ints[0], m->shape[m->ndim - 2], dt);
+  mt_tensor *aw = averaging_matrix(c, c->at->ints[1], m->shape[m->ndim - 1], dt);
+  mt_tensor *left = T(mt_matmul(T(mt_transpose(ah, 0, 1)), g));
+  gin[0] = T(mt_matmul(left, aw));
+  return mti_grad_status(c);
+}
+
+/* -------------------------------------------------------- attention */
+
+mt_status grad_attention(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  /* P = exp(S - lse) from the kept logsumexp (0 on rows with no key);
+   * dV = P^T g, dS = P (g V^T - rowsum(g out)), dQ = dS K scale,
+   * dK = dS^T Q scale, and an additive mask gets dS. */
+  const mt_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2], *mask = c->in[3];
+  mt_dtype dt = mt_tensor_dtype(g);
+  const mti_meta *qm = &c->in_meta[0], *km = &c->in_meta[1];
+  int64_t l = qm->shape[qm->ndim - 2], s = km->shape[km->ndim - 2];
+  double scale = isnan(c->at->s0) ? 1.0 / sqrt((double)qm->shape[qm->ndim - 1]) : c->at->s0;
+  mt_tensor *kt = T(mt_transpose(k, -1, -2));
+  mt_tensor *scores = T(mt_mul_scalar(T(mt_matmul(q, kt)), scale));
+  if (mask && mt_tensor_dtype(mask) == MT_BOOL)
+    scores = T(mt_masked_fill(scores, T(mt_logical_not(mask)), -INFINITY));
+  else if (mask)
+    scores = T(mt_add(scores, mask));
+  if (c->at->flags & MTI_FLAG_CAUSAL) {
+    mt_tensor *ones = T(mt_ones(2, (const int64_t[]){l, s}, MT_BOOL, c->device));
+    scores = T(mt_masked_fill(scores, T(mt_triu(ones, 1)), -INFINITY));
+  }
+  mt_tensor *lse = T(mt_unsqueeze(as_dtype(c, c->out[1], dt), -1));
+  mt_tensor *p = T(mt_exp(T(mt_sub(scores, lse))));
+  mt_tensor *zero = mti_grad_scalar(c, 0, dt);
+  p = T(mt_where(T(mt_isfinite(lse)), p, zero)); /* a row with no kept key has no weights */
+  int last = -1;
+  mt_tensor *row = T(mt_sum(T(mt_mul(g, c->out[0])), 1, &last, 1));
+  mt_tensor *dp = T(mt_matmul(g, T(mt_transpose(v, -1, -2))));
+  mt_tensor *ds = T(mt_mul(p, T(mt_sub(dp, row))));
+  if (mti_grad_needed(c, 2)) gin[2] = T(mt_matmul(T(mt_transpose(p, -1, -2)), g));
+  if (mti_grad_needed(c, 0)) gin[0] = T(mt_mul_scalar(T(mt_matmul(ds, k)), scale));
+  if (mti_grad_needed(c, 1))
+    gin[1] = T(mt_mul_scalar(T(mt_matmul(T(mt_transpose(ds, -1, -2)), q)), scale));
+  if (mti_grad_needed(c, 3)) gin[3] = ds;
+  return mti_grad_status(c);
+}
