@@ -388,6 +388,29 @@ START_TEST(test_clip_grad_norm) {
 }
 END_TEST
 
+/* Leaves whose gradients came from one add (the same gradient values for
+ * both): each counts in the total, and each ends up scaled once. */
+START_TEST(test_clip_shared_gradient) {
+  mt_tensor *a = param_of(TU_VALS(1, 2), 2, MT_FLOAT32), *b = param_of(TU_VALS(3, 4), 2,
+                                                                        MT_FLOAT32);
+  mt_tensor *w = TU_TENSOR(TU_VALS(3, 4), 1, TU_SHAPE(2), MT_FLOAT32);
+  mt_tensor *sum = TU_OK(mt_add(a, b)), *prod = TU_OK(mt_mul(sum, w));
+  mt_tensor *loss = TU_OK(mt_sum(prod, 0, NULL, 0));
+  TU_CHECK_OK(mt_backward(loss, NULL));
+  mt_tensor *ps[2] = {a, b}, *total = NULL, *g = NULL;
+  TU_CHECK_OK(mt_clip_grad_norm(2, ps, 1, &total));
+  double norm = sqrt(50), f = 1 / (norm + 1e-6);
+  TU_CHECK_CLOSE(total, TU_VALS(norm), 1, 1e-6, 0);
+  for (int k = 0; k < 2; k++) {
+    TU_CHECK_OK(mt_grad(ps[k], &g));
+    TU_CHECK_VALUES(g, TU_VALS(3 * f, 4 * f), 2);
+    mt_tensor_free(g);
+  }
+  mt_tensor_free(total), mt_tensor_free(loss), mt_tensor_free(prod), mt_tensor_free(sum);
+  mt_tensor_free(w), mt_tensor_free(a), mt_tensor_free(b);
+}
+END_TEST
+
 static Suite *optim_suite(void) {
   Suite *s = suite_create("optim");
   TCase *tc = tcase_create("updates");
@@ -402,6 +425,7 @@ static Suite *optim_suite(void) {
   tcase_add_test(tc, test_step_restores_grad_mode);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_clip_grad_norm);
+  tcase_add_test(tc, test_clip_shared_gradient);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -294,6 +294,14 @@ static mt_status scale_in_place(mt_tensor *g, const mt_tensor *coef) {
   return s;
 }
 
+/* 1 when a and b are the same elements (one storage, one geometry). */
+static int same_view(const mt_tensor *a, const mt_tensor *b) {
+  if (a->storage != b->storage || a->offset != b->offset || a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d] || a->strides[d] != b->strides[d]) return 0;
+  return 1;
+}
+
 /* total = sqrt(sum of squares) over the gradients grads[0..m); coef =
  * min(1, max_norm / (total + 1e-6)) as torch (max_norm * reciprocal). The
  * sums run in float32, or in float64 when a gradient is float64 (torch's
@@ -334,7 +342,14 @@ static mt_status clip(int m, mt_tensor **grads, double max_norm, mt_tensor **tot
     mt_tensor_free(inv);
     mt_tensor_free(raw);
   }
-  for (int k = 0; k < m && !s; k++) s = scale_in_place(grads[k], coef);
+  /* Two leaves may hold one gradient tensor (the engine hands an add's
+   * gradient to both inputs): it counts for each above, as torch's two
+   * gradients would, but is scaled once. */
+  for (int k = 0; k < m && !s; k++) {
+    int seen = 0;
+    for (int j = 0; j < k && !seen; j++) seen = same_view(grads[j], grads[k]);
+    if (!seen) s = scale_in_place(grads[k], coef);
+  }
   mt_tensor_free(sumsq);
   mt_tensor_free(coef);
   mt_tensor *total32 = s ? NULL : mt_to(total, home, MT_FLOAT32, 0);
