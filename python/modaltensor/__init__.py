@@ -99,3 +99,4 @@ __all__ = [
     "full", "arange", "rand", "randn", "manual_seed", "empty_like", "zeros_like", "ones_like",
     "full_like", "where", "layer_norm", "cat", "concatenate", "stack",
 ] + sorted(FUNCTION_TABLE) + _ops_elementwise.__all__ + _ops_reduce.__all__ + _ops_index.__all__ + _safetensors.__all__
+from . import optim  # noqa: E402,F401  (mt.optim.SGD, AdamW; mt.nn.utils.clip_grad_norm_)
