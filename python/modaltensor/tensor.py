@@ -324,6 +324,12 @@ class Tensor:
         check(lib.mt_backward(self._h, None if gradient is None else gradient._h),
               "mt_backward")
 
+    @property
+    def data(self):
+        """This tensor's values without its history (torch's .data: a
+        detached tensor sharing the storage)."""
+        return self.detach()
+
     def detach(self):
         """A new tensor on the same values that requires no grad and has no
         history (torch.Tensor.detach)."""
@@ -498,6 +504,10 @@ class Tensor:
 
     def fill_(self, value):
         return self.copy_(value)
+
+    def zero_(self):
+        """Writes zeros into this tensor (torch's zero_); returns it."""
+        return self.copy_(0)
 
     # --------------------------------------------------------------- views
 

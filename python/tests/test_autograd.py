@@ -130,6 +130,9 @@ def test_gradients_accumulate_until_dropped(device, rng):
         (ta * 3.0).sum().backward()
     close(a.grad, ta.grad)
     np.testing.assert_allclose(host(a.grad), 6.0)
+    a.grad.zero_()  # a handle on the accumulated gradient itself
+    np.testing.assert_array_equal(host(a.grad), 0.0)
+    assert not a.data.requires_grad
     a.grad = None
     assert a.grad is None
     (a * 2.0).sum().backward()

@@ -490,6 +490,8 @@ def test_zero_grad_and_requires_grad_():
     model = nn.Linear(3, 1)
     model(mt.ones(2, 3)).sum().backward()
     assert model.weight.grad is not None and model.bias.grad is not None
+    model.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(host(model.weight.grad), 0.0)
     model.zero_grad()
     assert model.weight.grad is None and model.bias.grad is None
     model.requires_grad_(False)

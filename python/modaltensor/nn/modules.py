@@ -463,10 +463,16 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Drops every parameter's gradient (the next backward starts from
-        zero). set_to_none=False is the same here: the library has no
-        zero-filled gradient state to keep."""
+        zero); set_to_none=False writes zeros into the existing gradients
+        instead, as torch does."""
         for param in self.parameters():
-            param.grad = None
+            if set_to_none:
+                param.grad = None
+                continue
+            grad = param.grad
+            if grad is not None:
+                with no_grad():
+                    grad.zero_()
 
     # -------------------------------------------------------------- repr
 
