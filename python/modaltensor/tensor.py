@@ -288,10 +288,25 @@ class Tensor:
     def is_leaf(self):
         """True unless this tensor was made by a recorded op (torch's
         is_leaf: every tensor that does not require grad is a leaf)."""
-        # The C API has no query for it: a tensor that requires grad is a
-        # leaf exactly when it was marked through requires_grad (a recorded
-        # result requires grad from birth), which this object remembers.
-        return not self.requires_grad or self._leaf
+        if not self.requires_grad:
+            return True
+        # The C API has no query for it. A second handle from mt_to (nothing
+        # changed) stands for this tensor in autograd; un-marking it is
+        # refused exactly for a recorded result, and for a leaf only drops
+        # that handle's mark, so this tensor is left as it was.
+        probe = lib.mt_to(self._h, lib.mt_tensor_device(self._h), lib.mt_tensor_dtype(self._h),
+                          0)
+        if not probe:
+            raise last_error("mt_to")
+        try:
+            if not lib.mt_requires_grad(probe):
+                return self._leaf  # a library whose mt_to does not share: what we marked
+            if lib.mt_set_requires_grad(probe, 0) == 0:
+                return True
+            lib.mt_clear_error()
+            return False
+        finally:
+            lib.mt_tensor_free(probe)
 
     @property
     def grad(self):

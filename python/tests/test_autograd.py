@@ -274,3 +274,15 @@ def test_manual_sgd_step_lowers_the_loss(device, rng):
                 p -= 0.1 * p.grad
         losses.append(loss.item())
     assert losses[-1] < 0.05 * losses[0]
+
+
+def test_is_leaf_follows_torch(device):
+    a = mt.ones(2, 2, device=device, requires_grad=True)
+    assert a.is_leaf
+    assert a.contiguous().is_leaf == torch.ones(2, requires_grad=True).contiguous().is_leaf
+    assert not (a * 1.0).is_leaf and not a.T.is_leaf and not a[0].is_leaf
+    assert a.is_leaf and a.requires_grad  # asking changed nothing
+    (a * 2.0).sum().backward()
+    np.testing.assert_array_equal(host(a.grad), 2.0)
+    assert mt.ones(2, device=device).is_leaf
+    assert (mt.ones(2, device=device) * 2.0).is_leaf  # no grad: a leaf, as torch

@@ -6,8 +6,10 @@ state_dict round trips through mt.save_file / mt.load_file. On cpu and
 modal."""
 
 import collections
+import copy
 import math
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -496,3 +498,13 @@ def test_zero_grad_and_requires_grad_():
     assert model.weight.grad is None and model.bias.grad is None
     model.requires_grad_(False)
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_deepcopy_and_pickle_keep_parameters(device):
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm2d(3)).to(device)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        weight = clone[0].weight
+        assert isinstance(weight, nn.Parameter) and weight.requires_grad and weight.is_leaf
+        assert weight is not model[0].weight and weight.device == mt.device(device)
+        np.testing.assert_array_equal(host(weight), host(model[0].weight))
+        assert list(clone.state_dict()) == list(model.state_dict())
