@@ -286,3 +286,42 @@ def test_is_leaf_follows_torch(device):
     np.testing.assert_array_equal(host(a.grad), 2.0)
     assert mt.ones(2, device=device).is_leaf
     assert (mt.ones(2, device=device) * 2.0).is_leaf  # no grad: a leaf, as torch
+
+
+def _training_step(model, x, y):
+    loss = F.cross_entropy(model(x), y)
+    model.zero_grad()
+    loss.backward()
+    with mt.no_grad():
+        for p in model.parameters():
+            p -= 0.1 * p.grad
+    return loss.item()
+
+
+def test_worker_training_step_is_one_sync_and_keeps_memory_flat(rng):
+    if not mt.modal.is_remote_execution_enabled() or not mt.modal.is_available():
+        pytest.skip("needs a worker (MODALTENSOR_TEST_MODAL=worker)")
+    import gc
+    gc.collect()
+    mt.modal.synchronize(0)
+    before = mt.modal.memory_allocated(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.LayerNorm(32),
+                          nn.Linear(32, 4)).to("modal")
+    x = mt.tensor(rng.standard_normal((16, 8)).astype(np.float32), device="modal")
+    y = mt.tensor(rng.integers(0, 4, size=16), device="modal")
+    for _ in range(3):
+        _training_step(model, x, y)
+    gc.collect()
+    mt.modal.synchronize(0)
+    steady = mt.modal.memory_allocated(0)
+    syncs = mt.modal.stats()["syncs"]
+    for _ in range(10):
+        _training_step(model, x, y)
+    assert mt.modal.stats()["syncs"] - syncs == 10  # only loss.item() waits
+    gc.collect()
+    mt.modal.synchronize(0)
+    assert mt.modal.memory_allocated(0) == steady  # the tapes are freed by each backward
+    del model, x, y
+    gc.collect()
+    mt.modal.synchronize(0)
+    assert mt.modal.memory_allocated(0) == before

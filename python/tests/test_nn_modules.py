@@ -508,3 +508,41 @@ def test_deepcopy_and_pickle_keep_parameters(device):
         assert weight is not model[0].weight and weight.device == mt.device(device)
         np.testing.assert_array_equal(host(weight), host(model[0].weight))
         assert list(clone.state_dict()) == list(model.state_dict())
+
+
+def test_losses_flatten_and_from_pretrained_match_torch(device, rng):
+    x, tx = inputs(rng, (5, 4))
+    target = rng.integers(0, 4, size=5)
+    t = mt.tensor(x, device=device)
+    close(nn.CrossEntropyLoss(label_smoothing=0.1)(t, mt.tensor(target, device=device)),
+          tnn.CrossEntropyLoss(label_smoothing=0.1)(tx, torch.from_numpy(target)))
+    other, tother = inputs(rng, (5, 4))
+    for reduction in ("mean", "sum", "none"):
+        close(nn.MSELoss(reduction)(t, mt.tensor(other, device=device)),
+              tnn.MSELoss(reduction=reduction)(tx, tother))
+    images, timages = inputs(rng, (2, 3, 4, 5))
+    close(nn.Flatten()(mt.tensor(images, device=device)), tnn.Flatten()(timages))
+    table = rng.standard_normal((6, 3)).astype(np.float32)
+    frozen = nn.Embedding.from_pretrained(mt.tensor(table, device=device))
+    assert not frozen.weight.requires_grad
+    assert nn.Embedding.from_pretrained(mt.tensor(table), freeze=False).weight.requires_grad
+    np.testing.assert_array_equal(host(frozen(mt.tensor([5, 0], device=device))),
+                                  table[[5, 0]])
+
+
+def test_init_functions_follow_torchs_formulas(device):
+    for name, param in (("linear", None), ("relu", None), ("tanh", None),
+                        ("leaky_relu", 0.2), ("conv2d", None), ("selu", None)):
+        assert nn.init.calculate_gain(name, param) == pytest.approx(
+            torch.nn.init.calculate_gain(name, param))
+    w = mt.empty(200, 300, device=device)
+    assert nn.init.xavier_uniform_(w, seed=3) is w
+    bound = math.sqrt(6 / 500)
+    values = host(w)
+    assert np.abs(values).max() <= bound and values.std() > 0.9 * bound / math.sqrt(3)
+    a = host(nn.init.normal_(mt.empty(1000, device=device), 2.0, 0.5, seed=1))
+    assert abs(a.mean() - 2.0) < 0.05 and abs(a.std() - 0.5) < 0.05
+    b = host(nn.init.normal_(mt.empty(1000, device=device), 2.0, 0.5, seed=1))
+    np.testing.assert_array_equal(a, b)  # the same seed, the same values
+    with pytest.raises(ValueError):
+        nn.init.kaiming_uniform_(mt.empty(3, device=device))
