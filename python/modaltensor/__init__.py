@@ -101,3 +101,4 @@ __all__ = [
     "full_like", "where", "layer_norm", "cat", "concatenate", "stack",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
 ] + sorted(FUNCTION_TABLE) + _ops_elementwise.__all__ + _ops_reduce.__all__ + _ops_index.__all__ + _safetensors.__all__
+from . import optim  # noqa: E402,F401  (mt.optim.SGD, AdamW; mt.nn.utils.clip_grad_norm_)

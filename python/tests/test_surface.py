@@ -28,6 +28,10 @@ from test_cffi_header import reduce_header  # noqa: E402
 
 # Ops without a public function of their own: how users reach them.
 INTERNAL_OPS = {"copy": "mt_clone, mt_contiguous, mt_to and mt_copy_"}
+# The optimizer updates are run by mt_optimizer_step (mt_sgd, mt_adamw), and
+# reached from Python through modaltensor.optim.
+INTERNAL_OPS.update({"sgd_step": "mt_sgd and mt_optimizer_step",
+                     "adamw_step": "mt_adamw and mt_optimizer_step"})
 # Ops whose node has outputs past the first that are statistics kept for the
 # backward (see their ops.def rows): their public function returns the first
 # output alone, as mt_tensor *.
@@ -36,6 +40,7 @@ ONE_RESULT_OPS = {"group_norm", "batch_norm", "cross_entropy", "max_pool2d",
 # Ops whose Python name differs from the table's (PyTorch's spelling).
 PYTHON_NAMES = {"add_scalar": "add", "mul_scalar": "mul", "pow_scalar": "pow",
                 "copy": "clone", "max_dim": "max", "min_dim": "min"}
+PYTHON_NAMES.update({"sgd_step": "optim", "adamw_step": "optim"})  # mt.optim.SGD, AdamW
 
 
 def table_ops():

@@ -74,6 +74,9 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_POOL2D:
   case MTI_KIND_ADAPTIVE_POOL2D: return mtw_cuda_pool2d(ctx, op, in, at, out);
   case MTI_KIND_ATTENTION: return mtw_cuda_attention(ctx, in, at, out);
+  /* ---- optimizer updates (issue 12) ---- */
+  case MTI_KIND_SGD_STEP: return mtw_cuda_sgd_step(ctx, in, at, out);
+  case MTI_KIND_ADAMW_STEP: return mtw_cuda_adamw_step(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

@@ -168,6 +168,16 @@ mt_status mtw_cuda_pool2d(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in
 mt_status mtw_cuda_attention(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
                              const mti_view *out);
 
+/* ---- optimizer updates (issue 12) ---- */
+
+/* SGD_STEP (in[2], the momentum buffer, read only with flag PRESENT(2))
+ * and ADAMW_STEP: one thread per element, out[0] the new param, then the
+ * new state (cuda_optim.cu). */
+mt_status mtw_cuda_sgd_step(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out);
+mt_status mtw_cuda_adamw_step(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                              const mti_view *out);
+
 #ifdef __cplusplus
 }
 #endif

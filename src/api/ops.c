@@ -161,6 +161,9 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_ADAPTIVE_POOL2D(N, n, A)
 /* ---- neural-network ops (0.2): api/ops_attention.c ---- */
 #define WRAP_KIND_ATTENTION(N, n, A)
+/* ---- optimizer updates (issue 12): run by mt_optimizer_step, api/optim.c ---- */
+#define WRAP_KIND_SGD_STEP(N, n, A)
+#define WRAP_KIND_ADAMW_STEP(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

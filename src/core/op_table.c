@@ -1198,6 +1198,87 @@ static mt_status infer_linear(const infer_ctx *c, const mti_meta *in, const mti_
   return MT_OK;
 }
 
+/* ---- rules: optimizer updates (issue 12) ---- */
+
+/* A finite scalar attribute >= lo (and < hi when hi is not NaN). */
+static mt_status check_coef(const infer_ctx *c, const char *arg, double v, double lo, double hi) {
+  if (!isfinite(v) || v < lo || (!isnan(hi) && v >= hi)) {
+    if (isnan(hi))
+      return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: %s: %g must be finite and >= %g", c->fn, arg,
+                       v, lo);
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: %s: %g is outside [%g, %g)", c->fn, arg, v, lo,
+                     hi);
+  }
+  return MT_OK;
+}
+
+/* in[i] of the param's dtype and shape (gradients and state). */
+static mt_status check_like_param(const infer_ctx *c, const mti_meta *in, int i,
+                                  const char *name) {
+  const mti_meta *p = &in[0], *t = &in[i];
+  if (t->dtype != p->dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected the param's %s", c->fn, name,
+                     mt_dtype_name(t->dtype), mt_dtype_name(p->dtype));
+  if (t->ndim != p->ndim || !mti_shape_equal(p->ndim, t->shape, p->shape)) {
+    char sp[160], st[160];
+    return mti_error(MT_ERR_SHAPE, "%s: %s: shape %s, expected the param's %s", c->fn, name,
+                     mti_shape_str(st, sizeof st, t->ndim, t->shape),
+                     mti_shape_str(sp, sizeof sp, p->ndim, p->shape));
+  }
+  return MT_OK;
+}
+
+static mt_status infer_sgd_step(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                mti_meta *out) {
+  mt_status s;
+  if ((s = check_float_input(c, "param", &in[0])) || (s = check_like_param(c, in, 1, "grad")) ||
+      (s = check_n_ints(c, "nesterov", at, 1)) || (s = check_coef(c, "lr", at->s0, 0, NAN)) ||
+      (s = check_coef(c, "momentum", at->s1, 0, NAN)) ||
+      (s = check_coef(c, "weight_decay", at->s2, 0, NAN)))
+    return s;
+  int has_buf = mti_input_present(c->info, at, 2);
+  if (at->ints[0] != 0 && at->ints[0] != 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: nesterov: %lld, expected 0 or 1", c->fn,
+                     (long long)at->ints[0]);
+  if (at->ints[0] && !(at->s1 > 0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: nesterov: needs momentum > 0", c->fn);
+  if (has_buf && !(at->s1 > 0))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: momentum_buffer: given with momentum 0",
+                     c->fn);
+  if (has_buf && (s = check_like_param(c, in, 2, "momentum_buffer"))) return s;
+  set_out(&out[0], in[0].dtype, in[0].ndim, in[0].shape);
+  static const int64_t none[1] = {0};
+  if (at->s1 > 0)
+    out[1] = out[0];
+  else
+    set_out(&out[1], in[0].dtype, 1, none);
+  return MT_OK;
+}
+
+static mt_status infer_adamw_step(const infer_ctx *c, const mti_meta *in, const mti_attrs *at,
+                                  mti_meta *out) {
+  mt_status s;
+  if ((s = check_float_input(c, "param", &in[0])) || (s = check_like_param(c, in, 1, "grad")) ||
+      (s = check_like_param(c, in, 2, "exp_avg")) ||
+      (s = check_like_param(c, in, 3, "exp_avg_sq")) ||
+      (s = check_n_ints(c, "eps, weight_decay, bias corrections", at, 4)) ||
+      (s = check_coef(c, "lr", at->s0, 0, NAN)) || (s = check_coef(c, "beta1", at->s1, 0, 1)) ||
+      (s = check_coef(c, "beta2", at->s2, 0, 1)))
+    return s;
+  double eps, wd, bc1, bc2;
+  memcpy(&eps, &at->ints[0], sizeof eps);
+  memcpy(&wd, &at->ints[1], sizeof wd);
+  memcpy(&bc1, &at->ints[2], sizeof bc1);
+  memcpy(&bc2, &at->ints[3], sizeof bc2);
+  if ((s = check_coef(c, "eps", eps, 0, NAN)) || (s = check_coef(c, "weight_decay", wd, 0, NAN)))
+    return s;
+  if (!(bc1 > 0 && bc1 <= 1) || !(bc2 > 0 && bc2 <= 1))
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: bias corrections: %g, %g must be in (0, 1] "
+                     "(1 - beta^step, step >= 1)", c->fn, bc1, bc2);
+  for (int k = 0; k < 3; k++) set_out(&out[k], in[0].dtype, in[0].ndim, in[0].shape);
+  return MT_OK;
+}
+
 /* The rule of each kind. No default: a new kind must get its rule here. */
 static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
                             const mti_meta *in, const mti_attrs *at, mti_meta *out) {
@@ -1306,6 +1387,9 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_POOL2D: return infer_pool2d(c, &in[0], at, out);
   case MTI_KIND_ADAPTIVE_POOL2D: return infer_adaptive_pool2d(c, &in[0], at, out);
   case MTI_KIND_ATTENTION: return infer_attention(c, in, at, out);
+  /* ---- optimizer updates (issue 12) ---- */
+  case MTI_KIND_SGD_STEP: return infer_sgd_step(c, in, at, out);
+  case MTI_KIND_ADAMW_STEP: return infer_adamw_step(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

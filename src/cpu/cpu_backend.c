@@ -134,6 +134,9 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_POOL2D:
   case MTI_KIND_ADAPTIVE_POOL2D: return mti_cpu_pool2d(op, &in[0], at, out);
   case MTI_KIND_ATTENTION: return mti_cpu_attention(in, at, out);
+  /* ---- optimizer updates (issue 12) ---- */
+  case MTI_KIND_SGD_STEP: return mti_cpu_sgd_step(in, at, out);
+  case MTI_KIND_ADAMW_STEP: return mti_cpu_adamw_step(in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -105,6 +105,14 @@ mt_status mti_cpu_pool2d(mti_op op, const mti_view *in, const mti_attrs *at,
  * result, out[1] the float32 logsumexp per query row. */
 mt_status mti_cpu_attention(const mti_view *in, const mti_attrs *at, const mti_view *out);
 
+/* ---- optimizer updates (issue 12) ---- */
+
+/* SGD_STEP, ADAMW_STEP (optim.c): in as mti_infer admitted them (any
+ * strides; SGD_STEP's buffer in[2] read only with flag PRESENT(2)); out[0]
+ * the new param, then the new state. */
+mt_status mti_cpu_sgd_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
+mt_status mti_cpu_adamw_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
+
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
  * other families. */
