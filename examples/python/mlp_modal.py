@@ -2,9 +2,10 @@
 
 The task: three interleaved spirals in the plane (made with NumPy), one class
 per arm. The model: mt.nn.Sequential(Linear(2, 64), ReLU(), Linear(64, 3)),
-trained by full-batch gradient descent on the cross-entropy loss; the
-gradients come from loss.backward(). Every tensor of the training loop lives
-on the device; only the loss and accuracy come back to print.
+trained by full-batch gradient descent (mt.optim.SGD) on the cross-entropy
+loss; the gradients come from loss.backward(). Every tensor of the training
+loop lives on the device, and the update runs there too; only the loss and
+accuracy come back to print.
 
 Usage: python3 examples/python/mlp_modal.py [--device modal|cpu] [--steps N]
                                             [--in-process]
@@ -56,14 +57,12 @@ def build(device):
     return nn.Sequential(nn.Linear(2, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES)).to(device)
 
 
-def step(model, x, y, learning_rate):
+def step(model, optimizer, x, y):
     """One gradient-descent step in place; returns the loss (a 0-d tensor)."""
     loss = F.cross_entropy(model(x), y)
-    model.zero_grad()
-    loss.backward()
-    with mt.no_grad():                           # the update is not part of the graph
-        for param in model.parameters():
-            param -= learning_rate * param.grad  # in place: the tensors stay on the device
+    optimizer.zero_grad()
+    loss.backward()    # the backward is recorded on the device, after the forward
+    optimizer.step()   # one fused update per parameter, in place on the device
     return loss
 
 
@@ -88,10 +87,11 @@ def main():
     x = mt.tensor(points, device=args.device)
     y = mt.tensor(labels, device=args.device)
     model = build(args.device)
+    optimizer = mt.optim.SGD(model.parameters(), lr=1.0)
 
     start = time.perf_counter()
     for i in range(args.steps):
-        loss = step(model, x, y, learning_rate=1.0)
+        loss = step(model, optimizer, x, y)
         if i % (args.steps // 5 or 1) == 0 or i == args.steps - 1:
             print(f"step {i:5d}  loss {loss.item():.4f}")
     elapsed = time.perf_counter() - start
