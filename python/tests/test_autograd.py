@@ -325,3 +325,27 @@ def test_worker_training_step_is_one_sync_and_keeps_memory_flat(rng):
     gc.collect()
     mt.modal.synchronize(0)
     assert mt.modal.memory_allocated(0) == before
+
+
+def test_module_trained_with_optim_sgd_follows_torch(device, rng):
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    ours = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    ours.load_state_dict(theirs.state_dict())
+    ours.to(device)
+    mine = mt.optim.SGD(ours.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    want = torch.optim.SGD(theirs.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
+    x = rng.standard_normal((10, 4)).astype(np.float32)
+    y = rng.integers(0, 2, size=10)
+    for _ in range(5):
+        for model, opt, lib, xs, ys in ((ours, mine, None, mt.tensor(x, device=device),
+                                         mt.tensor(y, device=device)),
+                                        (theirs, want, torch, torch.from_numpy(x),
+                                         torch.from_numpy(y))):
+            opt.zero_grad()
+            loss = (F.cross_entropy if lib is None else torch.nn.functional.cross_entropy)(
+                model(xs), ys)
+            loss.backward()
+            opt.step()
+    reference = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        close(p, reference[name], rtol=1e-4, atol=1e-5)
