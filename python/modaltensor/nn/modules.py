@@ -392,7 +392,9 @@ class Module:
         """Moves every parameter and buffer to device and/or converts the
         floating ones to dtype (Module.to: m.to("modal"), m.to(mt.float64),
         m.to(tensor)); returns self. The Parameter objects stay the same
-        (their values are replaced), their gradients are dropped."""
+        (their values are replaced), their gradients are dropped. Move a
+        model before making its optimizer: an mt.optim optimizer keeps its
+        own handles on the tensors it was given."""
         for arg in args:
             if isinstance(arg, Tensor):
                 device, dtype = arg.device, arg.dtype
