@@ -103,6 +103,7 @@ mt_status mti_shape_broadcast(const char *fn, int andim, const int64_t *ashape, 
 
 mt_status mti_dim_normalize(const char *fn, const char *arg, int dim, int ndim, int *out) {
   int d = dim < 0 ? dim + ndim : dim;
+  *out = 0; /* written on failure too: callers' error paths stay defined */
   if (d < 0 || d >= ndim)
     return mti_error(MT_ERR_SHAPE, "%s: %s: dim %d is out of range for a %d-d tensor", fn, arg, dim,
                      ndim);
