@@ -21,6 +21,8 @@ packages=(
   check python3 python3-numpy python3-cffi python3-pytest python3-hypothesis valgrind
   # PyTorch (CPU), the second reference of the op tests and benchmarks
   python3-torch
+  # scikit-learn: its bundled digits data set trains the CNN example (no download)
+  python3-sklearn
   # clang: libFuzzer for the fuzz harnesses (scripts/fuzz.sh, CI's fuzz pass)
   clang
   # pip, for Modal's client (the Modal app's tests; .ci/run installs it)

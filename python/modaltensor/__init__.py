@@ -27,6 +27,7 @@ from .tensor import (FUNCTION_TABLE, Tensor, arange, as_tensor, cat, concatenate
                      zeros_like)
 
 from . import _ops_elementwise, _ops_index, _ops_reduce, _safetensors  # noqa: E402
+from ._autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from ._ops_elementwise import *  # noqa: F401,F403
 from ._ops_index import *  # noqa: F401,F403
 from ._safetensors import load_file, save_file  # noqa: F401
@@ -98,5 +99,6 @@ __all__ = [
     "tensor", "as_tensor", "from_numpy", "from_dlpack", "is_tensor", "empty", "zeros", "ones",
     "full", "arange", "rand", "randn", "manual_seed", "empty_like", "zeros_like", "ones_like",
     "full_like", "where", "layer_norm", "cat", "concatenate", "stack",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
 ] + sorted(FUNCTION_TABLE) + _ops_elementwise.__all__ + _ops_reduce.__all__ + _ops_index.__all__ + _safetensors.__all__
 from . import optim  # noqa: E402,F401  (mt.optim.SGD, AdamW; mt.nn.utils.clip_grad_norm_)

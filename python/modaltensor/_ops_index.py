@@ -9,8 +9,8 @@ from ._lib import _DIMS, _SHAPE, _TENSOR, MtDevice, dims_array, shape_array
 from .device import as_device
 from .dtypes import as_dtype
 from .errors import ShapeError
-from .tensor import (Tensor, _call, _creation_args, _dims_arg, _index_tensor, _seeds, _size_arg,
-                     full)
+from .tensor import (Tensor, _call, _creation_args, _dims_arg, _index_tensor, _marked, _seeds,
+                     _size_arg, full)
 
 # name: (restype, argtypes), as include/modaltensor.h declares them.
 PROTOTYPES = {
@@ -44,17 +44,18 @@ def _seed(seed):
 
 # ----------------------------------------------------------------- creation
 
-def eye(n, m=None, dtype=None, device=None):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """An n x m (m defaults to n) matrix with ones on the diagonal (torch.eye)."""
     dtype = dtypes.DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
-    return _call("eye", n, n if m is None else m, dtype.value, as_device(device).c)
+    return _marked(_call("eye", n, n if m is None else m, dtype.value, as_device(device).c),
+                   requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, device=None):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """steps values from start to end, both included (torch.linspace)."""
     dtype = dtypes.DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
-    return _call("linspace", float(start), float(end), operator.index(steps), dtype.value,
-                 as_device(device).c)
+    return _marked(_call("linspace", float(start), float(end), operator.index(steps),
+                         dtype.value, as_device(device).c), requires_grad)
 
 
 def randint(*args, size=None, low=None, high=None, dtype=None, device=None, seed=None):

@@ -12,7 +12,7 @@ from ctypes import byref, c_double
 
 import numpy as np
 
-from . import _interop, dtypes
+from . import _autograd, _interop, dtypes  # noqa: F401 (_autograd declares the prototypes)
 from ._format import tensor_repr
 from ._lib import dims_array, lib, shape_array
 from .device import Device, as_device, from_c as _device_from_c
@@ -34,6 +34,7 @@ def _wrap(handle, fallback):
     tensor = object.__new__(Tensor)
     tensor._h = handle
     tensor._shape = tensor._dtype = tensor._device = None
+    tensor._leaf = False
     return tensor
 
 
@@ -177,7 +178,7 @@ class Tensor:
     from_numpy(), from_dlpack(), ... Operators and methods follow NumPy and
     PyTorch; every operation returns a new tensor (views share memory).
     """
-    __slots__ = ("_h", "_shape", "_dtype", "_device", "__weakref__")
+    __slots__ = ("_h", "_shape", "_dtype", "_device", "_leaf", "__weakref__")
     __array_priority__ = 1000  # NumPy defers `ndarray + tensor` to Tensor.__radd__
     __hash__ = object.__hash__
 
@@ -259,6 +260,95 @@ class Tensor:
         if not pointer and self.device.type != "cpu":
             raise last_error("mt_data_ptr")
         return pointer or 0
+
+    # ------------------------------------------------------------ autograd
+
+    @property
+    def requires_grad(self):
+        """True when a backward computes a gradient for this tensor: a leaf
+        marked with requires_grad, or the result of a recorded op."""
+        return lib.mt_requires_grad(self._h) != 0
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not self.requires_grad:
+            check(lib.mt_set_requires_grad(self._h, 1), "mt_set_requires_grad")
+            self._leaf = True  # marked here, so a leaf (see is_leaf)
+        elif not value:
+            check(lib.mt_set_requires_grad(self._h, 0), "mt_set_requires_grad")
+
+    def requires_grad_(self, requires_grad=True):
+        """Marks this leaf as requiring a gradient (or not); returns self.
+        Integer and bool tensors raise DTypeError; a tensor made by a
+        recorded op raises InvalidArgumentError (detach() it first)."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        """True unless this tensor was made by a recorded op (torch's
+        is_leaf: every tensor that does not require grad is a leaf)."""
+        if not self.requires_grad:
+            return True
+        # The C API has no query for it. A second handle from mt_to (nothing
+        # changed) stands for this tensor in autograd; un-marking it is
+        # refused exactly for a recorded result, and for a leaf only drops
+        # that handle's mark, so this tensor is left as it was.
+        probe = lib.mt_to(self._h, lib.mt_tensor_device(self._h), lib.mt_tensor_dtype(self._h),
+                          0)
+        if not probe:
+            raise last_error("mt_to")
+        try:
+            if not lib.mt_requires_grad(probe):
+                return self._leaf  # a library whose mt_to does not share: what we marked
+            if lib.mt_set_requires_grad(probe, 0) == 0:
+                return True
+            lib.mt_clear_error()
+            return False
+        finally:
+            lib.mt_tensor_free(probe)
+
+    @property
+    def grad(self):
+        """The gradient accumulated by the backwards so far (a tensor of
+        this leaf's shape and dtype), or None when there is none."""
+        out = ctypes.c_void_p()
+        check(lib.mt_grad(self._h, byref(out)), "mt_grad")
+        return _wrap(out.value, "mt_grad") if out.value else None
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            raise TypeError("modaltensor: Tensor.grad can only be set to None (which drops the "
+                            "gradient); the library accumulates gradients itself")
+        check(lib.mt_zero_grad(self._h), "mt_zero_grad")
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulates d(self)/d(leaf) * gradient into the .grad of every
+        leaf that requires grad (torch.Tensor.backward). gradient None
+        needs a one-element tensor; otherwise it has this tensor's shape.
+        The graph is freed afterwards: a second backward through it raises.
+        retain_graph, create_graph and inputs are not supported."""
+        if retain_graph or create_graph or inputs is not None:
+            raise ValueError("modaltensor: backward: retain_graph, create_graph and inputs are "
+                             "not supported (the graph is freed by the backward)")
+        if gradient is not None and not isinstance(gradient, Tensor):
+            gradient = _coerce(gradient, self)
+            if gradient is None:
+                raise TypeError("modaltensor: backward: gradient must be a tensor")
+        check(lib.mt_backward(self._h, None if gradient is None else gradient._h),
+              "mt_backward")
+
+    @property
+    def data(self):
+        """This tensor's values without its history (torch's .data: a
+        detached tensor sharing the storage)."""
+        return self.detach()
+
+    def detach(self):
+        """A new tensor on the same values that requires no grad and has no
+        history (torch.Tensor.detach)."""
+        return _call("detach", self._h)
 
     # -------------------------------------------------------- conversions
 
@@ -429,6 +519,10 @@ class Tensor:
 
     def fill_(self, value):
         return self.copy_(value)
+
+    def zero_(self):
+        """Writes zeros into this tensor (torch's zero_); returns it."""
+        return self.copy_(0)
 
     # --------------------------------------------------------------- views
 
@@ -884,13 +978,23 @@ def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
-def tensor(data, dtype=None, device=None):
+def _marked(t, requires_grad):
+    """t, marked as requiring grad when asked (the creation functions'
+    requires_grad=, which raises DTypeError for integer dtypes as torch)."""
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of data: nested lists, a scalar, a NumPy
     array, anything numpy.asarray takes, or a Tensor. Without dtype, Python
     floats give float32 and ints int64 (as PyTorch); NumPy arrays keep their
-    dtype."""
+    dtype. requires_grad=True makes it a leaf that requires grad."""
+    if requires_grad:
+        return _marked(tensor(data, dtype, device), True)
     if isinstance(data, Tensor):
-        return data.to(device=device or data.device, dtype=dtype, copy=True)
+        return data.detach().to(device=device or data.device, dtype=dtype, copy=True)
     target = None if dtype is None else as_dtype(dtype)
     device = as_device(device)
     native = isinstance(data, (list, tuple, bool, int, float)) and \
@@ -972,30 +1076,30 @@ def _creation_args(size, dtype, device):
     return len(shape), shape_array(shape), dtype.value, as_device(device).c
 
 
-def empty(*size, dtype=None, device=None):
+def empty(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of the given shape with unspecified values (float32 unless
     dtype says otherwise)."""
-    return _call("empty", *_creation_args(size, dtype, device))
+    return _marked(_call("empty", *_creation_args(size, dtype, device)), requires_grad)
 
 
-def zeros(*size, dtype=None, device=None):
-    return _call("zeros", *_creation_args(size, dtype, device))
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _marked(_call("zeros", *_creation_args(size, dtype, device)), requires_grad)
 
 
-def ones(*size, dtype=None, device=None):
-    return _call("ones", *_creation_args(size, dtype, device))
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _marked(_call("ones", *_creation_args(size, dtype, device)), requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None):
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor filled with fill_value; its dtype follows fill_value's
     Python type (bool, int64, float32) unless given."""
     if dtype is None:
         dtype = _default_dtype_of(fill_value)
     ndim, shape, dtype, device = _creation_args((size,), dtype, device)
-    return _call("full", ndim, shape, float(fill_value), dtype, device)
+    return _marked(_call("full", ndim, shape, float(fill_value), dtype, device), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """start, start+step, ... up to end (excluded); arange(n) counts 0..n-1.
     int64 when every argument is an integer, float32 otherwise."""
     if end is None:
@@ -1004,8 +1108,8 @@ def arange(start, end=None, step=1, dtype=None, device=None):
         whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                     for v in (start, end, step))
         dtype = int64 if whole else dtypes.DEFAULT_FLOAT
-    return _call("arange", float(start), float(end), float(step), as_dtype(dtype).value,
-                 as_device(device).c)
+    return _marked(_call("arange", float(start), float(end), float(step),
+                         as_dtype(dtype).value, as_device(device).c), requires_grad)
 
 
 _seeds = random.Random()
@@ -1016,33 +1120,37 @@ def manual_seed(seed):
     _seeds.seed(seed)
 
 
-def rand(*size, dtype=None, device=None, seed=None):
+def rand(*size, dtype=None, device=None, seed=None, requires_grad=False):
     """Uniform [0, 1) values. The same seed, shape and dtype give the same
     values on every device; without seed, one is drawn (see manual_seed)."""
     seed = _seeds.getrandbits(64) if seed is None else seed
-    return _call("rand", *_creation_args(size, dtype, device), seed)
+    return _marked(_call("rand", *_creation_args(size, dtype, device), seed), requires_grad)
 
 
-def randn(*size, dtype=None, device=None, seed=None):
+def randn(*size, dtype=None, device=None, seed=None, requires_grad=False):
     """Standard normal values (see rand for seeds)."""
     seed = _seeds.getrandbits(64) if seed is None else seed
-    return _call("randn", *_creation_args(size, dtype, device), seed)
+    return _marked(_call("randn", *_creation_args(size, dtype, device), seed), requires_grad)
 
 
-def empty_like(t, dtype=None, device=None):
-    return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device)
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, device=None):
-    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, device=None):
-    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, device=None):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device)
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
 def where(condition, a, b):

@@ -316,7 +316,9 @@ mt_tensor *mt_detach(const mt_tensor *t) {
  * the gradients it returned). */
 static void ctx_free(mti_grad_ctx *c) {
   for (int t = 0; t < c->ntmp; t++) mt_tensor_free(c->tmp[t]);
-  c->ntmp = 0;
+  free(c->tmp);
+  c->tmp = NULL;
+  c->ntmp = c->cap = 0;
 }
 
 /* ------------------------------------------------------ backward of views */
@@ -481,7 +483,8 @@ static mt_status step(mti_ag_node *node) {
   c.out = node->saved_out;
   c.out_meta = node->out_meta;
   c.device = node->in_device;
-  c.ntmp = 0;
+  c.tmp = NULL;
+  c.ntmp = c.cap = 0;
   c.status = MT_OK;
   c.error[0] = 0;
   if (node->kind == NODE_VIEW) st = view_backward(&c, &node->view, node->acc, gin);

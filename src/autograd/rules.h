@@ -22,9 +22,6 @@
 
 #include "api/tensor_impl.h"
 
-/* Tensors one rule may make (a fixed array: rules make a few dozen). */
-#define MTI_GRAD_MAX_TMP 128
-
 typedef struct mti_grad_ctx {
   mti_op op;
   const mti_attrs *at;
@@ -36,8 +33,8 @@ typedef struct mti_grad_ctx {
   const mti_meta *out_meta;      /* the op's outputs */
   mt_device device;
   /* scratch of the engine */
-  mt_tensor *tmp[MTI_GRAD_MAX_TMP];
-  int ntmp;
+  mt_tensor **tmp; /* what the rule made (grows as it goes) */
+  int ntmp, cap;
   mt_status status;
   char error[512];
 } mti_grad_ctx;

@@ -4,10 +4,11 @@
  * Written with the library's own ops, so they run on every device: the
  * norms from their kept statistics, cross_entropy from its kept
  * logsumexp, attention from its kept logsumexp (the probabilities are
- * exp(score - lse), no second softmax), and convolution through conv2d
- * itself: the input's gradient is a convolution of the (dilated, padded)
- * output gradient with the flipped, transposed weight, and the weight's a
- * convolution of the input with the output gradient.
+ * exp(score - lse), no second softmax), and convolution as products: the
+ * input's patches (one strided view per kernel tap, stacked) against the
+ * output gradient give the weight's gradient in one batched matmul, and
+ * the weight against the output gradient gives the patches' gradient,
+ * added back through the same views.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -180,60 +181,74 @@ static const mt_tensor *as_2d(mti_grad_ctx *c, const mt_tensor *t, int spatial) 
   return spatial == 2 ? t : T(mt_unsqueeze(t, -2));
 }
 
-/* dy of a stride-s conv spread to stride 1: zeros between its elements. */
-static const mt_tensor *dilate(mti_grad_ctx *c, const mt_tensor *dy, const int64_t *s) {
-  if (s[0] == 1 && s[1] == 1) return dy;
-  int64_t shape[4] = {mt_shape(dy, 0), mt_shape(dy, 1), (mt_shape(dy, 2) - 1) * s[0] + 1,
-                      (mt_shape(dy, 3) - 1) * s[1] + 1};
-  mti_meta m = {.dtype = mt_tensor_dtype(dy), .ndim = 4};
-  memcpy(m.shape, shape, sizeof shape);
-  mt_tensor *z = mti_grad_zeros(c, &m);
-  mt_tensor *rows = T(mt_slice(z, 2, 0, shape[2], s[0]));
-  mt_tensor *cells = T(mt_slice(rows, 3, 0, shape[3], s[1]));
-  if (cells && mt_copy_(cells, dy)) T(NULL);
-  return z;
+/* The view of xp [N, C, Hp, Wp] that kernel tap (i, j) reads for every
+ * output position: [N, C, Ho, Wo]. */
+static mt_tensor *tap(mti_grad_ctx *c, const mt_tensor *xp, const conv_geom *k, int64_t i,
+                      int64_t j, int64_t ho, int64_t wo) {
+  int64_t r0 = i * k->dilation[0], c0 = j * k->dilation[1];
+  mt_tensor *rows = T(mt_slice(xp, 2, r0, r0 + k->stride[0] * (ho - 1) + 1, k->stride[0]));
+  return T(mt_slice(rows, 3, c0, c0 + k->stride[1] * (wo - 1) + 1, k->stride[1]));
 }
 
-/* d x of y = conv2d(x, w): the full correlation of dilated dy with w
- * flipped and its in/out channels swapped per group. */
+/* dy [N, O, Ho, Wo] as [groups, O / groups, N * Ho * Wo]: the output
+ * gradient with the batch folded into the positions. */
+static mt_tensor *dy_by_group(mti_grad_ctx *c, const mt_tensor *dy, int64_t g) {
+  int64_t n = mt_shape(dy, 0), og = mt_shape(dy, 1) / g, p = mt_shape(dy, 2) * mt_shape(dy, 3);
+  static const int group_first[4] = {1, 2, 0, 3};
+  mt_tensor *split = T(mt_reshape(dy, 4, (const int64_t[]){n, g, og, p}));
+  return T(mt_reshape(T(mt_permute(split, group_first)), 3, (const int64_t[]){g, og, n * p}));
+}
+
+/* d w of y = conv2d(x, w): with the input's patches as columns (one per
+ * kernel tap, a strided view each, stacked), one batched product per group:
+ * dW_g [Og, Cg kh kw] = dy_g [Og, N P] @ patches_g [N P, Cg kh kw]. */
+static mt_tensor *conv_weight_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *x,
+                                   const int64_t *w_shape, const conv_geom *k) {
+  int64_t n = mt_shape(x, 0), ch = mt_shape(x, 1), g = k->groups, cg = ch / g;
+  int64_t kh = w_shape[2], kw = w_shape[3], ho = mt_shape(dy, 2), wo = mt_shape(dy, 3);
+  int64_t taps = kh * kw, p = ho * wo, cols = cg * taps;
+  const int64_t pads[4] = {k->padding[1], k->padding[1], k->padding[0], k->padding[0]};
+  mt_tensor *xp = T(mt_pad(x, 4, pads, MT_PAD_CONSTANT, 0));
+  mt_tensor **views = calloc((size_t)taps, sizeof *views);
+  if (!views) return T(NULL);
+  for (int64_t t = 0; t < taps && xp; t++) views[t] = tap(c, xp, k, t / kw, t % kw, ho, wo);
+  mt_tensor *patches = xp ? T(mt_stack((int)taps, (const mt_tensor *const *)views, 2)) : NULL;
+  free(views);
+  /* [N, C, taps, Ho, Wo] -> [g, N P, Cg taps] */
+  static const int rows_last[4] = {1, 0, 3, 2};
+  mt_tensor *grouped = T(mt_reshape(patches, 4, (const int64_t[]){n, g, cols, p}));
+  mt_tensor *by_pos = T(mt_reshape(T(mt_permute(grouped, rows_last)), 3,
+                                   (const int64_t[]){g, n * p, cols}));
+  mt_tensor *dw = T(mt_matmul(dy_by_group(c, dy, g), by_pos)); /* [g, Og, Cg taps] */
+  return T(mt_reshape(dw, 4, w_shape));
+}
+
+/* d x of y = conv2d(x, w): the patches' gradient, one batched product per
+ * group (d patches_g [Cg kh kw, N P] = w_g^T @ dy_g), added back through
+ * the same tap views of a zero padded input, then the padding cut off. */
 static mt_tensor *conv_input_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *w,
                                   const int64_t *x_shape, const conv_geom *k) {
   int64_t o = mt_shape(w, 0), cg = mt_shape(w, 1), kh = mt_shape(w, 2), kw = mt_shape(w, 3);
-  int64_t g = k->groups, og = o / g;
-  mt_tensor *w5 = T(mt_reshape(w, 5, (const int64_t[]){g, og, cg, kh, kw}));
-  static const int swap[5] = {0, 2, 1, 3, 4}, spatial[2] = {2, 3};
-  mt_tensor *wt = T(mt_reshape(T(mt_permute(w5, swap)), 4, (const int64_t[]){g * cg, og, kh, kw}));
-  mt_tensor *wf = T(mt_flip(wt, 2, spatial));
-  const mt_tensor *d = dilate(c, dy, k->stride);
-  /* Pad the dilated dy so the full correlation spans x: d (k - 1) - p on
-   * each side, plus, at the end, the rows of x past the last window. */
-  int64_t q[2], r[2];
-  for (int i = 0; i < 2; i++) {
-    int64_t kk = i ? kw : kh, extent = mt_shape(dy, 2 + i);
-    q[i] = k->dilation[i] * (kk - 1) - k->padding[i];
-    r[i] = x_shape[2 + i] + 2 * k->padding[i] - k->dilation[i] * (kk - 1) - 1 -
-           (extent - 1) * k->stride[i];
+  int64_t g = k->groups, n = x_shape[0], ch = x_shape[1], taps = kh * kw;
+  int64_t ho = mt_shape(dy, 2), wo = mt_shape(dy, 3);
+  mt_tensor *wg = T(mt_reshape(w, 3, (const int64_t[]){g, o / g, cg * taps}));
+  mt_tensor *dcols = T(mt_matmul(T(mt_transpose(wg, 1, 2)), dy_by_group(c, dy, g)));
+  /* [g, Cg taps, N Ho Wo] -> [N, C, taps, Ho, Wo] */
+  static const int batch_first[6] = {3, 0, 1, 2, 4, 5};
+  mt_tensor *split = T(mt_reshape(dcols, 6, (const int64_t[]){g, cg, taps, n, ho, wo}));
+  mt_tensor *per_tap = T(mt_reshape(T(mt_permute(split, batch_first)), 5,
+                                    (const int64_t[]){n, ch, taps, ho, wo}));
+  int64_t hp = x_shape[2] + 2 * k->padding[0], wp = x_shape[3] + 2 * k->padding[1];
+  mti_meta padded = {.dtype = mt_tensor_dtype(dy), .ndim = 4, .shape = {n, ch, hp, wp}};
+  mt_tensor *dxp = mti_grad_zeros(c, &padded);
+  for (int64_t t = 0; t < taps && dxp && per_tap; t++) {
+    mt_tensor *view = tap(c, dxp, k, t / kw, t % kw, ho, wo);
+    mt_tensor *part = T(mt_squeeze(T(mt_slice(per_tap, 2, t, t + 1, 1)), 2));
+    mt_tensor *sum = T(mt_add(view, part)); /* taps overlap: add, then write back */
+    if (sum && mt_copy_(view, sum)) T(NULL);
   }
-  int64_t pads[4] = {q[1], q[1] + r[1], q[0], q[0] + r[0]};
-  mt_tensor *dp = d ? T(mt_pad(d, 4, pads, MT_PAD_CONSTANT, 0)) : NULL;
-  static const int64_t one[2] = {1, 1}, none[2] = {0, 0};
-  return T(mt_conv2d(dp, wf, NULL, one, none, k->dilation, g));
-}
-
-/* d w of y = conv2d(x, w): per group, x's channels as the batch and dy's
- * as the kernel, with stride and dilation exchanged. */
-static mt_tensor *conv_weight_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *x,
-                                   const int64_t *w_shape, const conv_geom *k) {
-  int64_t n = mt_shape(x, 0), ch = mt_shape(x, 1), h = mt_shape(x, 2), wd = mt_shape(x, 3);
-  int64_t g = k->groups, cg = ch / g;
-  mt_tensor *x5 = T(mt_reshape(x, 5, (const int64_t[]){n, g, cg, h, wd}));
-  static const int to_batch[5] = {2, 1, 0, 3, 4}, swap01[4] = {1, 0, 2, 3};
-  mt_tensor *xb = T(mt_reshape(T(mt_permute(x5, to_batch)), 4, (const int64_t[]){cg, g * n, h, wd}));
-  mt_tensor *dyt = T(mt_permute(dy, swap01)); /* [O, N, Ho, Wo] */
-  mt_tensor *full = T(mt_conv2d(xb, dyt, NULL, k->dilation, k->padding, k->stride, g));
-  mt_tensor *fw = T(mt_permute(full, swap01)); /* [O, Cg, kh', kw'] */
-  mt_tensor *rows = T(mt_slice(fw, 2, 0, w_shape[2], 1));
-  return T(mt_slice(rows, 3, 0, w_shape[3], 1));
+  mt_tensor *rows = T(mt_slice(dxp, 2, k->padding[0], k->padding[0] + x_shape[2], 1));
+  return T(mt_slice(rows, 3, k->padding[1], k->padding[1] + x_shape[3], 1));
 }
 
 mt_status grad_conv(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {

@@ -2,6 +2,7 @@
  * rules_util.c - the helpers backward rules share (autograd/rules.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd/rules.h"
@@ -17,14 +18,18 @@ mt_tensor *mti_grad_tmp(mti_grad_ctx *c, mt_tensor *t) {
     }
     return NULL;
   }
-  if (c->ntmp == MTI_GRAD_MAX_TMP) {
-    mt_tensor_free(t);
-    if (!c->status) {
-      c->status = MT_ERR_INTERNAL;
-      snprintf(c->error, sizeof c->error, "mt_backward: a rule made more than %d tensors",
-               MTI_GRAD_MAX_TMP);
+  if (c->ntmp == c->cap) {
+    int cap = c->cap ? 2 * c->cap : 64;
+    mt_tensor **grown = realloc(c->tmp, sizeof *grown * (size_t)cap);
+    if (!grown) {
+      mt_tensor_free(t);
+      if (!c->status) {
+        c->status = mti_error_oom("mt_backward", sizeof *grown * (size_t)cap);
+        snprintf(c->error, sizeof c->error, "%s", mt_last_error());
+      }
+      return NULL;
     }
-    return NULL;
+    c->tmp = grown, c->cap = cap;
   }
   return c->tmp[c->ntmp++] = t;
 }
