@@ -279,7 +279,8 @@ def test_adamw_step_on_modal_downloads_nothing_and_adds_no_sync(rng):
               leaf(rng.standard_normal((32,)), "float32", "modal")]
     grads = [make(rng.standard_normal(p.shape), "float32", "modal") for p in params]
     opt = mt.optim.AdamW(params, lr=0.01)
-    host(params[0])  # everything above has reached the worker
+    for t in params + grads:
+        host(t)  # everything above has reached the worker
     mt.modal.reset_stats()
     for _ in range(3):
         for p, g in zip(params, grads):

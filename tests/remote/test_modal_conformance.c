@@ -803,6 +803,7 @@ typedef struct op_case {
 #include "conformance_norm.inc" /* normalisations and losses */
 #include "conformance_conv.inc" /* convolution and pooling (0.2) */
 #include "conformance_attention.inc" /* neural-network ops: attention (0.2) */
+#include "conformance_optim.inc" /* optimizer updates (issue 12) */
 
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
@@ -870,6 +871,7 @@ static const op_case cases[] = {
     CONFORMANCE_NORM_CASES
     CONFORMANCE_CONV_CASES
     CONFORMANCE_ATTENTION_CASES
+    CONFORMANCE_OPTIM_CASES
 };
 
 /* Every op of ops.def, by its enum value. */
