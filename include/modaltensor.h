@@ -820,8 +820,9 @@ mt_tensor *mt_cross_entropy(const mt_tensor *logits, const mt_tensor *target, in
  * walked by one thread at a time. */
 
 /* Marks t, a leaf (a tensor no recorded op made), as requiring a gradient
- * (1) or not (0). MT_ERR_DTYPE for an integer or bool t; a tensor made by a
- * recorded op is MT_ERR_INVALID_ARGUMENT (mt_detach it first). */
+ * (1) or not (0). MT_ERR_DTYPE for an integer or bool t. A tensor made by a
+ * recorded op already requires grad: 1 is a no-op, 0 MT_ERR_INVALID_ARGUMENT
+ * (mt_detach it instead). */
 mt_status mt_set_requires_grad(mt_tensor *t, int requires_grad);
 
 /* 1 when t requires grad: a marked leaf, or the result of a recorded op. */

@@ -57,6 +57,25 @@ START_TEST(test_used_twice_and_accumulated) {
 }
 END_TEST
 
+START_TEST(test_each_leaf_owns_its_gradient) {
+  /* an add hands one gradient to both inputs: writing one leaf's in place
+   * must not change the other's */
+  mt_tensor *a = leaf(TU_VALS(1, 2), 1, TU_SHAPE(2), MT_FLOAT64);
+  mt_tensor *b = leaf(TU_VALS(3, 4), 1, TU_SHAPE(2), MT_FLOAT64);
+  mt_tensor *y = TU_OK(mt_add(a, b));
+  mt_tensor *gy = TU_TENSOR(TU_VALS(5, 6), 1, TU_SHAPE(2), MT_FLOAT64);
+  ck_assert_int_eq(mt_backward(y, gy), MT_OK);
+  mt_tensor *ga = grad_of(a);
+  mt_tensor *zero = TU_TENSOR(TU_VALS(0, 0), 1, TU_SHAPE(2), MT_FLOAT64);
+  ck_assert_int_eq(mt_copy_(ga, zero), MT_OK);
+  ck_assert_int_eq(mt_copy_(gy, zero), MT_OK); /* nor the caller's grad */
+  check_grad(a, TU_VALS(0, 0), 2);
+  check_grad(b, TU_VALS(5, 6), 2);
+  mt_tensor_free(zero), mt_tensor_free(ga), mt_tensor_free(gy), mt_tensor_free(y);
+  mt_tensor_free(b), mt_tensor_free(a);
+}
+END_TEST
+
 START_TEST(test_broadcast_summed_back) {
   mt_tensor *a = leaf(TU_VALS(1, 2, 3), 2, TU_SHAPE(3, 1), MT_FLOAT64);
   mt_tensor *b = leaf(TU_VALS(10, 20, 30, 40), 1, TU_SHAPE(4), MT_FLOAT64);
@@ -231,6 +250,7 @@ static Suite *autograd_suite(void) {
   TCase *tc = tcase_create("autograd");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_used_twice_and_accumulated);
+  tcase_add_test(tc, test_each_leaf_owns_its_gradient);
   tcase_add_test(tc, test_broadcast_summed_back);
   tcase_add_test(tc, test_non_contiguous_leaf_and_views);
   tcase_add_test(tc, test_gradient_keeps_the_leaf_dtype);

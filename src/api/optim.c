@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "api/tensor_impl.h"
+#include "autograd/autograd.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/optim_rules.h"
@@ -51,36 +52,13 @@ static mt_status check_coef(const char *fn, const char *arg, double v, double lo
   return MT_OK;
 }
 
-/* 1 when p is a leaf: no autograd node, or a leaf's accumulator. A tensor
- * made by a recorded op has no gradient of its own (torch: "can't optimize
- * a non-leaf Tensor"). The probe: mt_set_requires_grad(h, 0) refuses
- * exactly such a tensor, and on a leaf only drops that handle's mark, so it
- * runs on a second handle h, which mt_to without a copy gives the same
- * node; p keeps its own. */
-static int is_leaf(const mt_tensor *p) {
-  if (!p->grad_fn) return 1;
-  /* the probe's refusal must not show: the thread's error is put back */
-  mt_status saved = mt_last_status();
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s", mt_last_error());
-  mt_tensor *h = mt_to(p, p->device, p->dtype, 0);
-  if (!h) return 1; /* out of memory: the step will fail loudly instead */
-  int leaf = mt_set_requires_grad(h, 0) == MT_OK;
-  mt_tensor_free(h);
-  if (saved)
-    mti_error(saved, "%s", msg);
-  else
-    mt_clear_error();
-  return leaf;
-}
-
 /* A parameter: a floating leaf. */
 static mt_status check_param(const char *fn, int i, mt_tensor *p) {
   if (!p) return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: params[%d]: NULL", fn, i);
   if (!mti_dtype_is_float(p->dtype))
     return mti_error(MT_ERR_DTYPE, "%s: params[%d]: dtype %s; only floating tensors have "
                      "gradients", fn, i, mt_dtype_name(p->dtype));
-  if (!is_leaf(p))
+  if (!mti_ag_is_leaf(p))
     return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: params[%d]: made by a recorded op, not a "
                      "leaf (optimize the leaf it came from)", fn, i);
   return MT_OK;
@@ -342,9 +320,8 @@ static mt_status clip(int m, mt_tensor **grads, double max_norm, mt_tensor **tot
     mt_tensor_free(inv);
     mt_tensor_free(raw);
   }
-  /* Two leaves may hold one gradient tensor (the engine hands an add's
-   * gradient to both inputs): it counts for each above, as torch's two
-   * gradients would, but is scaled once. */
+  /* A parameter listed twice holds one gradient: it counts for each above
+   * but is scaled once. */
   for (int k = 0; k < m && !s; k++) {
     int seen = 0;
     for (int j = 0; j < k && !seen; j++) seen = same_view(grads[j], grads[k]);

@@ -50,6 +50,9 @@ void mti_ag_share(const mt_tensor *in, mt_tensor *out);
  * the backward). */
 mt_status mti_ag_check_write(const char *fn, const mt_tensor *dst, const mt_tensor *src);
 
+/* 1 when no recorded op made t (it requires no grad, or is a marked leaf). */
+int mti_ag_is_leaf(const mt_tensor *t);
+
 /* Drops t's reference to its node (mt_tensor_free). */
 void mti_ag_release(mt_tensor *t);
 

@@ -287,6 +287,8 @@ mt_status mt_set_requires_grad(mt_tensor *t, int requires_grad) {
 
 int mt_requires_grad(const mt_tensor *t) { return t && t->grad_fn != NULL; }
 
+int mti_ag_is_leaf(const mt_tensor *t) { return !t->grad_fn || t->grad_fn->kind == NODE_LEAF; }
+
 mt_status mt_grad(const mt_tensor *t, mt_tensor **out) {
   const char *fn = "mt_grad";
   mt_status s = mti_check_tensor(fn, "t", t);
@@ -556,8 +558,12 @@ static mt_status commit(node_list *all) {
       mt_tensor_free(g);
       if (!sum) return mt_last_status();
       g = sum;
-    } else if (!mti_shape_is_contiguous(g->ndim, g->shape, g->strides)) {
-      mt_tensor *c = mt_contiguous(g);
+    } else if (!mti_shape_is_contiguous(g->ndim, g->shape, g->strides) ||
+               atomic_load_explicit(&g->storage->refs, memory_order_acquire) > 1) {
+      /* A leaf owns its gradient: one shared with another leaf (both
+       * inputs of an add), the caller's grad or a view would change with
+       * them when written in place (clipping, zero_). */
+      mt_tensor *c = mt_clone(g);
       mt_tensor_free(g);
       if (!c) return mt_last_status();
       g = c;
