@@ -216,6 +216,22 @@ START_TEST(test_second_backward_is_refused) {
 }
 END_TEST
 
+START_TEST(test_cat_of_many_inputs) {
+  /* every one of 40 inputs gets its slice of the gradient */
+  mt_tensor *parts[40];
+  for (int i = 0; i < 40; i++) parts[i] = leaf(TU_VALS(1), 1, TU_SHAPE(1), MT_FLOAT64);
+  mt_tensor *all = TU_OK(mt_cat(40, (const mt_tensor *const *)parts, 0));
+  mt_tensor *w = TU_OK(mt_arange(0, 40, 1, MT_FLOAT64, TU_CPU));
+  mt_tensor *y = TU_OK(mt_mul(all, w));
+  backward_sum(y);
+  for (int i = 0; i < 40; i++) {
+    check_grad(parts[i], (const double[]){(double)i}, 1);
+    mt_tensor_free(parts[i]);
+  }
+  mt_tensor_free(y), mt_tensor_free(w), mt_tensor_free(all);
+}
+END_TEST
+
 START_TEST(test_long_chain) {
   /* 20000 nodes deep: the walk and the freeing use no recursion */
   mt_tensor *x = leaf(TU_VALS(0.5), 0, NULL, MT_FLOAT64);
@@ -259,6 +275,7 @@ static Suite *autograd_suite(void) {
   tcase_add_test(tc, test_requires_grad_errors);
   tcase_add_test(tc, test_in_place_write_after_keep);
   tcase_add_test(tc, test_second_backward_is_refused);
+  tcase_add_test(tc, test_cat_of_many_inputs);
   tcase_add_test(tc, test_long_chain);
   tcase_add_test(tc, test_outputs_outlive_inputs);
   suite_add_tcase(s, tc);

@@ -478,8 +478,7 @@ static mt_status step(mti_ag_node *node) {
   c.op = node->op;
   c.at = &node->at;
   c.n = node->n;
-  c.need = 0;
-  for (int i = 0; i < node->n && i < 32; i++) c.need |= (uint32_t)(node->next[i] != NULL) << i;
+  c.next = node->next;
   c.in_meta = node->in_meta;
   c.in = node->saved_in;
   c.out = node->saved_out;

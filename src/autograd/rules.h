@@ -26,7 +26,7 @@ typedef struct mti_grad_ctx {
   mti_op op;
   const mti_attrs *at;
   int n;                         /* inputs */
-  uint32_t need;                 /* bit i: input i wants a gradient */
+  struct mti_ag_node *const *next; /* n entries: input i's node, NULL when it wants no gradient */
   const mti_meta *in_meta;       /* n entries (absent optional inputs: ndim -1) */
   mt_tensor *const *in;          /* n entries: saved inputs (S_INi), else NULL */
   mt_tensor *const *out;         /* MTI_MAX_OUTPUTS: saved outputs (S_OUTk), else NULL */
@@ -41,7 +41,7 @@ typedef struct mti_grad_ctx {
 
 typedef mt_status mti_grad_rule(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin);
 
-static inline int mti_grad_needed(const mti_grad_ctx *c, int i) { return (c->need >> i & 1u) != 0; }
+static inline int mti_grad_needed(const mti_grad_ctx *c, int i) { return c->next[i] != NULL; }
 
 /* Registers t (a result of an op in the rule) to be freed when the rule
  * returns; on NULL keeps the first error. Returns t. */
