@@ -50,10 +50,10 @@ static mt_status check_inputs(const mti_op_info *info, int n, const mt_tensor *c
   const char *fn = info->fn;
   int first = -1;
   for (int i = 0; i < n; i++) {
-    if ((info->optional >> i & 1u) && !in[i]) continue;
+    if (mti_input_optional(info, i) && !in[i]) continue;
     mt_status s = mti_check_tensor(fn, names[i], in[i]);
     if (s) return s;
-    if (info->optional >> i & 1u) *present |= MTI_FLAG_PRESENT(i);
+    if (mti_input_optional(info, i)) *present |= MTI_FLAG_PRESENT(i);
     if (first < 0) {
       first = i;
       continue;

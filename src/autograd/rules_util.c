@@ -61,6 +61,6 @@ mt_tensor *mti_grad_run(mti_grad_ctx *c, mti_op op, int n, const mt_tensor *cons
                         const mti_attrs *at) {
   static const char *const names[] = {"in0", "in1", "in2", "in3", "in4", "in5", "in6", "in7"};
   for (int i = 0; i < n; i++)
-    if (!in[i] && !(mti_op_get((int)op)->optional >> i & 1u)) return T(NULL);
+    if (!in[i] && !mti_input_optional(mti_op_get((int)op), i)) return T(NULL);
   return T(mti_run_op(op, n, in, names, at));
 }

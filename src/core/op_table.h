@@ -106,10 +106,16 @@ const mti_op_info *mti_op_get(int op);
 /* "REDUCE" for MTI_KIND_REDUCE; "?" out of range. */
 const char *mti_kind_name(mti_op_kind kind);
 
+/* 1 when input i of op may be absent (ops.def's OPTIONAL; inputs past the
+ * mask's 32 bits, of variable-arity ops, never are). */
+static inline int mti_input_optional(const mti_op_info *info, int i) {
+  return i < 32 && (info->optional >> i & 1u);
+}
+
 /* 1 when input i of op is given: a required input, or an optional one whose
  * MTI_FLAG_PRESENT(i) is set. Absent inputs carry no meta and no data. */
 static inline int mti_input_present(const mti_op_info *info, const mti_attrs *at, int i) {
-  return !(info->optional >> i & 1u) || (at->flags & MTI_FLAG_PRESENT(i)) != 0;
+  return !mti_input_optional(info, i) || (at->flags & MTI_FLAG_PRESENT(i)) != 0;
 }
 
 /* Decides the dtype and shape of each of op's outputs (out holds the op's
