@@ -145,6 +145,43 @@ START_TEST(test_view_keeps_pooled_storage) {
 }
 END_TEST
 
+/* A freed large buffer serves the next tensor of its size class (the
+ * training-step case: same shapes every step) and stays 64-byte aligned. */
+START_TEST(test_large_storage_reused) {
+  int64_t n = 100000; /* 400 KB: past the small pool, inside the cache */
+  mt_tensor *a = TU_OK(mt_empty(1, &n, MT_FLOAT32, TU_CPU));
+  const void *first = mt_data_ptr(a);
+  mt_tensor_free(a);
+  int64_t close = n - 100; /* same class: at most 1/8 apart */
+  mt_tensor *b = TU_OK(mt_empty(1, &close, MT_FLOAT32, TU_CPU));
+  ck_assert_ptr_eq(mt_data_ptr(b), first);
+  ck_assert_uint_eq((uintptr_t)mt_data_ptr(b) % 64, 0);
+  mt_tensor_free(b);
+}
+END_TEST
+
+/* Recycled large buffers hold what the next op writes, in sizes across the
+ * class bounds (powers of two and their eighths, and the largest class). */
+START_TEST(test_recycled_large_storage_is_overwritten) {
+  static const int64_t sizes[] = {1025, 1100, 2048, 2049, 4608, 4609, 65536, 70000, 1 << 24};
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < TU_COUNT(sizes); i++) {
+      int64_t n = sizes[i];
+      mt_tensor *ones = TU_OK(mt_ones(1, &n, MT_FLOAT32, TU_CPU));
+      mt_tensor_free(ones);
+      mt_tensor *z = TU_OK(mt_zeros(1, &n, MT_FLOAT32, TU_CPU));
+      mt_tensor *total = TU_OK(mt_sum(z, 0, NULL, 0));
+      double v = -1;
+      ck_assert_int_eq(mt_item(total, &v), MT_OK);
+      ck_assert_double_eq(v, 0.0);
+      ck_assert_uint_eq((uintptr_t)mt_data_ptr(z) % 64, 0);
+      mt_tensor_free(total);
+      mt_tensor_free(z);
+    }
+  }
+}
+END_TEST
+
 enum { HANDOFF_COUNT = 200, WORKERS = 4 };
 
 static void *make_small(void *arg) {
@@ -230,6 +267,8 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, test_small_storage_aligned);
   tcase_add_test(tc, test_many_live_tensors_keep_values);
   tcase_add_test(tc, test_view_keeps_pooled_storage);
+  tcase_add_test(tc, test_large_storage_reused);
+  tcase_add_test(tc, test_recycled_large_storage_is_overwritten);
   tcase_add_test(tc, test_cross_thread_free);
   tcase_add_test(tc, test_concurrent_churn_across_threads);
   suite_add_tcase(s, tc);

@@ -3,37 +3,14 @@
  *
  * Host storages of up to MTI_POOL_SMALL_MAX bytes are one pooled block, the
  * header followed by the data (api/pool.h); larger ones are a header and a
- * separately allocated, aligned data buffer.
+ * data buffer from the size-class cache (api/host_cache.h).
  */
 #include <stdlib.h>
-#include <sys/mman.h>
 
+#include "api/host_cache.h"
 #include "api/pool.h"
 #include "api/tensor_impl.h"
 #include "core/error.h"
-
-#define MTI_STORAGE_ALIGN 64
-
-/* Large buffers go on 2 MiB boundaries and ask for transparent huge pages:
- * with 4 KiB pages, first-touch page faults cost more than the kernels that
- * fill a fresh tensor (measured here: 114 ms vs 11 ms to fill 40 MB). Below
- * 16 MiB the heap's reused pages win: a 4.8 MB embedding output cost
- * 0.73 ms a call as a fresh 2 MiB-aligned mapping, 0.22 ms from the heap. */
-#define MTI_HUGE_PAGE (2u << 20)
-#define MTI_HUGE_MIN (16u << 20)
-
-/* Host memory for nbytes (at least 1), aligned for vector loops; NULL when
- * exhausted. */
-static void *host_alloc(size_t nbytes) {
-  size_t align = nbytes >= MTI_HUGE_MIN ? MTI_HUGE_PAGE : MTI_STORAGE_ALIGN;
-  size_t padded = (nbytes + align - 1) / align * align;
-  void *data = NULL;
-  if (padded < nbytes || posix_memalign(&data, align, padded ? padded : 1)) return NULL;
-#ifdef MADV_HUGEPAGE
-  if (align == MTI_HUGE_PAGE) madvise(data, padded, MADV_HUGEPAGE); /* a hint: failure is fine */
-#endif
-  return data;
-}
 
 /* A small storage: header and data in one block from the pool. */
 static mti_storage *small_new(int cls) {
@@ -45,7 +22,7 @@ static mti_storage *small_new(int cls) {
 /* A large storage: a header and a separate buffer. */
 static mti_storage *large_new(size_t nbytes) {
   mti_storage *s = malloc(sizeof *s);
-  void *data = s ? host_alloc(nbytes) : NULL;
+  void *data = s ? mti_host_alloc(nbytes) : NULL;
   if (!data) {
     free(s);
     return NULL;
@@ -123,7 +100,7 @@ void mti_storage_release(mti_storage *s) {
   } else if (s->foreign) {
     if (s->deleter) s->deleter(s->deleter_ctx);
   } else {
-    free(s->data);
+    mti_host_free(s->data, s->nbytes);
   }
   free(s);
 }
