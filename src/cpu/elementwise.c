@@ -12,6 +12,7 @@
  * buffer, and so is the result on its way out.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include <omp.h>
@@ -84,8 +85,56 @@ static void convert_1d(const char *src, mt_dtype sd, int64_t ss, char *dst, mt_d
   mti_cpu_convert(&s, &d);
 }
 
+/* What a thread's staging buffers hold: an operand broadcast along the
+ * inner dim is filled once and reused while its element stays the same. */
+typedef struct ew_staged {
+  const char *from[MAX_OPERANDS];
+  int64_t count[MAX_OPERANDS];
+} ew_staged;
+
+#define STAGE_AS(T)                                                     \
+  do {                                                                  \
+    T *d = (T *)buf;                                                    \
+    const T *s = (const T *)p;                                          \
+    if (ss == 0)                                                        \
+      for (int64_t i = 0; i < n; i++) d[i] = s[0];                      \
+    else                                                                \
+      for (int64_t i = 0; i < n; i++) d[i] = s[i * ss];                 \
+  } while (0)
+
+/* n elements of a same-dtype operand at stride ss into buf: a fill for a
+ * broadcast (ss 0), a gather otherwise (element sizes 1 to 8 bytes); the
+ * generic conversion costs more than the kernel on these short rows. */
+static void stage_same_dtype(const char *p, size_t size, int64_t ss, char *buf, int64_t n) {
+  switch (size) {
+  case 1: STAGE_AS(uint8_t); break;
+  case 2: STAGE_AS(uint16_t); break;
+  case 4: STAGE_AS(uint32_t); break;
+  default: STAGE_AS(uint64_t); break;
+  }
+}
+#undef STAGE_AS
+
+/* Input k's n elements at p as a contiguous array of want[k] in buf. */
+static void stage_input(const ew_job *j, int k, const char *p, int64_t n, char *buf,
+                        ew_staged *st) {
+  int64_t ss = j->l.stride[k][j->l.nd - 1];
+  if (ss == 0 && st->from[k] == p && st->count[k] >= n) return;
+  st->from[k] = ss == 0 ? p : NULL;
+  st->count[k] = n;
+  if (j->dtype[k] == j->want[k]) {
+    stage_same_dtype(p, (size_t)j->size[k], ss, buf, n);
+  } else if (j->via[k] != j->want[k]) { /* the 16-bit via values use the upper half */
+    convert_1d(p, j->dtype[k], ss, buf + BLOCK * 4, j->via[k], 1, n);
+    convert_1d(buf + BLOCK * 4, j->via[k], 1, buf, j->want[k], 1, n);
+  } else {
+    convert_1d(p, j->dtype[k], ss, buf, j->want[k], 1, n);
+  }
+}
+
 /* Runs the kernel on n elements of the inner dim at element offsets off[k]. */
-static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scratch) {
+static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scratch,
+                      ew_staged *st) {
   const ew_layout *l = &j->l;
   int last = l->nd - 1;
   const void *in[MAX_OPERANDS - 1];
@@ -95,12 +144,7 @@ static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scra
       in[k - 1] = p;
     } else {
       char *buf = scratch + (size_t)k * BLOCK * 8;
-      if (j->via[k] != j->want[k]) { /* the 16-bit via values use the upper half */
-        convert_1d(p, j->dtype[k], l->stride[k][last], buf + BLOCK * 4, j->via[k], 1, n);
-        convert_1d(buf + BLOCK * 4, j->via[k], 1, buf, j->want[k], 1, n);
-      } else {
-        convert_1d(p, j->dtype[k], l->stride[k][last], buf, j->want[k], 1, n);
-      }
+      stage_input(j, k, p, n, buf, st);
       in[k - 1] = buf;
     }
   }
@@ -128,10 +172,11 @@ static void run_range(const ew_job *j, int64_t begin, int64_t end, char *scratch
     for (int k = 0; k < l->nops; k++) off[k] += idx[d] * l->stride[k][d];
   }
   int64_t most = j->all_direct ? INT64_MAX : BLOCK;
+  ew_staged staged = {{NULL}, {0}};
   for (int64_t pos = begin; pos < end;) {
     int64_t n = inner - col < end - pos ? inner - col : end - pos;
     n = n < most ? n : most;
-    run_chunk(j, off, n, scratch);
+    run_chunk(j, off, n, scratch, &staged);
     pos += n;
     col += n;
     for (int k = 0; k < l->nops; k++) off[k] += n * l->stride[k][last];
