@@ -102,6 +102,13 @@ START_TEST(test_reduce_every_dtype) {
     check_reduce(k, z, 0, NULL, 0);
     check_reduce(k, z, 0, NULL, 1);
     mt_tensor_free(z);
+    /* reduced runs on both sides of kept ones, done outer first when the
+     * inner run is short */
+    mt_tensor *five = make(d, 5, TU_SHAPE(3, 2, 4, 3, 5), 9, redops[k].op == REF_PROD);
+    check_reduce(k, five, 3, (const int[]){0, 2, 4}, 0);
+    check_reduce(k, five, 2, (const int[]){1, 3}, 1);
+    check_reduce(k, five, 2, (const int[]){0, 4}, 0);
+    mt_tensor_free(five);
     /* a long inner and a long outer extent (vector loops, threads) */
     mt_tensor *big = make(d, 2, TU_SHAPE(70, 1001), 7, redops[k].op == REF_PROD);
     check_reduce(k, big, 1, (const int[]){1}, 0);

@@ -31,6 +31,7 @@ enum { RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX, RED_ARGMIN };
 
 #define LANES 32          /* independent accumulators per row: 4 AVX2 vectors of f32 */
 #define ROW_BLOCK 1024    /* elements a lane accumulator takes before joining the wide one */
+#define SHORT_ROWS 8      /* rows shorter than 2 * LANES summed side by side (8 chains, not 1) */
 #define ROW_CHUNK 16384   /* longer rows are cut into chunks reduced separately */
 #define COL_TILE 2048     /* columns one accumulator tile covers */
 #define COL_BLOCK 64      /* rows a column accumulator takes before joining the wide one */
@@ -60,7 +61,16 @@ enum { RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX, RED_ARGMIN };
 #define RED_ROWS(NAME, T, LT, PT, ID, STEP, JOIN)                                               \
   MTI_SIMD_CLONES static void NAME##_rows(const void *xv, int64_t nrows, int64_t n, void *ov) { \
     PT *out = ov;                                                                               \
-    for (int64_t row = 0; row < nrows; row++) {                                                 \
+    int64_t row = 0;                                                                            \
+    for (; n < 2 * LANES && nrows - row >= SHORT_ROWS; row += SHORT_ROWS) {                     \
+      const T *x = (const T *)xv + row * n;                                                     \
+      PT r[SHORT_ROWS];                                                                         \
+      for (int j = 0; j < SHORT_ROWS; j++) r[j] = (PT)(ID);                                     \
+      for (int64_t i = 0; i < n; i++)                                                           \
+        for (int j = 0; j < SHORT_ROWS; j++) JOIN(r[j], (PT)x[j * n + i]);                      \
+      for (int j = 0; j < SHORT_ROWS; j++) out[row + j] = r[j];                                 \
+    }                                                                                           \
+    for (; row < nrows; row++) {                                                                \
       const T *x = (const T *)xv + row * n;                                                     \
       PT r = (PT)(ID);                                                                          \
       int64_t i = 0;                                                                            \
@@ -576,8 +586,34 @@ static int rview_groups(const rview *v, int64_t *size, int *red) {
   return ng;
 }
 
-/* Reduces dense x (dtype xdt, laid out as v) into res: reduced runs are done
- * innermost first, each step's results (in the result dtype) feeding the next. */
+/* Below this many elements, an innermost reduced run goes after the
+ * reduced runs outside it: summing [64, 16, 64] over dims 0 and 2 as 1024
+ * rows of 64 costs a join per row, while dim 0 first is one streaming
+ * column pass and leaves 16 rows. */
+#define SHORT_RUN 256
+
+/* The reduced run to do next: the innermost, unless it is short and an
+ * outer one exists (arg reductions have a single run). */
+static int next_run(const int64_t *size, const int *red, int ng) {
+  int j = ng - 1;
+  while (!red[j]) j--;
+  if (size[j] >= SHORT_RUN) return j;
+  for (int i = j - 1; i >= 0; i--)
+    if (red[i]) return i;
+  return j;
+}
+
+/* Drops run j; the kept runs around it become one. */
+static void drop_run(int64_t *size, int *red, int *ng, int j) {
+  int merge = j > 0 && j + 1 < *ng, from = j + 1 + merge, to = j;
+  if (merge) size[j - 1] *= size[j + 1];
+  for (; from < *ng; from++, to++) size[to] = size[from], red[to] = red[from];
+  *ng = to;
+}
+
+/* Reduces dense x (dtype xdt, laid out as v) into res, one reduced run a
+ * step (next_run's order), each step's results (in the result dtype)
+ * feeding the next. */
 static mt_status run_steps(const rctx *c, const rview *v, mt_dtype xdt, const char *x, char *res) {
   int64_t size[MT_MAX_DIMS];
   int red[MT_MAX_DIMS];
@@ -585,11 +621,11 @@ static mt_status run_steps(const rctx *c, const rview *v, mt_dtype xdt, const ch
   char *owned = NULL;
   mt_status s = MT_OK;
   for (;;) {
-    int j = ng - 1, more = 0;
-    while (!red[j]) j--;
-    for (int i = 0; i < j; i++) more |= red[i];
-    int64_t outer = 1, inner = j + 1 < ng ? size[j + 1] : 1;
+    int j = next_run(size, red, ng), more = 0;
+    for (int i = 0; i < ng; i++) more |= red[i] && i != j;
+    int64_t outer = 1, inner = 1;
     for (int i = 0; i < j; i++) outer *= size[i];
+    for (int i = j + 1; i < ng; i++) inner *= size[i];
     size_t xsz = mt_dtype_size(xdt);
     char *dst = res;
     if (more) {
@@ -611,9 +647,7 @@ static mt_status run_steps(const rctx *c, const rview *v, mt_dtype xdt, const ch
     free(owned);
     owned = more ? dst : NULL;
     if (s || !more) break;
-    /* drop run j; the kept runs around it become one */
-    if (j + 1 < ng) size[j - 1] *= size[j + 1];
-    ng = j;
+    drop_run(size, red, &ng, j);
     x = dst;
     xdt = c->pdt;
   }
