@@ -14,6 +14,7 @@ import pytest
 
 import modaltensor as mt
 import modaltensor.nn.functional as F
+from conftest import MODAL_MODE
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -166,6 +167,26 @@ def test_gpt_adamw_steps_match_torch(weights, device, clip):
         trained[name][dim:2 * dim] = want[name][dim:2 * dim]
     for name in want:
         np.testing.assert_allclose(trained[name], want[name], rtol=1e-4, atol=5e-6, err_msg=name)
+
+
+@pytest.mark.skipif(MODAL_MODE != "worker", reason="traffic counters need a worker")
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_gpt_training_step_on_a_worker_is_one_round_trip(weights, clip):
+    """Forward, backward, clipping and AdamW of a step are recorded into one
+    graph; reading the loss sends it and downloads the loss alone."""
+    if not mt.modal.is_available():
+        pytest.skip("no worker answers for the modal device")
+    model = make_gpt(weights, "modal")
+    optimizer = gpt.make_optimizer(model, 3e-3)
+    text = bytes(range(256)) * 2
+    for offset in (0, 100, 200):
+        ids, targets = gpt.window(text, offset, SMALL["context"], "modal")
+        mt.modal.synchronize()  # the weights and the window are on the worker
+        mt.modal.reset_stats()
+        gpt.train_step(model, optimizer, ids, targets, clip).item()
+        stats = mt.modal.stats()
+        assert (stats["round_trips"], stats["graphs"], stats["bytes_up"],
+                stats["bytes_down"]) == (1, 1, 0, 4), stats
 
 
 # ------------------------------------------------------------------ the CNN
