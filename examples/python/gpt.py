@@ -202,8 +202,10 @@ def train(model, text, args):
 
 
 def reload_and_compare(model, text, args):
-    """Saves model to args.checkpoint, loads that into a second model and
-    prints both held-out losses (the text's last window, never trained on).
+    """Saves model to args.checkpoint, loads that into a second model (drawn
+    from another seed, so the checkpoint must give every weight) and prints
+    both held-out losses (the text's last window: not trained on once the
+    text has 10 * context bytes or more).
     Returns the loaded model, or None when the losses differ."""
     mt.save_file(model.state_dict(), args.checkpoint)
     loaded = GPT(model.config, args.device, args.seed + 1)
@@ -250,14 +252,17 @@ def parse_args(argv=None):
 
 
 def read_text(path, context):
-    """The bytes of path; exits 1 when it cannot be read or is too short."""
+    """The bytes of path; exits 1 when it cannot be read or is too short:
+    its first nine tenths must hold a training window of context + 1 bytes
+    and one place more to start it (window_offsets)."""
     try:
         with open(path, "rb") as f:
             text = f.read()
     except OSError as e:
         sys.exit(f"gpt: --train {path}: cannot open it ({e.strerror})")
-    if len(text) <= context + 1:
-        sys.exit(f"gpt: --train {path}: needs more than {context + 1} bytes")
+    least = -(-(context + 2) * 10 // 9)
+    if len(text) < least:
+        sys.exit(f"gpt: --train {path}: needs {least} bytes or more, it has {len(text)}")
     return text
 
 

@@ -36,6 +36,15 @@ CASES = {
 }
 
 
+def run_example(script, args):
+    """The finished subprocess of examples/python/script with args."""
+    env = dict(os.environ, MODALTENSOR_LIBRARY=mt.library_path, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES, script)] + args, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name, tmp_path):
     """The case's script (its name's first word) with its arguments ({tmp}
@@ -46,12 +55,23 @@ def test_example_runs(name, tmp_path):
     if script == "train_digits.py":
         pytest.importorskip("sklearn")  # scripts/setup.sh installs it; the data ships with it
     args, expected = CASES[name]
-    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
-    env = dict(os.environ, MODALTENSOR_LIBRARY=mt.library_path, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"),
-                                           os.environ.get("PYTHONPATH", "")]))
-    run = subprocess.run([sys.executable, os.path.join(EXAMPLES, script)] + args, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = run_example(script, [arg.replace("{tmp}", str(tmp_path)) for arg in args])
     assert run.returncode == 0, run.stdout + run.stderr
     for text in expected:
         assert text in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("size, status", [(144, 1), (145, 0)])
+def test_gpt_train_needs_a_window_and_a_place_to_start_it(tmp_path, size, status):
+    """gpt.py --train takes its windows from the text's first nine tenths: 144
+    bytes leave no room for one of 129 (an error, not an offset past the end);
+    145 train."""
+    text = tmp_path / "short.txt"
+    text.write_bytes(bytes(range(size)))
+    run = run_example("gpt.py", ["--train", str(text), "--steps", "2", "--tokens", "2",
+                                 "--checkpoint", str(tmp_path / "gpt.safetensors")])
+    assert run.returncode == status, run.stdout + run.stderr
+    if status:
+        assert "needs 145 bytes or more, it has 144" in run.stderr
+    else:
+        assert " (same)\n" in run.stdout
