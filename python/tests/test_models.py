@@ -120,10 +120,15 @@ def test_gpt_generation_with_cache_equals_without(weights, device):
 
 
 def test_gpt_generation_is_the_same_on_every_device(weights):
+    """Built on modal, or built on cpu and moved there with its KV cache
+    (buffers move with to()): the tokens are the cpu's."""
     prompt = list(b"devices")
-    cpu = make_gpt(weights, "cpu").generate(prompt, 10, top_k=8, seed=5)
+    moved = make_gpt(weights, "cpu")
+    cpu = moved.generate(prompt, 10, top_k=8, seed=5)
     modal = make_gpt(weights, "modal").generate(prompt, 10, top_k=8, seed=5)
-    assert cpu == modal
+    moved.to("modal")
+    assert str(moved.layers[1].v_cache.device) == "modal:0"
+    assert cpu == modal == moved.generate(prompt, 10, top_k=8, seed=5)
 
 
 @pytest.mark.parametrize("clip", [None, 0.5])
