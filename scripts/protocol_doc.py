@@ -220,15 +220,15 @@ ATTR_MEANINGS.update({
     "SGD_STEP": {"s0": "lr (>= 0)", "s1": "momentum (>= 0)", "s2": "weight_decay (>= 0)",
                  "ints": "[nesterov] (0 or 1; 1 needs momentum > 0)"},
     "ADAMW_STEP": {"s0": "lr (>= 0)", "s1": "beta1 in [0, 1)", "s2": "beta2 in [0, 1)",
-                   "ints": "the IEEE-754 bits of the doubles [eps (>= 0), weight_decay (>= 0), "
-                           "bias_correction1, bias_correction2 (each in (0, 1])]"},
+                   "ints": "the IEEE-754 bits of the doubles [eps (>= 0), weight_decay (>= 0)]"},
 })
 KIND_RULES.update({
     "SGD_STEP": ("in0's, floating; in1 (and in2) of in0's dtype and shape",
                  "out0 in0's; out1 in0's with momentum > 0, else [0]; in2 (the buffer) only "
                  "with momentum > 0, absent on the first step"),
-    "ADAMW_STEP": ("in0's, floating; in1, in2, in3 of in0's dtype and shape",
-                   "out0, out1, out2 in0's"),
+    "ADAMW_STEP": ("in0's, floating; in1, in2, in3 of in0's dtype and shape; in4 (the steps "
+                   "taken) 0-d float64",
+                   "out0, out1, out2 in0's; out3 (in4 + 1) 0-d float64"),
 })
 
 

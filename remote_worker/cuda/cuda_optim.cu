@@ -82,6 +82,7 @@ template <class C> struct sgd_scalars {
 };
 template <class C> struct adamw_scalars {
   C decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, neg_step, bc2_sqrt;
+  mti_adamw_coef exact; /* in double, for the step's bias corrections */
 };
 
 /* The scalars from the attrs (host; the host tests use these too). */
@@ -96,6 +97,7 @@ template <class C> sgd_scalars<C> make_sgd_scalars(const mti_attrs *at) {
   return k;
 }
 
+/* The attrs' part; adamw_at_step adds the step's. */
 template <class C> adamw_scalars<C> make_adamw_scalars(const mti_attrs *at) {
   mti_adamw_coef c = mti_adamw_prepare(at);
   adamw_scalars<C> k;
@@ -105,9 +107,15 @@ template <class C> adamw_scalars<C> make_adamw_scalars(const mti_attrs *at) {
   k.beta2 = (C)c.beta2;
   k.one_minus_beta2 = (C)c.one_minus_beta2;
   k.eps = (C)c.eps;
-  k.neg_step = (C)c.neg_step_size;
-  k.bc2_sqrt = (C)c.bc2_sqrt;
+  k.exact = c;
   return k;
+}
+
+/* The bias corrections of step t, in double as on the cpu. */
+template <class C> __host__ __device__ void adamw_at_step(adamw_scalars<C> *k, double t) {
+  mti_adamw_at_step(&k->exact, t);
+  k->neg_step = (C)k->exact.neg_step_size;
+  k->bc2_sqrt = (C)k->exact.bc2_sqrt;
 }
 
 /* Element e of an input: contiguous, or through its desc. */
@@ -165,15 +173,27 @@ __global__ void __launch_bounds__(THREADS)
   }
 }
 
+/* The step count is read on the device (the graph stays the same every
+ * step): each block's first thread makes the corrections for the block,
+ * and block 0's writes the new count. */
 template <class T>
 __global__ void __launch_bounds__(THREADS)
     adamw_kernel(const T *p, desc pd, const T *g, desc gd, const T *m, desc md, const T *v,
-                 desc vd, bool contig, int64_t n,
-                 adamw_scalars<typename optim_compute<T>::type> k, T *po, T *mo, T *vo) {
+                 desc vd, bool contig, int64_t n, const double *step,
+                 adamw_scalars<typename optim_compute<T>::type> k, T *po, T *mo, T *vo,
+                 double *step_out) {
+  __shared__ adamw_scalars<typename optim_compute<T>::type> ks;
+  if (threadIdx.x == 0) {
+    double t = *step + 1;
+    ks = k;
+    adamw_at_step(&ks, t);
+    if (blockIdx.x == 0) *step_out = t;
+  }
+  __syncthreads();
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n;
        e += (int64_t)gridDim.x * blockDim.x)
     adamw_element(load_at(p, pd, contig, e), load_at(g, gd, contig, e),
-                  load_at(m, md, contig, e), load_at(v, vd, contig, e), k, &po[e], &mo[e],
+                  load_at(m, md, contig, e), load_at(v, vd, contig, e), ks, &po[e], &mo[e],
                   &vo[e]);
 }
 
@@ -203,10 +223,12 @@ mt_status launch_adamw(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_at
   adamw_scalars<C> k = make_adamw_scalars<C>(at);
   bool contig = true;
   for (int i = 0; i < 4; i++) contig = contig && is_contig(in[i]);
-  adamw_kernel<T><<<grid_for(ctx, n, THREADS), THREADS, 0, ctx->stream>>>(
+  /* at least one block: an empty param still counts its step */
+  adamw_kernel<T><<<grid_for(ctx, n > 0 ? n : 1, THREADS), THREADS, 0, ctx->stream>>>(
       (const T *)in[0].data, make_desc(in[0]), (const T *)in[1].data, make_desc(in[1]),
       (const T *)in[2].data, make_desc(in[2]), (const T *)in[3].data, make_desc(in[3]), contig,
-      n, k, (T *)out[0].data, (T *)out[1].data, (T *)out[2].data);
+      n, (const double *)in[4].data, k, (T *)out[0].data, (T *)out[1].data, (T *)out[2].data,
+      (double *)out[3].data);
   return launched("mt_adamw_step");
 }
 
@@ -231,7 +253,6 @@ extern "C" mt_status mtw_cuda_sgd_step(const mtw_cuda_ctx *ctx, const mti_view *
 extern "C" mt_status mtw_cuda_adamw_step(const mtw_cuda_ctx *ctx, const mti_view *in,
                                          const mti_attrs *at, const mti_view *out) {
   int64_t n = mti_shape_numel(out[0].ndim, out[0].shape);
-  if (n == 0) return MT_OK;
   switch (out[0].dtype) {
   case MT_FLOAT16: return mtw::launch_adamw<__half>(ctx, in, at, out, n);
   case MT_BFLOAT16: return mtw::launch_adamw<__nv_bfloat16>(ctx, in, at, out, n);

@@ -34,7 +34,8 @@ struct mt_optimizer {
   mt_tensor **params;  /* the optimizer's own handles */
   mt_tensor **state0;  /* sgd: momentum buffer; adamw: exp_avg (NULL before the first step) */
   mt_tensor **state1;  /* adamw: exp_avg_sq */
-  int64_t *steps;      /* adamw: steps taken by each param (torch's state['step']) */
+  mt_tensor **steps;   /* adamw: steps taken by each param, a 0-d float64 on its device
+                        * (torch's state['step']; NULL before the first step) */
   double lr, momentum, weight_decay, beta1, beta2, eps;
   int nesterov;
 };
@@ -70,6 +71,7 @@ void mt_optimizer_free(mt_optimizer *opt) {
     if (opt->params) mt_tensor_free(opt->params[i]);
     if (opt->state0) mt_tensor_free(opt->state0[i]);
     if (opt->state1) mt_tensor_free(opt->state1[i]);
+    if (opt->steps) mt_tensor_free(opt->steps[i]);
   }
   free(opt->params);
   free(opt->state0);
@@ -102,7 +104,7 @@ static mt_optimizer *optimizer_new(const char *fn, opt_kind kind, int n,
   opt->params = calloc((size_t)n, sizeof(mt_tensor *));
   opt->state0 = calloc((size_t)n, sizeof(mt_tensor *));
   opt->state1 = calloc((size_t)n, sizeof(mt_tensor *));
-  opt->steps = calloc((size_t)n, sizeof(int64_t));
+  opt->steps = calloc((size_t)n, sizeof(mt_tensor *));
   if (!opt->params || !opt->state0 || !opt->state1 || !opt->steps) {
     mt_optimizer_free(opt);
     mti_error_oom(fn, bytes);
@@ -181,35 +183,33 @@ static mt_status sgd_update(mt_optimizer *opt, int i, const mt_tensor *g, mt_ten
 }
 
 static mt_status adamw_update(mt_optimizer *opt, int i, const mt_tensor *g, mt_tensor **outs) {
-  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+  static const char *const names[] = {"param", "grad", "exp_avg", "exp_avg_sq", "step"};
   mt_tensor *p = opt->params[i];
   for (int k = 0; k < 2; k++) {
     mt_tensor **st = k ? &opt->state1[i] : &opt->state0[i];
     /* torch's zeros_like on the first step: a fill node, nothing uploaded */
     if (!*st && !(*st = mt_zeros(p->ndim, p->shape, p->dtype, p->device))) return mt_last_status();
   }
-  int64_t step = opt->steps[i] + 1;
-  const mt_tensor *in[4] = {p, g, opt->state0[i], opt->state1[i]};
+  if (!opt->steps[i] && !(opt->steps[i] = mt_zeros(0, NULL, MT_FLOAT64, p->device)))
+    return mt_last_status();
+  const mt_tensor *in[5] = {p, g, opt->state0[i], opt->state1[i], opt->steps[i]};
   mti_attrs at = {0};
   at.s0 = opt->lr;
   at.s1 = opt->beta1;
   at.s2 = opt->beta2;
   at.n_ints = MTI_ADAMW_N_INTS;
-  /* as torch: bias_correction = 1 - beta ** step in double (step a float there, exact) */
+  /* the step count and its bias corrections stay on the device: the same
+   * attrs every step, so a modal step's graph goes by reference */
   at.ints[MTI_ADAMW_INT_EPS] = mti_optim_double_bits(opt->eps);
   at.ints[MTI_ADAMW_INT_WEIGHT_DECAY] = mti_optim_double_bits(opt->weight_decay);
-  at.ints[MTI_ADAMW_INT_BIAS_CORRECTION1] =
-      mti_optim_double_bits(1.0 - pow(opt->beta1, (double)step));
-  at.ints[MTI_ADAMW_INT_BIAS_CORRECTION2] =
-      mti_optim_double_bits(1.0 - pow(opt->beta2, (double)step));
-  mt_status s = mti_run_op_multi(MTI_OP_ADAMW_STEP, 4, in, names, &at, outs);
+  mt_status s = mti_run_op_multi(MTI_OP_ADAMW_STEP, 5, in, names, &at, outs);
   if (s) return s;
-  mt_tensor_free(opt->state0[i]);
-  mt_tensor_free(opt->state1[i]);
-  opt->state0[i] = outs[1];
-  opt->state1[i] = outs[2];
-  outs[1] = outs[2] = NULL;
-  opt->steps[i] = step;
+  mt_tensor **state[3] = {&opt->state0[i], &opt->state1[i], &opt->steps[i]};
+  for (int k = 0; k < 3; k++) {
+    mt_tensor_free(*state[k]);
+    *state[k] = outs[k + 1];
+    outs[k + 1] = NULL;
+  }
   return MT_OK;
 }
 

@@ -1261,21 +1261,20 @@ static mt_status infer_adamw_step(const infer_ctx *c, const mti_meta *in, const 
   if ((s = check_float_input(c, "param", &in[0])) || (s = check_like_param(c, in, 1, "grad")) ||
       (s = check_like_param(c, in, 2, "exp_avg")) ||
       (s = check_like_param(c, in, 3, "exp_avg_sq")) ||
-      (s = check_n_ints(c, "eps, weight_decay, bias corrections", at, 4)) ||
+      (s = check_n_ints(c, "eps, weight_decay", at, 2)) ||
       (s = check_coef(c, "lr", at->s0, 0, NAN)) || (s = check_coef(c, "beta1", at->s1, 0, 1)) ||
       (s = check_coef(c, "beta2", at->s2, 0, 1)))
     return s;
-  double eps, wd, bc1, bc2;
+  if (in[4].dtype != MT_FLOAT64 || in[4].ndim != 0)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: step: must be a 0-d float64 tensor, got %d-d %s",
+                     c->fn, in[4].ndim, mt_dtype_name(in[4].dtype));
+  double eps, wd;
   memcpy(&eps, &at->ints[0], sizeof eps);
   memcpy(&wd, &at->ints[1], sizeof wd);
-  memcpy(&bc1, &at->ints[2], sizeof bc1);
-  memcpy(&bc2, &at->ints[3], sizeof bc2);
   if ((s = check_coef(c, "eps", eps, 0, NAN)) || (s = check_coef(c, "weight_decay", wd, 0, NAN)))
     return s;
-  if (!(bc1 > 0 && bc1 <= 1) || !(bc2 > 0 && bc2 <= 1))
-    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: bias corrections: %g, %g must be in (0, 1] "
-                     "(1 - beta^step, step >= 1)", c->fn, bc1, bc2);
   for (int k = 0; k < 3; k++) set_out(&out[k], in[0].dtype, in[0].ndim, in[0].shape);
+  set_out(&out[3], MT_FLOAT64, 0, NULL);
   return MT_OK;
 }
 

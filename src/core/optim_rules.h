@@ -22,15 +22,9 @@
 #include "core/dtype.h"
 #include "core/op_table.h"
 
-/* ADAMW_STEP carries four doubles beyond s0..s2 in its integer list, as
+/* ADAMW_STEP carries two doubles beyond s0..s2 in its integer list, as
  * their IEEE-754 bits (the wire moves ints exactly). */
-enum {
-  MTI_ADAMW_INT_EPS = 0,
-  MTI_ADAMW_INT_WEIGHT_DECAY = 1,
-  MTI_ADAMW_INT_BIAS_CORRECTION1 = 2,
-  MTI_ADAMW_INT_BIAS_CORRECTION2 = 3,
-  MTI_ADAMW_N_INTS = 4
-};
+enum { MTI_ADAMW_INT_EPS = 0, MTI_ADAMW_INT_WEIGHT_DECAY = 1, MTI_ADAMW_N_INTS = 2 };
 
 static inline int64_t mti_optim_double_bits(double d) {
   int64_t v;
@@ -62,9 +56,12 @@ static inline mti_sgd_coef mti_sgd_prepare(const mti_attrs *at) {
 }
 
 /* The scalars of one ADAMW_STEP, as torch's _single_tensor_adamw makes
- * them from lr, betas, eps, weight_decay and the step count. */
+ * them from lr, betas, eps, weight_decay and the step count: the attrs'
+ * part from mti_adamw_prepare, the step's from mti_adamw_at_step (run
+ * where the step count lives: on the host for the cpu, on the device for
+ * cuda). */
 typedef struct mti_adamw_coef {
-  double decay;          /* 1 - lr * weight_decay */
+  double lr, decay;      /* decay = 1 - lr * weight_decay */
   double beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
   double neg_step_size;  /* -(lr / bias_correction1) */
   double bc2_sqrt;       /* sqrt(bias_correction2) */
@@ -73,15 +70,23 @@ typedef struct mti_adamw_coef {
 static inline mti_adamw_coef mti_adamw_prepare(const mti_attrs *at) {
   mti_adamw_coef k;
   double lr = at->s0, wd = mti_optim_bits_double(at->ints[MTI_ADAMW_INT_WEIGHT_DECAY]);
+  k.lr = lr;
   k.decay = 1.0 - lr * wd;
   k.beta1 = at->s1;
   k.one_minus_beta1 = 1.0 - at->s1;
   k.beta2 = at->s2;
   k.one_minus_beta2 = 1.0 - at->s2;
   k.eps = mti_optim_bits_double(at->ints[MTI_ADAMW_INT_EPS]);
-  k.neg_step_size = -(lr / mti_optim_bits_double(at->ints[MTI_ADAMW_INT_BIAS_CORRECTION1]));
-  k.bc2_sqrt = sqrt(mti_optim_bits_double(at->ints[MTI_ADAMW_INT_BIAS_CORRECTION2]));
+  k.neg_step_size = NAN;
+  k.bc2_sqrt = NAN;
   return k;
+}
+
+/* The bias corrections of step t (>= 1): 1 - beta ** t in double, as
+ * torch's Python computes them. */
+MTI_HOST_DEVICE static inline void mti_adamw_at_step(mti_adamw_coef *k, double t) {
+  k->neg_step_size = -(k->lr / (1.0 - pow(k->beta1, t)));
+  k->bc2_sqrt = sqrt(1.0 - pow(k->beta2, t));
 }
 
 /* The rules in compute type T (float or double; SQRT its square root), suffix S. The state

@@ -171,6 +171,9 @@ static void adamw_range(mt_dtype dt, int64_t i0, int64_t i1, const void *const *
 
 mt_status mti_cpu_adamw_step(const mti_view *in, const mti_attrs *at, const mti_view *out) {
   mti_adamw_coef k = mti_adamw_prepare(at);
+  double t = *(const double *)in[4].data + 1;
+  mti_adamw_at_step(&k, t);
+  *(double *)out[3].data = t;
   int64_t numel = mti_shape_numel(out[0].ndim, out[0].shape);
   void *owned[4] = {NULL, NULL, NULL, NULL};
   const void *src[4] = {NULL, NULL, NULL, NULL};

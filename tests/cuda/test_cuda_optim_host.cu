@@ -98,14 +98,17 @@ template <class T> static void check_adamw(mt_dtype dt, double lr, double b1, do
   at.s0 = lr, at.s1 = b1, at.s2 = b2, at.n_ints = MTI_ADAMW_N_INTS;
   at.ints[MTI_ADAMW_INT_EPS] = mti_optim_double_bits(eps);
   at.ints[MTI_ADAMW_INT_WEIGHT_DECAY] = mti_optim_double_bits(wd);
-  at.ints[MTI_ADAMW_INT_BIAS_CORRECTION1] = mti_optim_double_bits(1 - pow(b1, step));
-  at.ints[MTI_ADAMW_INT_BIAS_CORRECTION2] = mti_optim_double_bits(1 - pow(b2, step));
-  mti_view in[4] = {view_of(p, dt, N), view_of(g, dt, N), view_of(m, dt, N), view_of(v, dt, N)};
-  mti_view out[3] = {view_of(cpu[0], dt, N), view_of(cpu[1], dt, N), view_of(cpu[2], dt, N)};
-  CHECK(mti_cpu_run(MTI_OP_ADAMW_STEP, in, 4, &at, out) == MT_OK, "cpu adamw_step: %s",
+  double taken = step - 1, counted = 0; /* the step input: steps before this one */
+  mti_view in[5] = {view_of(p, dt, N), view_of(g, dt, N), view_of(m, dt, N), view_of(v, dt, N),
+                    {&taken, MT_FLOAT64, 0, {0}, {0}}};
+  mti_view out[4] = {view_of(cpu[0], dt, N), view_of(cpu[1], dt, N), view_of(cpu[2], dt, N),
+                     {&counted, MT_FLOAT64, 0, {0}, {0}}};
+  CHECK(mti_cpu_run(MTI_OP_ADAMW_STEP, in, 5, &at, out) == MT_OK, "cpu adamw_step: %s",
         mt_last_error());
+  CHECK(counted == step, "cpu adamw_step: step out %g, expected %d", counted, step);
   adamw_scalars<typename optim_compute<T>::type> k =
       make_adamw_scalars<typename optim_compute<T>::type>(&at);
+  adamw_at_step(&k, taken + 1);
   for (int i = 0; i < N; i++) {
     adamw_element(p[i], g[i], m[i], v[i], k, &po[i], &mo[i], &vo[i]);
     const T *got[3] = {&po[i], &mo[i], &vo[i]};

@@ -117,6 +117,8 @@ START_TEST(test_training_step_is_one_sync) {
   float first = 0, last = 0;
   for (int step = 0; step < 5; step++) {
     mh_counters before = mh_stats(&worker);
+    mt_modal_stats sent_before;
+    MH_OK(mt_modal_get_stats(&sent_before));
     mt_tensor *loss = loss_of(&m, x, target);
     MH_OK(mt_backward(loss, NULL));
     MH_OK(mt_optimizer_step(opt));
@@ -128,6 +130,12 @@ START_TEST(test_training_step_is_one_sync) {
     mh_counters after = mh_stats(&worker);
     ck_assert_uint_eq(after.syncs - before.syncs, 1);
     ck_assert_uint_eq(after.graphs - before.graphs, 1);
+    /* from the third step on (the first two make the optimizer's state),
+     * the step is the same graph (AdamW's step count lives on the worker),
+     * sent by reference to the kept template */
+    mt_modal_stats sent;
+    MH_OK(mt_modal_get_stats(&sent));
+    ck_assert_uint_eq(sent.graphs_reused - sent_before.graphs_reused, step >= 2);
     if (step == 0) first = value;
     last = value;
     mt_tensor_free(loss);
