@@ -14,7 +14,13 @@ each step (torch computes eagerly; this makes ours finish its graph too).
 Prints the median ms per step of --reps after --warmup, for both, and the
 ratio (torch / ours: > 1 means faster than PyTorch).
 
+With --modal, also runs each model's step on the modal device (a local
+worker unless MODALTENSOR_WORKER names one) and prints what a step costs on
+the wire, from the client's counters (mt.modal.stats()): round trips, graphs,
+nodes, bytes up and down and graph-message bytes per step, and ms per step.
+
 Usage: bench_train.py [--threads N] [--reps N] [--warmup N] [--batch N]
+                      [--model decoder|cnn|both] [--modal]
 """
 import argparse
 import math
@@ -53,6 +59,10 @@ BACKENDS = {
         F=MF, attention=lambda q, k, v: MF.scaled_dot_product_attention(q, k, v, is_causal=True),
         optim=mt.optim.AdamW),
 }
+BACKENDS["modal"] = dict(
+    BACKENDS["modaltensor"],
+    param=lambda a: mt.tensor(a, device="modal").requires_grad_(),
+    data=lambda a: mt.tensor(a, device="modal"))
 
 
 def decoder_weights(rng):
@@ -108,10 +118,12 @@ def cnn_loss(b, p, images, labels):
     return F.cross_entropy(F.linear(x.reshape(x.shape[0], -1), p["fc.w"], p["fc.b"]), labels)
 
 
-def time_steps(loss_fn, params, optim_cls, reps, warmup):
+def time_steps(loss_fn, params, optim_cls, reps, warmup, after_warmup=lambda: None):
     optimizer = optim_cls(list(params.values()), lr=1e-3)
     times, losses = [], []
     for k in range(warmup + reps):
+        if k == warmup:
+            after_warmup()
         start = time.perf_counter()
         loss = loss_fn()
         optimizer.zero_grad()
@@ -123,30 +135,53 @@ def time_steps(loss_fn, params, optim_cls, reps, warmup):
     return statistics.median(times) * 1e3, losses
 
 
-def run(model, args):
+def model_inputs(model, args):
+    """The weights and the per-backend loss closure of a model."""
     rng = np.random.default_rng(0)
-    results = {}
     if model == "decoder":
         weights = decoder_weights(rng)
         ids = rng.integers(0, VOCAB, (args.batch, CONTEXT + 1)).astype(np.int64)
         positions = np.broadcast_to(np.arange(CONTEXT), (args.batch, CONTEXT)).copy()
+
+        def make_loss(b, p):
+            x, y, pos = b["data"](ids[:, :-1]), b["data"](ids[:, 1:]), b["data"](positions)
+            return lambda: decoder_loss(b, p, x, y, pos)
     else:
         weights = cnn_weights(rng)
         images = rng.random((64, 1, 8, 8), dtype=np.float32)
         labels = rng.integers(0, 10, 64).astype(np.int64)
-    for name, b in BACKENDS.items():
-        p = {k: b["param"](v) for k, v in weights.items()}
-        if model == "decoder":
-            x, y, pos = b["data"](ids[:, :-1]), b["data"](ids[:, 1:]), b["data"](positions)
-            loss_fn = lambda: decoder_loss(b, p, x, y, pos)
-        else:
+
+        def make_loss(b, p):
             x, y = b["data"](images), b["data"](labels)
-            loss_fn = lambda: cnn_loss(b, p, x, y)
-        results[name] = time_steps(loss_fn, p, b["optim"], args.reps, args.warmup)
+            return lambda: cnn_loss(b, p, x, y)
+    return weights, make_loss
+
+
+def run(model, args):
+    weights, make_loss = model_inputs(model, args)
+    results = {}
+    for name in ("torch", "modaltensor"):
+        b = BACKENDS[name]
+        p = {k: b["param"](v) for k, v in weights.items()}
+        results[name] = time_steps(make_loss(b, p), p, b["optim"], args.reps, args.warmup)
     ours, theirs = results["modaltensor"][0], results["torch"][0]
     drift = max(abs(a - c) for a, c in zip(results["modaltensor"][1], results["torch"][1]))
     print(f"{model:8s} step: modaltensor {ours:8.2f} ms  torch {theirs:8.2f} ms  "
           f"ratio {theirs / ours:5.2f}x  (losses agree within {drift:.1e})")
+
+
+def run_modal(model, args):
+    """A step's traffic on the modal device, counted after the warmup."""
+    weights, make_loss = model_inputs(model, args)
+    b = BACKENDS["modal"]
+    p = {k: b["param"](v) for k, v in weights.items()}
+    loss_fn = make_loss(b, p)
+    ms, _ = time_steps(loss_fn, p, b["optim"], args.reps, args.warmup, mt.modal.reset_stats)
+    s = {k: v / args.reps for k, v in mt.modal.stats().items()}
+    print(f"{model:8s} modal step: {s['round_trips']:.1f} round trips, {s['graphs']:.1f} graphs "
+          f"({s['graphs_reused']:.1f} by reference), {s['nodes']:.0f} nodes, "
+          f"{s['bytes_up']:.0f} B up, {s['bytes_down']:.0f} B down, "
+          f"{s['graph_bytes']:.0f} B of graph messages; {ms:.2f} ms")
 
 
 def main():
@@ -156,12 +191,16 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--model", choices=["decoder", "cnn", "both"], default="both")
+    parser.add_argument("--modal", action="store_true",
+                        help="also count a step's traffic on the modal device")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     mt.set_num_threads(args.threads)
     print(f"training steps on cpu, {args.threads} threads, median of {args.reps}")
     for model in (["decoder", "cnn"] if args.model == "both" else [args.model]):
         run(model, args)
+        if args.modal:
+            run_modal(model, args)
 
 
 if __name__ == "__main__":
