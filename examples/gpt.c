@@ -287,8 +287,10 @@ static int read_text(const char *path, unsigned char **bytes, long *len) {
   *bytes = malloc((size_t)(*len > 0 ? *len : 1));
   int bad = !*bytes || fread(*bytes, 1, (size_t)*len, f) != (size_t)*len;
   fclose(f);
-  if (!bad && *len > CONTEXT + 1) return 0;
-  fprintf(stderr, "gpt: --train %s: needs more than %d bytes\n", path, CONTEXT + 1);
+  /* training windows start in the first nine tenths: at least one must fit */
+  long least = ((CONTEXT + 2) * 10 + 8) / 9;
+  if (!bad && *len >= least) return 0;
+  fprintf(stderr, "gpt: --train %s: needs at least %ld bytes\n", path, least);
   free(*bytes);
   return 1;
 }
