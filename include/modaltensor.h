@@ -138,8 +138,9 @@ mt_status mt_modal_memory_allocated(int index, int64_t *out);
 
 /* Bytes modal device `index`'s worker holds, as torch.cuda.memory_reserved:
  * the live blocks of mt_modal_memory_allocated and the blocks its caching
- * allocator keeps for reuse (cuda); never below the allocated bytes read at
- * the same moment, equal to them on a cpu worker, which caches nothing.
+ * allocator keeps for reuse (cuda; on a cpu worker the freed host buffers
+ * it keeps, at most 512 MiB); never below the allocated bytes read at the
+ * same moment.
  * Same freshness, zeros and errors as mt_modal_memory_allocated. */
 mt_status mt_modal_memory_reserved(int index, int64_t *out);
 

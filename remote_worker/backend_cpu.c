@@ -9,15 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/host_cache.h"
 #include "cpu/threads.h"
-
-#define CPU_ALIGN 64 /* a cache line; enough for every dtype and AVX loads */
 
 typedef struct cpu_backend {
   mtw_backend base;
@@ -51,8 +49,8 @@ static void cpu_device_props(mtw_backend *b, int device, mtw_device_props *out) 
                           ? (int64_t)(cb->max_memory > INT64_MAX ? INT64_MAX : cb->max_memory)
                           : physical_memory();
   out->multiprocessors = cpus > 0 ? (int32_t)cpus : 1;
-  /* free() hands blocks back to the C library: nothing is cached. */
-  out->used_memory = out->reserved_memory = atomic_load(&cb->live_bytes);
+  out->used_memory = atomic_load(&cb->live_bytes);
+  out->reserved_memory = out->used_memory + (int64_t)mti_host_cached_bytes();
 }
 
 static mt_status cpu_stream_create(mtw_backend *b, int device, mtw_stream **out) {
@@ -66,40 +64,24 @@ static mt_status cpu_stream_create(mtw_backend *b, int device, mtw_stream **out)
 
 static void cpu_stream_destroy(mtw_stream *s) { free(s); }
 
-/* Large tensors go on 2 MiB pages where the kernel offers them: filling a
- * fresh gigabyte then takes 512 page faults instead of 262144, which
- * otherwise cost more than copying the bytes in. */
-#define HUGE_PAGE (2u << 20)
-#define HUGE_MIN (4u << 20)
-
-static size_t block_align(size_t nbytes) { return nbytes >= HUGE_MIN ? HUGE_PAGE : CPU_ALIGN; }
-
-/* Bytes really allocated for an nbytes (> 0) block, which used_memory
- * counts as the cuda allocator counts its rounded blocks; 0 on overflow. */
-static size_t block_size(size_t nbytes) {
-  size_t align = block_align(nbytes);
-  size_t rounded = (nbytes + align - 1) & ~(size_t)(align - 1);
-  return rounded < nbytes ? 0 : rounded;
-}
-
+/* Blocks come from the host buffer cache (cpu/host_cache.h), as the
+ * library's cpu tensors do; live_bytes counts their capacities, as the
+ * cuda allocator counts its rounded blocks. */
 static void *cpu_alloc(mtw_stream *s, size_t nbytes) {
-  void *p = NULL;
-  size_t align = block_align(nbytes), size = block_size(nbytes);
-  if (!size || posix_memalign(&p, align, size)) {
+  size_t size = mti_host_capacity(nbytes);
+  void *p = size ? mti_host_alloc(nbytes) : NULL;
+  if (!p) {
     mti_error_oom("alloc", nbytes);
     return NULL;
   }
-#ifdef MADV_HUGEPAGE
-  if (align == HUGE_PAGE) madvise(p, size, MADV_HUGEPAGE); /* advice only */
-#endif
   atomic_fetch_add(&s->backend->live_bytes, (int64_t)size);
   return p;
 }
 
 static void cpu_release(mtw_backend *b, int device, void *ptr, size_t nbytes) {
   (void)device;
-  free(ptr);
-  atomic_fetch_sub(&((cpu_backend *)b)->live_bytes, (int64_t)block_size(nbytes));
+  mti_host_free(ptr, nbytes);
+  atomic_fetch_sub(&((cpu_backend *)b)->live_bytes, (int64_t)mti_host_capacity(nbytes));
 }
 
 static const void *cpu_host_address(mtw_backend *b, const void *ptr) {

@@ -89,7 +89,8 @@ def memory_allocated(device=None):
 def memory_reserved(device=None):
     """Bytes the worker holds on a modal device (modal:0 when None), as
     torch.cuda.memory_reserved: live blocks and the blocks its caching
-    allocator keeps for reuse; equal to memory_allocated on a cpu worker."""
+    allocator keeps for reuse (on a cpu worker, its cache of freed host
+    buffers, at most 512 MiB)."""
     return _memory(_lib.mt_modal_memory_reserved, "mt_modal_memory_reserved", device)
 
 

@@ -3,11 +3,11 @@
  *
  * Host storages of up to MTI_POOL_SMALL_MAX bytes are one pooled block, the
  * header followed by the data (api/pool.h); larger ones are a header and a
- * data buffer from the size-class cache (api/host_cache.h).
+ * data buffer from the size-class cache (cpu/host_cache.h).
  */
 #include <stdlib.h>
 
-#include "api/host_cache.h"
+#include "cpu/host_cache.h"
 #include "api/pool.h"
 #include "api/tensor_impl.h"
 #include "core/error.h"

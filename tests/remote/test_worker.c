@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/protocol.h"
+#include "cpu/host_cache.h"
 #include "worker_proc.h"
 #include "wt_session.h"
 
@@ -701,7 +702,7 @@ static void check_freed_when_stream_ends(int cancel) {
   Modaltensor__V1__HelloReply *h =
       wc_hello(channel, MTI_PROTOCOL_VERSION, mti_op_table_hash(MTI_OP_COUNT), MTI_OP_COUNT);
   ck_assert_int_ge(h->devices[0]->used_memory, 2 << 20); /* the backend's rounded blocks */
-  ck_assert_int_eq(h->devices[0]->reserved_memory, h->devices[0]->used_memory); /* cpu */
+  ck_assert_int_ge(h->devices[0]->reserved_memory, h->devices[0]->used_memory);
   protobuf_c_message_free_unpacked(&h->base, NULL);
   if (cancel) {
     wc_stream_free(s.stream); /* as if the client died */
@@ -718,7 +719,8 @@ static void check_freed_when_stream_ends(int cancel) {
   h = wc_hello(channel, MTI_PROTOCOL_VERSION, mti_op_table_hash(MTI_OP_COUNT), MTI_OP_COUNT);
   ck_assert_int_eq(h->devices[0]->free_memory, h->devices[0]->total_memory);
   ck_assert_int_eq(h->devices[0]->used_memory, 0);
-  ck_assert_int_eq(h->devices[0]->reserved_memory, 0);
+  /* what remains is the host buffer cache's, at most MTI_HOST_CACHE_BYTES */
+  ck_assert_int_le(h->devices[0]->reserved_memory, MTI_HOST_CACHE_BYTES);
   protobuf_c_message_free_unpacked(&h->base, NULL);
 }
 

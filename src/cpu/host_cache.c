@@ -4,7 +4,7 @@
  * Each class is a LIFO list linked through the first word of its free
  * buffers, so that the most recently freed (cache-warm) buffer goes first.
  */
-#include "api/host_cache.h"
+#include "cpu/host_cache.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -36,11 +36,21 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void *heads[CLASS_COUNT];
 static size_t cached_bytes;
 
-/* The class of an nbytes buffer, -1 past the largest; *capacity its size.
- * Class (s, k) holds 2^s (1 + k / STEPS) bytes. */
+/* nbytes rounded up to its alignment; 0 on overflow. */
+static size_t aligned_size(size_t nbytes) {
+  size_t align = nbytes >= HUGE_MIN ? HUGE_PAGE : VECTOR_ALIGN;
+  size_t padded = (nbytes + align - 1) / align * align;
+  return padded < nbytes ? 0 : padded;
+}
+
+/* The class of an nbytes buffer, -1 outside the cached sizes; *capacity
+ * the bytes its buffers have. Class (s, k) holds 2^s (1 + k / STEPS). */
 static int class_of(size_t nbytes, size_t *capacity) {
+  if (nbytes < ((size_t)1 << MIN_SHIFT) || nbytes > ((size_t)1 << MAX_SHIFT)) {
+    *capacity = aligned_size(nbytes ? nbytes : 1);
+    return -1;
+  }
   size_t floor_pow = (size_t)1 << MIN_SHIFT;
-  if (nbytes > ((size_t)1 << MAX_SHIFT)) return -1;
   int shift = MIN_SHIFT;
   while (shift < MAX_SHIFT && (floor_pow << 1) < nbytes) floor_pow <<= 1, shift++;
   size_t step = floor_pow / STEPS;
@@ -49,20 +59,33 @@ static int class_of(size_t nbytes, size_t *capacity) {
   return (shift - MIN_SHIFT) * STEPS + (int)k;
 }
 
-/* A new buffer of exactly capacity bytes. */
+/* A new buffer of capacity bytes (a multiple of its alignment, or 0 for a
+ * size past the address space: NULL). */
 static void *system_alloc(size_t capacity) {
   size_t align = capacity >= HUGE_MIN ? HUGE_PAGE : VECTOR_ALIGN;
-  size_t padded = (capacity + align - 1) / align * align;
   void *data = NULL;
-  if (padded < capacity || posix_memalign(&data, align, padded)) return NULL;
+  if (!capacity || posix_memalign(&data, align, capacity)) return NULL;
 #ifdef MADV_HUGEPAGE
-  if (align == HUGE_PAGE) madvise(data, padded, MADV_HUGEPAGE); /* a hint: failure is fine */
+  if (align == HUGE_PAGE) madvise(data, capacity, MADV_HUGEPAGE); /* a hint: failure is fine */
 #endif
   return data;
 }
 
+size_t mti_host_capacity(size_t nbytes) {
+  size_t capacity;
+  class_of(nbytes, &capacity);
+  return capacity;
+}
+
+size_t mti_host_cached_bytes(void) {
+  pthread_mutex_lock(&lock);
+  size_t n = cached_bytes;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
 void *mti_host_alloc(size_t nbytes) {
-  size_t capacity = nbytes;
+  size_t capacity;
   int c = class_of(nbytes, &capacity);
   if (c < 0) return system_alloc(capacity);
   pthread_mutex_lock(&lock);
@@ -78,7 +101,7 @@ void *mti_host_alloc(size_t nbytes) {
 
 void mti_host_free(void *data, size_t nbytes) {
   if (!data) return;
-  size_t capacity = nbytes;
+  size_t capacity;
   int c = class_of(nbytes, &capacity);
   int kept = 0;
   if (c >= 0) {
