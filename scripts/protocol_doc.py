@@ -231,6 +231,20 @@ KIND_RULES.update({
                    "out0, out1, out2 in0's"),
 })
 
+# fused norm backwards (issue 12)
+ATTR_MEANINGS.update({
+    "BATCH_NORM_BACKWARD": {"s0": "eps (>= 0)", "ints": "[training] (0 or 1)"},
+    "ROW_NORM_BACKWARD": {"s0": "eps (>= 0)"},
+})
+KIND_RULES.update({
+    "BATCH_NORM_BACKWARD": ("in0 floating, in1 of its dtype; in2, in3 compute; out0 in0's; "
+                            "out1, out2 compute", "in0, in1 [N, C, *] alike; in2, in3 and in4 "
+                            "(when present) 1-d [C]; out0 in0's; out1, out2 [C]"),
+    "ROW_NORM_BACKWARD": ("in0 floating, in1 of its dtype; out0 in0's; out1 (and out2 for "
+                          "layer_norm_backward) compute", "in0, in1 alike, at least 1-d; in2, "
+                          "when present, 1-d of their last size; out0 in0's; out1, out2 [last]"),
+})
+
 
 def read_lines(path):
     """The lines of a project file."""
