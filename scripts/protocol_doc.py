@@ -235,6 +235,7 @@ KIND_RULES.update({
 ATTR_MEANINGS.update({
     "BATCH_NORM_BACKWARD": {"s0": "eps (>= 0)", "ints": "[training] (0 or 1)"},
     "ROW_NORM_BACKWARD": {"s0": "eps (>= 0)"},
+    "CROSS_ENTROPY_BACKWARD": {"s0": "label_smoothing in [0, 1]", "ints": "[ignore_index]"},
 })
 KIND_RULES.update({
     "BATCH_NORM_BACKWARD": ("in0 floating, in1 of its dtype; in2, in3 compute; out0 in0's; "
@@ -243,6 +244,9 @@ KIND_RULES.update({
     "ROW_NORM_BACKWARD": ("in0 floating, in1 of its dtype; out0 in0's; out1 (and out2 for "
                           "layer_norm_backward) compute", "in0, in1 alike, at least 1-d; in2, "
                           "when present, 1-d of their last size; out0 in0's; out1, out2 [last]"),
+    "CROSS_ENTROPY_BACKWARD": ("in0 (g), in1 floating alike; in2 int64; in3 compute; out0 "
+                               "in1's", "in0 0-d; in1, in2 as cross_entropy's; in3 in2's; out0 "
+                               "in1's"),
 })
 
 

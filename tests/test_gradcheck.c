@@ -272,6 +272,10 @@ static mt_tensor *f_cross_entropy_smooth(mt_tensor *const *x) {
   static const int64_t target[] = {1, -100, 0, 2, 2, 1};
   return mt_cross_entropy(X0, I64(target, 2, TU_SHAPE(2, 3)), -100, 0.2);
 }
+static mt_tensor *f_cross_entropy_vector(mt_tensor *const *x) {
+  static const int64_t target[] = {4};
+  return mt_cross_entropy(X0, I64(target, 0, NULL), -100, 0.3);
+}
 static mt_tensor *f_conv1d(mt_tensor *const *x) { return mt_conv1d(X0, X1, X2, 2, 1, 1, 1); }
 static mt_tensor *f_conv2d(mt_tensor *const *x) {
   static const int64_t stride[] = {1, 2}, padding[] = {1, 0}, dilation[] = {1, 1};
@@ -382,6 +386,7 @@ static const grad_case cases[] = {
      f_batch_norm_strided},
     {"layer_norm", "3-d, no bias", 2, {3, 1}, {{2, 3, 5}, {5}}, -2, 2, f_layer_norm_weight},
     {"rms_norm", "no weight, strided x", S2(4, 3), -2, 2, f_rms_norm_strided},
+    {"cross_entropy", "[C] logits, smoothing", 1, {1}, {{6}}, -2, 2, f_cross_entropy_vector},
     {"cross_entropy", "", S2(3, 5), -2, 2, f_cross_entropy},
     {"cross_entropy", "[N, C, d], ignore_index, smoothing", 1, {3}, {{2, 3, 3}}, -2, 2,
      f_cross_entropy_smooth},
@@ -514,15 +519,18 @@ END_TEST
 
 /* ------------------------------------------- float32 against float64 */
 
-/* The fused norm backwards compute float32 gradients in float32 (sums in
- * double): on larger inputs than the float64 cases, they must stay within
- * 1e-4 (relative to 1 + |g|) of the float64 ones for the same values. */
+/* The fused backwards (norms, cross_entropy) compute float32 gradients in
+ * float32 (sums in double): they must stay within 1e-4 (relative to 1 +
+ * |g|) of the float64 ones for the same values, on larger inputs than the
+ * float64 cases where the kernels' sums have more terms. */
 static const grad_case f32_cases[] = {
     {"batch_norm", "training", 3, {3, 1, 1}, {{16, 4, 9}, {4}, {4}}, -2, 2, f_batch_norm},
     {"batch_norm", "eval", 3, {3, 1, 1}, {{8, 3, 5}, {3}, {3}}, -2, 2, f_batch_norm_eval},
     {"batch_norm", "2-d, no weight", 2, {2, 1}, {{64, 3}, {3}}, -2, 2, f_batch_norm_bias},
     {"layer_norm", "", 3, {2, 1, 1}, {{12, 40}, {40}, {40}}, -2, 2, f_layer_norm},
     {"rms_norm", "", 2, {2, 1}, {{12, 40}, {40}}, -2, 2, f_rms_norm},
+    {"cross_entropy", "[N, C, d], ignore_index, smoothing", 1, {3}, {{2, 3, 3}}, -2, 2,
+     f_cross_entropy_smooth},
 };
 
 /* The gradients of sum(f(xs as dt) * w) as float64 arrays (malloc'd). */

@@ -4,9 +4,10 @@
  * Written with the library's own ops, so they run on every device:
  * batch_norm, layer_norm and rms_norm by one fused node each (the internal
  * ops *_NORM_BACKWARD of core/ops.def, as the optimizers run theirs),
- * group_norm from its kept statistics, cross_entropy from its kept
- * logsumexp, attention from its kept logsumexp (the probabilities are
- * exp(score - lse), no second softmax), and convolution as products: the
+ * group_norm from its kept statistics, cross_entropy by one fused node
+ * from its kept logsumexp, attention from its kept logsumexp (the
+ * probabilities are exp(score - lse), no second softmax), and convolution
+ * as products: the
  * input's patches (one strided view per kernel tap, stacked) against the
  * output gradient give the weight's gradient in one batched matmul, and
  * the weight against the output gradient gives the patches' gradient,
@@ -122,32 +123,11 @@ mt_status grad_batch_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) 
 }
 
 mt_status grad_cross_entropy(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
-  /* d loss / d logits = (softmax - (1 - s) onehot - s / C) / count on the
-   * rows whose target is not ignored, softmax = exp(logits - lse). */
-  const mti_meta *m = &c->in_meta[0];
-  mt_dtype dt = mt_tensor_dtype(g);
-  const mt_tensor *target = c->in[1];
-  int cdim = m->ndim == 1 ? 0 : 1;
-  int64_t classes = m->shape[cdim];
-  double smoothing = c->at->s0;
-  mt_tensor *ignore = T(mt_full(0, NULL, (double)c->at->ints[0], MT_INT64, c->device));
-  mt_tensor *valid = T(mt_ne(target, ignore));
-  mt_tensor *zero_i = T(mt_full(0, NULL, 0, MT_INT64, c->device));
-  mt_tensor *safe = T(mt_unsqueeze(T(mt_where(valid, target, zero_i)), cdim));
-  mt_tensor *lse = T(mt_unsqueeze(as_dtype(c, c->out[1], dt), cdim));
-  mt_tensor *p = T(mt_exp(T(mt_sub(X, lse))));
-  mt_tensor *hit = NULL; /* (1 - s) at each row's target */
-  if (safe) {
-    int64_t shape[MT_MAX_DIMS];
-    for (int d = 0; d < mt_ndim(safe); d++) shape[d] = mt_shape(safe, d);
-    hit = T(mt_full(mt_ndim(safe), shape, 1.0 - smoothing, dt, c->device));
-  }
-  mt_tensor *target_part = T(mt_scatter(mti_grad_zeros(c, m), cdim, safe, hit));
-  mt_tensor *local = T(mt_add_scalar(T(mt_sub(p, target_part)), -smoothing / (double)classes));
-  mt_tensor *validf = T(mt_unsqueeze(T(mt_cast(valid, dt)), cdim));
-  mt_tensor *count = T(mt_sum(validf, 0, NULL, 0));
-  mt_tensor *scale = T(mt_div(g, count));
-  gin[0] = T(mt_mul(T(mt_mul(local, validf)), scale));
+  /* One fused node (CROSS_ENTROPY_BACKWARD) from the kept logsumexp:
+   * (softmax - (1 - s) onehot - s / C) g / count on the rows whose target
+   * is not ignored, softmax = exp(logits - lse). */
+  const mt_tensor *in[4] = {as_dtype(c, g, c->in_meta[0].dtype), X, c->in[1], c->out[1]};
+  gin[0] = mti_grad_run(c, MTI_OP_CROSS_ENTROPY_BACKWARD, 4, in, c->at);
   return mti_grad_status(c);
 }
 

@@ -1345,6 +1345,25 @@ static mt_status infer_row_norm_backward(const infer_ctx *c, mti_op op, const mt
   return MT_OK;
 }
 
+/* g 0-d of the logits' dtype; logits, target and attrs as the forward's;
+ * lse of the target's shape in the compute dtype. */
+static mt_status infer_cross_entropy_backward(const infer_ctx *c, const mti_meta *in,
+                                              const mti_attrs *at, mti_meta *out) {
+  const mti_meta *g = &in[0], *x = &in[1], *lse = &in[3];
+  mti_meta fwd[2];
+  mt_status s = infer_cross_entropy(c, &in[1], at, fwd);
+  if (s) return s;
+  if (g->dtype != x->dtype || g->ndim != 0)
+    return mti_error(MT_ERR_SHAPE, "%s: g: must be 0-d of the logits' dtype %s", c->fn,
+                     mt_dtype_name(x->dtype));
+  if (lse->dtype != fwd[1].dtype || lse->ndim != fwd[1].ndim ||
+      !mti_shape_equal(lse->ndim, lse->shape, fwd[1].shape))
+    return mti_error(MT_ERR_SHAPE, "%s: lse: must be %s of the target's shape (cross_entropy's "
+                     "out1)", c->fn, mt_dtype_name(fwd[1].dtype));
+  set_out(out, x->dtype, x->ndim, x->shape);
+  return MT_OK;
+}
+
 /* The rule of each kind. No default: a new kind must get its rule here. */
 static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
                             const mti_meta *in, const mti_attrs *at, mti_meta *out) {
@@ -1459,6 +1478,7 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   /* ---- fused norm backwards (issue 12) ---- */
   case MTI_KIND_BATCH_NORM_BACKWARD: return infer_batch_norm_backward(c, in, at, out);
   case MTI_KIND_ROW_NORM_BACKWARD: return infer_row_norm_backward(c, op, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY_BACKWARD: return infer_cross_entropy_backward(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

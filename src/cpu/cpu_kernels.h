@@ -124,6 +124,10 @@ mt_status mti_cpu_batch_norm_backward(const mti_view *in, const mti_attrs *at,
                                       const mti_view *out);
 mt_status mti_cpu_row_norm_backward(mti_op op, const mti_view *in, const mti_attrs *at,
                                     const mti_view *out);
+/* CROSS_ENTROPY_BACKWARD (norm.c): in g (0-d), logits, target, lse; out
+ * d loss / d logits. */
+mt_status mti_cpu_cross_entropy_backward(const mti_view *in, const mti_attrs *at,
+                                         const mti_view *out);
 
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of

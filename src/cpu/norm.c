@@ -670,3 +670,71 @@ mt_status mti_cpu_row_norm_backward(mti_op op, const mti_view *in, const mti_att
   mti_rows_free(&w);
   return s;
 }
+
+/* ---------------------------------------------- cross_entropy_backward */
+
+/* dx = (exp(x - lse) - off) scale over n contiguous values of T. */
+#define CE_LOOPS(S, T, EXP)                                                                     \
+  MTI_SIMD_CLONES static void ce_row_grad_##S(const T *x, T *dx, int64_t n, T lse, T off,      \
+                                              T scale) {                                       \
+    for (int64_t i = 0; i < n; i++) dx[i] = (EXP(x[i] - lse) - off) * scale;                   \
+  }
+
+CE_LOOPS(f32, float, mti_vexpf)
+CE_LOOPS(f64, double, exp)
+
+/* One row of classes logits: the gradient with the target's term, or 0 *
+ * scale on an ignored row (NaN when no row counts: scale is then inf). */
+static void ce_row(mt_dtype ct, const char *x, char *dx, int64_t classes, double lse,
+                   int64_t target, int valid, double smoothing, double scale) {
+  double off = smoothing / (double)classes, hit = off + (1.0 - smoothing);
+  for (int64_t k = 0; !valid && k < classes; k++) store_stat(ct, dx, k, 0.0 * scale);
+  if (!valid) return;
+  if (ct == MT_FLOAT64) {
+    ce_row_grad_f64((const double *)x, (double *)dx, classes, lse, off, scale);
+    if (target >= 0 && target < classes)
+      ((double *)dx)[target] = (exp(((const double *)x)[target] - lse) - hit) * scale;
+  } else {
+    ce_row_grad_f32((const float *)x, (float *)dx, classes, (float)lse, (float)off, (float)scale);
+    if (target >= 0 && target < classes)
+      ((float *)dx)[target] =
+          (mti_vexpf(((const float *)x)[target] - (float)lse) - (float)hit) * (float)scale;
+  }
+}
+
+mt_status mti_cpu_cross_entropy_backward(const mti_view *in, const mti_attrs *at,
+                                         const mti_view *out) {
+  const char *fn = "mt_cross_entropy_backward";
+  const mti_view *a = &in[1];
+  int cdim = a->ndim == 1 ? 0 : 1;
+  int64_t classes = a->shape[cdim], ignore = at->ints[0];
+  uint32_t mask = 1u << cdim;
+  mt_dtype ct = compute_of(a->dtype);
+  mti_rows g, x, t, lse, dx;
+  memset(&x, 0, sizeof x), memset(&t, 0, sizeof t), memset(&lse, 0, sizeof lse);
+  memset(&dx, 0, sizeof dx);
+  mt_status s = mti_rows_read(fn, &in[0], 0, MT_FLOAT64, &g);
+  if (!s && !(s = mti_rows_read(fn, a, mask, ct, &x)) &&
+      !(s = mti_rows_read(fn, &in[2], 0, MT_INT64, &t)) &&
+      !(s = mti_rows_read(fn, &in[3], 0, ct, &lse)) &&
+      !(s = mti_rows_for_out(fn, &out[0], mask, ct, &dx))) {
+    const int64_t *target = (const int64_t *)t.data;
+    int64_t rows = x.nrows, count = 0;
+    for (int64_t r = 0; r < rows; r++) count += target[r] != ignore;
+    double scale = *(const double *)g.data / (double)count;
+    size_t esz = mt_dtype_size(ct);
+#pragma omp parallel for schedule(static) if (rows * classes >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
+    for (int64_t r = 0; r < rows; r++) {
+      size_t off = (size_t)(r * classes) * esz;
+      ce_row(ct, x.data + off, dx.data + off, classes, param_at(ct, lse.data, r, 0), target[r],
+             target[r] != ignore, at->s0, scale);
+    }
+    s = mti_rows_write_back(&dx, &out[0], mask);
+  }
+  mti_rows_free(&g);
+  mti_rows_free(&x);
+  mti_rows_free(&t);
+  mti_rows_free(&lse);
+  mti_rows_free(&dx);
+  return s;
+}
