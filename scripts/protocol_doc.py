@@ -231,6 +231,24 @@ KIND_RULES.update({
                    "out0, out1, out2 in0's; out3 (in4 + 1) 0-d float64"),
 })
 
+# fused norm backwards (issue 12)
+ATTR_MEANINGS.update({
+    "BATCH_NORM_BACKWARD": {"s0": "eps (>= 0)", "ints": "[training] (0 or 1)"},
+    "ROW_NORM_BACKWARD": {"s0": "eps (>= 0)"},
+    "CROSS_ENTROPY_BACKWARD": {"s0": "label_smoothing in [0, 1]", "ints": "[ignore_index]"},
+})
+KIND_RULES.update({
+    "BATCH_NORM_BACKWARD": ("in0 floating, in1 of its dtype; in2, in3 compute; out0 in0's; "
+                            "out1, out2 compute", "in0, in1 [N, C, *] alike; in2, in3 and in4 "
+                            "(when present) 1-d [C]; out0 in0's; out1, out2 [C]"),
+    "ROW_NORM_BACKWARD": ("in0 floating, in1 of its dtype; out0 in0's; out1 (and out2 for "
+                          "layer_norm_backward) compute", "in0, in1 alike, at least 1-d; in2, "
+                          "when present, 1-d of their last size; out0 in0's; out1, out2 [last]"),
+    "CROSS_ENTROPY_BACKWARD": ("in0 (g), in1 floating alike; in2 int64; in3 compute; out0 "
+                               "in1's", "in0 0-d; in1, in2 as cross_entropy's; in3 in2's; out0 "
+                               "in1's"),
+})
+
 
 def read_lines(path):
     """The lines of a project file."""

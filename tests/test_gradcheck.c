@@ -245,6 +245,25 @@ static mt_tensor *f_batch_norm_eval(mt_tensor *const *x) {
   mt_tensor *v = K(mt_from_data(var, 1, TU_SHAPE(3), MT_FLOAT64, TU_CPU));
   return mt_batch_norm(X0, m, v, X1, X2, 0, 0.1, 1e-5);
 }
+static mt_tensor *f_batch_norm_bias(mt_tensor *const *x) {
+  return mt_batch_norm(X0, NULL, NULL, NULL, X1, 1, 0.1, 1e-5);
+}
+static mt_tensor *f_batch_norm_eval_bias(mt_tensor *const *x) {
+  static const double mean[] = {0.3, 0.0, -0.4}, var[] = {0.2, 1.0, 3.0};
+  mt_tensor *m = K(mt_from_data(mean, 1, TU_SHAPE(3), MT_FLOAT64, TU_CPU));
+  mt_tensor *v = K(mt_from_data(var, 1, TU_SHAPE(3), MT_FLOAT64, TU_CPU));
+  return mt_batch_norm(X0, m, v, NULL, X1, 0, 0.1, 1e-5);
+}
+/* x [2, 2, 3, 3] normalised as its transpose [2, 3, 3, 2] (strided; 3 channels) */
+static mt_tensor *f_batch_norm_strided(mt_tensor *const *x) {
+  return mt_batch_norm(K(mt_transpose(X0, 1, 3)), NULL, NULL, X1, X2, 1, 0.1, 1e-5);
+}
+static mt_tensor *f_layer_norm_weight(mt_tensor *const *x) {
+  return mt_layer_norm(X0, X1, NULL, 1e-5);
+}
+static mt_tensor *f_rms_norm_strided(mt_tensor *const *x) {
+  return mt_rms_norm(K(mt_transpose(X0, 0, 1)), NULL, 1e-6);
+}
 static mt_tensor *f_cross_entropy(mt_tensor *const *x) {
   static const int64_t target[] = {2, 0, 4};
   return mt_cross_entropy(X0, I64(target, 1, TU_SHAPE(3)), -100, 0.0);
@@ -252,6 +271,10 @@ static mt_tensor *f_cross_entropy(mt_tensor *const *x) {
 static mt_tensor *f_cross_entropy_smooth(mt_tensor *const *x) {
   static const int64_t target[] = {1, -100, 0, 2, 2, 1};
   return mt_cross_entropy(X0, I64(target, 2, TU_SHAPE(2, 3)), -100, 0.2);
+}
+static mt_tensor *f_cross_entropy_vector(mt_tensor *const *x) {
+  static const int64_t target[] = {4};
+  return mt_cross_entropy(X0, I64(target, 0, NULL), -100, 0.3);
 }
 static mt_tensor *f_conv1d(mt_tensor *const *x) { return mt_conv1d(X0, X1, X2, 2, 1, 1, 1); }
 static mt_tensor *f_conv2d(mt_tensor *const *x) {
@@ -356,6 +379,14 @@ static const grad_case cases[] = {
     {"group_norm", "", 3, {3, 1, 1}, {{2, 4, 3}, {4}, {4}}, -2, 2, f_group_norm},
     {"batch_norm", "training", 3, {3, 1, 1}, {{4, 3, 2}, {3}, {3}}, -2, 2, f_batch_norm},
     {"batch_norm", "eval", 3, {3, 1, 1}, {{4, 3, 2}, {3}, {3}}, -2, 2, f_batch_norm_eval},
+    {"batch_norm", "training, no weight", 2, {3, 1}, {{4, 3, 2}, {3}}, -2, 2, f_batch_norm_bias},
+    {"batch_norm", "eval, no weight", 2, {3, 1}, {{4, 3, 2}, {3}}, -2, 2, f_batch_norm_eval_bias},
+    {"batch_norm", "2-d [N, C]", 3, {2, 1, 1}, {{5, 3}, {3}, {3}}, -2, 2, f_batch_norm},
+    {"batch_norm", "4-d, strided x", 3, {4, 1, 1}, {{2, 2, 3, 3}, {3}, {3}}, -2, 2,
+     f_batch_norm_strided},
+    {"layer_norm", "3-d, no bias", 2, {3, 1}, {{2, 3, 5}, {5}}, -2, 2, f_layer_norm_weight},
+    {"rms_norm", "no weight, strided x", S2(4, 3), -2, 2, f_rms_norm_strided},
+    {"cross_entropy", "[C] logits, smoothing", 1, {1}, {{6}}, -2, 2, f_cross_entropy_vector},
     {"cross_entropy", "", S2(3, 5), -2, 2, f_cross_entropy},
     {"cross_entropy", "[N, C, d], ignore_index, smoothing", 1, {3}, {{2, 3, 3}}, -2, 2,
      f_cross_entropy_smooth},
@@ -486,6 +517,81 @@ START_TEST(test_case) {
 }
 END_TEST
 
+/* ------------------------------------------- float32 against float64 */
+
+/* The fused backwards (norms, cross_entropy) compute float32 gradients in
+ * float32 (sums in double): they must stay within 1e-4 (relative to 1 +
+ * |g|) of the float64 ones for the same values, on larger inputs than the
+ * float64 cases where the kernels' sums have more terms. */
+static const grad_case f32_cases[] = {
+    {"batch_norm", "training", 3, {3, 1, 1}, {{16, 4, 9}, {4}, {4}}, -2, 2, f_batch_norm},
+    {"batch_norm", "eval", 3, {3, 1, 1}, {{8, 3, 5}, {3}, {3}}, -2, 2, f_batch_norm_eval},
+    {"batch_norm", "2-d, no weight", 2, {2, 1}, {{64, 3}, {3}}, -2, 2, f_batch_norm_bias},
+    {"layer_norm", "", 3, {2, 1, 1}, {{12, 40}, {40}, {40}}, -2, 2, f_layer_norm},
+    {"rms_norm", "", 2, {2, 1}, {{12, 40}, {40}}, -2, 2, f_rms_norm},
+    {"cross_entropy", "[N, C, d], ignore_index, smoothing", 1, {3}, {{2, 3, 3}}, -2, 2,
+     f_cross_entropy_smooth},
+};
+
+/* The gradients of sum(f(xs as dt) * w) as float64 arrays (malloc'd). */
+static void grads_in(const grad_case *gc, double *const *xs, mt_dtype dt, double **w,
+                     double **grads) {
+  mt_tensor *inputs[MAX_IN];
+  for (int i = 0; i < gc->n; i++) {
+    mt_tensor *wide = TU_OK(mt_from_data(xs[i], gc->ndim[i], gc->shape[i], MT_FLOAT64, TU_CPU));
+    inputs[i] = TU_OK(mt_cast(wide, dt));
+    mt_tensor_free(wide);
+    ck_assert_int_eq(mt_set_requires_grad(inputs[i], 1), MT_OK);
+  }
+  mt_tensor *y = gc->f(inputs);
+  ck_assert_msg(y, "%s (%s): %s", gc->op, gc->label, mt_last_error());
+  int64_t n = mt_numel(y), yshape[8];
+  if (!*w) {
+    static uint64_t weight_state = 777;
+    *w = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    fill(*w, n, -1, 1, &weight_state);
+  }
+  for (int d = 0; d < mt_ndim(y); d++) yshape[d] = mt_shape(y, d);
+  mt_tensor *wt = TU_OK(mt_from_data(*w, mt_ndim(y), yshape, MT_FLOAT64, TU_CPU));
+  mt_tensor *loss = TU_OK(mt_sum(K(mt_mul(y, K(mt_cast(wt, dt)))), 0, NULL, 0));
+  ck_assert_msg(mt_backward(loss, NULL) == MT_OK, "%s (%s): %s", gc->op, gc->label,
+                mt_last_error());
+  for (int i = 0; i < gc->n; i++) {
+    mt_tensor *g = NULL;
+    ck_assert_int_eq(mt_grad(inputs[i], &g), MT_OK);
+    ck_assert_msg(g != NULL, "%s (%s): input %d has no gradient", gc->op, gc->label, i);
+    grads[i] = TU_READ(K(mt_cast(g, MT_FLOAT64)));
+    mt_tensor_free(g);
+    mt_tensor_free(inputs[i]);
+  }
+  mt_tensor_free(loss);
+  mt_tensor_free(wt);
+  mt_tensor_free(y);
+  free_made();
+}
+
+START_TEST(test_float32_norm_grads) {
+  const grad_case *gc = &f32_cases[_i];
+  uint64_t state = 0x51ed2701u + (uint64_t)_i;
+  double *xs[MAX_IN] = {NULL}, *g32[MAX_IN], *g64[MAX_IN], *w = NULL;
+  for (int i = 0; i < gc->n; i++) {
+    int64_t m = numel_of(gc, i);
+    xs[i] = malloc(sizeof(double) * (size_t)(m ? m : 1));
+    fill(xs[i], m, gc->lo, gc->hi, &state);
+  }
+  grads_in(gc, xs, MT_FLOAT64, &w, g64);
+  grads_in(gc, xs, MT_FLOAT32, &w, g32);
+  for (int i = 0; i < gc->n; i++) {
+    for (int64_t j = 0; j < numel_of(gc, i); j++)
+      TU_EXPECT(fabs(g32[i][j] - g64[i][j]) <= 1e-4 * (1 + fabs(g64[i][j])),
+                "%s (%s) float32: d loss / d input %d [%lld]: %.9g, float64 %.9g", gc->op,
+                gc->label, i, (long long)j, g32[i][j], g64[i][j]);
+    free(xs[i]), free(g32[i]), free(g64[i]);
+  }
+  free(w);
+}
+END_TEST
+
 /* Every op with a GRAD rule in ops.def has a case above. */
 #define NOGRAD 0
 #define GRAD(rule, saves) 1
@@ -514,6 +620,7 @@ static Suite *gradcheck_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_every_rule_has_a_case);
   tcase_add_loop_test(tc, test_case, 0, N_CASES);
+  tcase_add_loop_test(tc, test_float32_norm_grads, 0, TU_COUNT(f32_cases));
   suite_add_tcase(s, tc);
   return s;
 }

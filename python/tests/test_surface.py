@@ -41,6 +41,10 @@ ONE_RESULT_OPS = {"group_norm", "batch_norm", "cross_entropy", "max_pool2d",
 PYTHON_NAMES = {"add_scalar": "add", "mul_scalar": "mul", "pow_scalar": "pow",
                 "copy": "clone", "max_dim": "max", "min_dim": "min"}
 PYTHON_NAMES.update({"sgd_step": "optim", "adamw_step": "optim"})  # mt.optim.SGD, AdamW
+# The fused backwards are run by the backward rules (Tensor.backward).
+FUSED_BACKWARDS = ("batch_norm", "layer_norm", "rms_norm", "cross_entropy")
+INTERNAL_OPS.update({f"{op}_backward": f"mt_backward through mt_{op}" for op in FUSED_BACKWARDS})
+PYTHON_NAMES.update({f"{op}_backward": "backward" for op in FUSED_BACKWARDS})
 
 
 def table_ops():

@@ -77,6 +77,10 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   /* ---- optimizer updates (issue 12) ---- */
   case MTI_KIND_SGD_STEP: return mtw_cuda_sgd_step(ctx, in, at, out);
   case MTI_KIND_ADAMW_STEP: return mtw_cuda_adamw_step(ctx, in, at, out);
+  /* ---- fused norm backwards (issue 12) ---- */
+  case MTI_KIND_BATCH_NORM_BACKWARD: return mtw_cuda_batch_norm_backward(ctx, in, at, out);
+  case MTI_KIND_ROW_NORM_BACKWARD: return mtw_cuda_row_norm_backward(ctx, op, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY_BACKWARD: return mtw_cuda_cross_entropy_backward(ctx, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

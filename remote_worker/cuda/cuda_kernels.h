@@ -148,6 +148,16 @@ mt_status mtw_cuda_batch_norm(const mtw_cuda_ctx *ctx, const mti_view *in, const
                               const mti_view *out);
 mt_status mtw_cuda_cross_entropy(const mtw_cuda_ctx *ctx, const mti_view *in,
                                  const mti_attrs *at, const mti_view *out);
+/* BATCH_NORM_BACKWARD (out: dx, dweight, dbias) and ROW_NORM_BACKWARD
+ * (layer_norm_backward: dx, dweight, dbias; rms_norm_backward: dx, dweight)
+ * (cuda_norm.cu, issue 12). */
+mt_status mtw_cuda_batch_norm_backward(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                       const mti_attrs *at, const mti_view *out);
+mt_status mtw_cuda_row_norm_backward(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                                     const mti_attrs *at, const mti_view *out);
+/* CROSS_ENTROPY_BACKWARD (cuda_norm.cu): in g (0-d), logits, target, lse. */
+mt_status mtw_cuda_cross_entropy_backward(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                          const mti_attrs *at, const mti_view *out);
 
 /* ---- convolution and pooling (0.2) ---- */
 

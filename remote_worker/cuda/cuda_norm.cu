@@ -493,6 +493,289 @@ mt_status cross_entropy_typed(const mtw_cuda_ctx *ctx, const mti_view *in, const
   return launched("mt_cross_entropy");
 }
 
+/* ---- fused norm backwards (issue 12) ---- */
+
+enum {
+  TILE_COLS = 32, /* columns of a column-sum block (one warp across)      */
+  TILE_ROWS = 8,  /* rows a column-sum block takes at a time              */
+  SLICES_MAX = 64 /* row slices of the column sums (joined in slice order) */
+};
+
+/* One block per channel: sums of dy and dy (x - mean) over x [n, channels,
+ * spatial]; dweight, dbias, and the channel's coefficients of bn_dx (as the
+ * cpu's bn_channel_dx: dx = k (dy - a - (x - mean) b)). */
+template <class In>
+__global__ void __launch_bounds__(THREADS)
+    bn_backward_sums(const In *dy, const In *x, int64_t n, int64_t channels, int64_t spatial,
+                     const typename float_compute<In>::type *mean,
+                     const typename float_compute<In>::type *var,
+                     const typename float_compute<In>::type *w, double eps, int training,
+                     typename float_compute<In>::type *dweight,
+                     typename float_compute<In>::type *dbias, typename float_compute<In>::type *k,
+                     typename float_compute<In>::type *a, typename float_compute<In>::type *b) {
+  typedef typename float_compute<In>::type CT;
+  __shared__ block_reduce::TempStorage tmp;
+  __shared__ double shared;
+  const int64_t count = n * spatial;
+  for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    CT m = mean[c];
+    double sdy = 0, sdyx = 0;
+    for (int64_t i = threadIdx.x; i < count; i += THREADS) {
+      int64_t at = (i / spatial * channels + c) * spatial + i % spatial;
+      CT g = (CT)widen(dy[at]);
+      sdy += (double)g;
+      sdyx += (double)mul_rn(g, (CT)widen(x[at]) - m);
+    }
+    sdy = block_sum(sdy, tmp, shared);
+    sdyx = block_sum(sdyx, tmp, shared);
+    if (threadIdx.x == 0) {
+      double rstd = mti_norm_rstd((double)var[c], eps), total = (double)count;
+      dweight[c] = (CT)(sdyx * rstd);
+      dbias[c] = (CT)sdy;
+      k[c] = (CT)((w ? (double)w[c] : 1.0) * rstd);
+      a[c] = (CT)(training ? sdy / total : 0.0);
+      b[c] = (CT)(training ? sdyx * rstd * rstd / total : 0.0);
+    }
+  }
+}
+
+template <class In>
+__global__ void bn_backward_dx(const In *dy, const In *x, int64_t numel, int64_t channels,
+                               int64_t spatial, const typename float_compute<In>::type *mean,
+                               const typename float_compute<In>::type *k,
+                               const typename float_compute<In>::type *a,
+                               const typename float_compute<In>::type *b, In *dx) {
+  typedef typename float_compute<In>::type CT;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < numel;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t c = i / spatial % channels;
+    CT d = (CT)widen(dy[i]) - a[c] - mul_rn((CT)widen(x[i]) - mean[c], b[c]);
+    dx[i] = convert<In>(mul_rn(k[c], d));
+  }
+}
+
+/* One block per row of n: the row's mean (0 for rms) and rstd, kept in
+ * stats[2 row..] for the column sums, and the row's dx (as the cpu's
+ * row_norm_grad; w NULL for 1). */
+template <class In>
+__global__ void __launch_bounds__(THREADS)
+    row_norm_backward_rows(const In *dy, const In *x, int64_t rows, int64_t n,
+                           const typename float_compute<In>::type *w, double eps, int rms,
+                           In *dx, typename float_compute<In>::type *stats) {
+  typedef typename float_compute<In>::type CT;
+  __shared__ block_reduce::TempStorage tmp;
+  __shared__ double shared;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const In *gr = dy + row * n, *xr = x + row * n;
+    double mean = 0, var = 0;
+    if (rms) {
+      for (int64_t j = threadIdx.x; j < n; j += THREADS) {
+        double v = (double)(CT)widen(xr[j]);
+        var += v * v;
+      }
+      var = block_sum(var, tmp, shared) / (double)n;
+    } else {
+      row_stats<In, CT>(xr, n, tmp, shared, &mean, &var);
+    }
+    CT m = (CT)mean, r = (CT)mti_norm_rstd(var, eps);
+    double sd = 0, sdh = 0;
+    for (int64_t j = threadIdx.x; j < n; j += THREADS) {
+      CT d = w ? mul_rn((CT)widen(gr[j]), w[j]) : (CT)widen(gr[j]);
+      sd += (double)d;
+      sdh += (double)mul_rn(d, mul_rn((CT)widen(xr[j]) - m, r));
+    }
+    sd = block_sum(sd, tmp, shared);
+    sdh = block_sum(sdh, tmp, shared);
+    CT a = (CT)(rms ? 0.0 : sd / (double)n), b = (CT)((double)r * sdh / (double)n);
+    for (int64_t j = threadIdx.x; j < n; j += THREADS) {
+      CT d = w ? mul_rn((CT)widen(gr[j]), w[j]) : (CT)widen(gr[j]);
+      dx[row * n + j] = convert<In>(mul_rn(r, d - a - mul_rn((CT)widen(xr[j]) - m, b)));
+    }
+    if (threadIdx.x == 0) {
+      stats[2 * row] = m;
+      stats[2 * row + 1] = r;
+    }
+  }
+}
+
+/* Blocks of TILE_COLS x TILE_ROWS threads, blockIdx.x a column tile,
+ * blockIdx.y a slice of rows_per rows: the slice's sums of dy xhat and dy
+ * per column into part[(2 slice) n + j] and part[(2 slice + 1) n + j]. */
+template <class In>
+__global__ void __launch_bounds__(TILE_COLS *TILE_ROWS)
+    row_norm_column_sums(const In *dy, const In *x, int64_t rows, int64_t n, int64_t rows_per,
+                         const typename float_compute<In>::type *stats, double *part) {
+  typedef typename float_compute<In>::type CT;
+  __shared__ double sw[TILE_ROWS][TILE_COLS], sb[TILE_ROWS][TILE_COLS];
+  int64_t j = blockIdx.x * (int64_t)TILE_COLS + threadIdx.x;
+  int64_t first = blockIdx.y * rows_per, end = first + rows_per < rows ? first + rows_per : rows;
+  double pw = 0, pb = 0;
+  if (j < n)
+    for (int64_t row = first + threadIdx.y; row < end; row += TILE_ROWS) {
+      CT g = (CT)widen(dy[row * n + j]);
+      CT h = mul_rn((CT)widen(x[row * n + j]) - stats[2 * row], stats[2 * row + 1]);
+      pw += (double)mul_rn(g, h);
+      pb += (double)g;
+    }
+  sw[threadIdx.y][threadIdx.x] = pw;
+  sb[threadIdx.y][threadIdx.x] = pb;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < n) {
+    for (int t = 1; t < TILE_ROWS; t++) pw += sw[t][threadIdx.x], pb += sb[t][threadIdx.x];
+    part[2 * blockIdx.y * n + j] = pw;
+    part[(2 * blockIdx.y + 1) * n + j] = pb;
+  }
+}
+
+/* dweight (and dbias when not NULL) from the slices' sums, in slice order. */
+template <class CT>
+__global__ void row_norm_join(const double *part, int64_t n, int64_t slices, CT *dweight,
+                              CT *dbias) {
+  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n;
+       j += (int64_t)gridDim.x * blockDim.x) {
+    double pw = 0, pb = 0;
+    for (int64_t s = 0; s < slices; s++) pw += part[2 * s * n + j], pb += part[(2 * s + 1) * n + j];
+    dweight[j] = (CT)pw;
+    if (dbias) dbias[j] = (CT)pb;
+  }
+}
+
+template <class In>
+mt_status batch_backward_typed(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                               const mti_view *out) {
+  typedef typename float_compute<In>::type CT;
+  const char *fn = "mt_batch_norm_backward";
+  const mti_view &g = in[0], &xv = in[1];
+  int64_t numel = mti_shape_numel(xv.ndim, xv.shape), n = xv.shape[0], channels = xv.shape[1];
+  int64_t spatial = 1;
+  for (int d = 2; d < xv.ndim; d++) spatial *= xv.shape[d];
+  if (channels == 0) return MT_OK;
+  bool has_w = (at->flags & MTI_FLAG_PRESENT(4)) != 0;
+  size_t per = region<CT>(channels);
+  size_t total = rows_bytes<In>(g, numel) + rows_bytes<In>(xv, numel) + per * (5 + has_w);
+  carver c;
+  if (!scratch_of(ctx, total, &c)) return MT_ERR_OUT_OF_MEMORY;
+  const In *dy = rows_of<In>(ctx, g, numel, &c), *x = rows_of<In>(ctx, xv, numel, &c);
+  const CT *mean = param<CT>(ctx, in[2], true, channels, &c);
+  const CT *var = param<CT>(ctx, in[3], true, channels, &c);
+  const CT *w = param<CT>(ctx, in[4], has_w, channels, &c);
+  CT *k = (CT *)c.take(per), *a = (CT *)c.take(per), *b = (CT *)c.take(per);
+  bn_backward_sums<In><<<row_grid(channels), THREADS, 0, ctx->stream>>>(
+      dy, x, n, channels, spatial, mean, var, w, at->s0, (int)at->ints[0], (CT *)out[1].data,
+      (CT *)out[2].data, k, a, b);
+  mt_status s = launched(fn);
+  if (s || numel == 0) return s;
+  bn_backward_dx<In><<<grid_for(ctx, numel, APPLY_THREADS), APPLY_THREADS, 0, ctx->stream>>>(
+      dy, x, numel, channels, spatial, mean, k, a, b, (In *)out[0].data);
+  return launched(fn);
+}
+
+/* Row slices of the column sums: fixed by the shape, so the sums do not
+ * depend on the device. */
+int64_t column_slices(int64_t rows) {
+  int64_t slices = (rows + 255) / 256;
+  return slices < 1 ? 1 : (slices > SLICES_MAX ? SLICES_MAX : slices);
+}
+
+template <class In>
+mt_status row_backward_typed(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                             const mti_attrs *at, const mti_view *out) {
+  typedef typename float_compute<In>::type CT;
+  bool rms = op == MTI_OP_RMS_NORM_BACKWARD;
+  const char *fn = rms ? "mt_rms_norm_backward" : "mt_layer_norm_backward";
+  const mti_view &g = in[0], &xv = in[1];
+  int64_t n = xv.shape[xv.ndim - 1], numel = mti_shape_numel(xv.ndim, xv.shape);
+  if (n == 0) return MT_OK;
+  int64_t rows = numel / n, slices = column_slices(rows);
+  int64_t rows_per = (rows + slices - 1) / slices;
+  bool has_w = (at->flags & MTI_FLAG_PRESENT(2)) != 0;
+  size_t total = rows_bytes<In>(g, numel) + rows_bytes<In>(xv, numel) +
+                 (has_w ? region<CT>(n) : 0) + region<CT>(2 * rows) +
+                 region<double>(2 * slices * n);
+  carver c;
+  if (!scratch_of(ctx, total, &c)) return MT_ERR_OUT_OF_MEMORY;
+  const In *dy = rows_of<In>(ctx, g, numel, &c), *x = rows_of<In>(ctx, xv, numel, &c);
+  const CT *w = param<CT>(ctx, in[2], has_w, n, &c);
+  CT *stats = (CT *)c.take(region<CT>(2 * rows));
+  double *part = (double *)c.take(region<double>(2 * slices * n));
+  mt_status s;
+  if (rows) {
+    row_norm_backward_rows<In><<<row_grid(rows), THREADS, 0, ctx->stream>>>(
+        dy, x, rows, n, w, at->s0, rms, (In *)out[0].data, stats);
+    if ((s = launched(fn))) return s;
+  }
+  dim3 tiles((unsigned)((n + TILE_COLS - 1) / TILE_COLS), (unsigned)slices);
+  if (tiles.x > MAX_GRID)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: x: a last dim of %lld is past what the "
+                     "column sums take", fn, (long long)n);
+  row_norm_column_sums<In><<<tiles, dim3(TILE_COLS, TILE_ROWS), 0, ctx->stream>>>(
+      dy, x, rows, n, rows_per, stats, part);
+  if ((s = launched(fn))) return s;
+  row_norm_join<CT><<<grid_for(ctx, n, APPLY_THREADS), APPLY_THREADS, 0, ctx->stream>>>(
+      part, n, slices, (CT *)out[1].data, rms ? nullptr : (CT *)out[2].data);
+  return launched(fn);
+}
+
+/* The targets that are not ignore_index, into *count (one block). */
+__global__ void __launch_bounds__(THREADS)
+    ce_count(const int64_t *target, int64_t rows, int64_t ignore, double *count) {
+  __shared__ block_reduce::TempStorage tmp;
+  __shared__ double shared;
+  double n = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += THREADS) n += target[r] != ignore ? 1.0 : 0.0;
+  n = block_sum(n, tmp, shared);
+  if (threadIdx.x == 0) *count = n;
+}
+
+/* One block per row (n, d) of the logits [N, classes, inner]: dx = (exp(x
+ * - lse) - off) scale, off = s / C (plus 1 - s at the target), as the
+ * cpu's ce_row; 0 * scale on an ignored row (NaN when no row counts). */
+template <class In>
+__global__ void __launch_bounds__(THREADS)
+    ce_backward_rows(const In *g, const In *x, int64_t rows, int64_t classes, int64_t inner,
+                     const int64_t *target, const typename float_compute<In>::type *lse,
+                     int64_t ignore, double ls, const double *count, In *dx) {
+  typedef typename float_compute<In>::type CT;
+  CT scale = (CT)((double)(CT)widen(g[0]) / *count);
+  CT off = (CT)(ls / (double)classes), hit = (CT)(ls / (double)classes + (1.0 - ls));
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    int64_t base = row / inner * classes * inner + row % inner, t = target[row];
+    bool valid = t != ignore;
+    for (int64_t k = threadIdx.x; k < classes; k += THREADS) {
+      int64_t i = base + k * inner;
+      CT v = mul_rn((CT)0, scale);
+      if (valid) v = mul_rn(exp_ct((CT)widen(x[i]) - lse[row]) - (k == t ? hit : off), scale);
+      dx[i] = convert<In>(v);
+    }
+  }
+}
+
+template <class In>
+mt_status ce_backward_typed(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out) {
+  typedef typename float_compute<In>::type CT;
+  const char *fn = "mt_cross_entropy_backward";
+  const mti_view &a = in[1], &t = in[2], &l = in[3];
+  int cdim = a.ndim == 1 ? 0 : 1;
+  int64_t numel = mti_shape_numel(a.ndim, a.shape), classes = a.shape[cdim], inner = 1;
+  for (int d = cdim + 1; d < a.ndim; d++) inner *= a.shape[d];
+  int64_t rows = mti_shape_numel(t.ndim, t.shape);
+  size_t total = rows_bytes<In>(in[0], 1) + rows_bytes<In>(a, numel) +
+                 rows_bytes<int64_t>(t, rows) + rows_bytes<CT>(l, rows) + region<double>(1);
+  carver c;
+  if (!scratch_of(ctx, total, &c)) return MT_ERR_OUT_OF_MEMORY;
+  const In *g = rows_of<In>(ctx, in[0], 1, &c), *x = rows_of<In>(ctx, a, numel, &c);
+  const int64_t *target = rows_of<int64_t>(ctx, t, rows, &c);
+  const CT *lse = rows_of<CT>(ctx, l, rows, &c);
+  double *count = (double *)c.take(region<double>(1));
+  ce_count<<<1, THREADS, 0, ctx->stream>>>(target, rows, at->ints[0], count);
+  mt_status s = launched(fn);
+  if (s || rows == 0) return s;
+  ce_backward_rows<In><<<row_grid(rows), THREADS, 0, ctx->stream>>>(
+      g, x, rows, classes, inner, target, lse, at->ints[0], at->s0, count, (In *)out[0].data);
+  return launched(fn);
+}
+
 } /* namespace */
 } /* namespace mtw */
 
@@ -519,5 +802,24 @@ extern "C" mt_status mtw_cuda_batch_norm(const mtw_cuda_ctx *ctx, const mti_view
 extern "C" mt_status mtw_cuda_cross_entropy(const mtw_cuda_ctx *ctx, const mti_view *in,
                                             const mti_attrs *at, const mti_view *out) {
   BY_FLOAT(in[0].dtype, return mtw::cross_entropy_typed<In>(ctx, in, at, out));
+  return MT_OK;
+}
+
+extern "C" mt_status mtw_cuda_batch_norm_backward(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                                  const mti_attrs *at, const mti_view *out) {
+  BY_FLOAT(in[0].dtype, return mtw::batch_backward_typed<In>(ctx, in, at, out));
+  return MT_OK;
+}
+
+extern "C" mt_status mtw_cuda_row_norm_backward(const mtw_cuda_ctx *ctx, mti_op op,
+                                                const mti_view *in, const mti_attrs *at,
+                                                const mti_view *out) {
+  BY_FLOAT(in[0].dtype, return mtw::row_backward_typed<In>(ctx, op, in, at, out));
+  return MT_OK;
+}
+
+extern "C" mt_status mtw_cuda_cross_entropy_backward(const mtw_cuda_ctx *ctx, const mti_view *in,
+                                                     const mti_attrs *at, const mti_view *out) {
+  BY_FLOAT(in[1].dtype, return mtw::ce_backward_typed<In>(ctx, in, at, out));
   return MT_OK;
 }

@@ -66,6 +66,15 @@ mt_tensor *mti_grad_unreduce(mti_grad_ctx *c, const mt_tensor *g, const mti_meta
 mt_tensor *mti_grad_run(mti_grad_ctx *c, mti_op op, int n, const mt_tensor *const *in,
                         const mti_attrs *at);
 
+/* Runs op on inputs with attrs as mti_grad_run, all nout outputs into outs
+ * (each registered); MT_OK or the failure (outs then NULL). */
+mt_status mti_grad_run_multi(mti_grad_ctx *c, mti_op op, int n, const mt_tensor *const *in,
+                             const mti_attrs *at, mt_tensor **outs);
+
+/* layer_norm's or rms_norm's gradients (op: LAYER_NORM_BACKWARD or
+ * RMS_NORM_BACKWARD) by their fused node (rules_nn.c). */
+mt_status mti_grad_row_norm(mti_grad_ctx *c, mti_op op, const mt_tensor *g, mt_tensor **gin);
+
 /* The rules, one per GRAD(name, ...) of core/ops.def. */
 #define NOGRAD
 #define GRAD(rule, saves) mti_grad_rule grad_##rule;

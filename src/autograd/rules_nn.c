@@ -1,10 +1,13 @@
 /*
  * rules_nn.c - backward rules of the neural-network ops.
  *
- * Written with the library's own ops, so they run on every device: the
- * norms from their kept statistics, cross_entropy from its kept
- * logsumexp, attention from its kept logsumexp (the probabilities are
- * exp(score - lse), no second softmax), and convolution as products: the
+ * Written with the library's own ops, so they run on every device:
+ * batch_norm, layer_norm and rms_norm by one fused node each (the internal
+ * ops *_NORM_BACKWARD of core/ops.def, as the optimizers run theirs),
+ * group_norm from its kept statistics, cross_entropy by one fused node
+ * from its kept logsumexp, attention from its kept logsumexp (the
+ * probabilities are exp(score - lse), no second softmax), and convolution
+ * as products: the
  * input's patches (one strided view per kernel tap, stacked) against the
  * output gradient give the weight's gradient in one batched matmul, and
  * the weight against the output gradient gives the patches' gradient,
@@ -62,21 +65,21 @@ static mt_tensor *normalised_grad(mti_grad_ctx *c, const mt_tensor *d, const mt_
   return T(mt_mul(rstd, T(mt_sub(T(mt_sub(d, m1)), T(mt_mul(xhat, m2))))));
 }
 
-mt_status grad_rms_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
-  /* y = x r w with r = 1 / sqrt(mean(x^2) + eps) over the last dim:
-   * dx = r (gw - x r^2 mean(gw x)), dw = g x r. */
-  int last = -1;
-  const mt_tensor *w = c->in[1];
-  mt_tensor *r = T(mt_rsqrt(T(mt_add_scalar(T(mt_mean(T(mt_square(X)), 1, &last, 1)),
-                                            c->at->s0))));
-  if (mti_grad_needed(c, 1)) gin[1] = T(mt_mul(g, T(mt_mul(X, r))));
-  if (mti_grad_needed(c, 0)) {
-    const mt_tensor *gw = w ? T(mt_mul(g, w)) : g;
-    mt_tensor *m = T(mt_mean(T(mt_mul(gw, X)), 1, &last, 1));
-    mt_tensor *inner = T(mt_sub(gw, T(mt_mul(T(mt_mul(X, T(mt_square(r)))), m))));
-    gin[0] = T(mt_mul(r, inner));
-  }
+/* layer_norm's and rms_norm's fused backward node (ROW_NORM_BACKWARD): dx
+ * into gin[0], dweight into gin[1] and (layer_norm) dbias into gin[2]. */
+mt_status mti_grad_row_norm(mti_grad_ctx *c, mti_op op, const mt_tensor *g, mt_tensor **gin) {
+  mti_attrs at = {0};
+  at.s0 = c->at->s0;
+  const mt_tensor *in[3] = {g, as_dtype(c, X, mt_tensor_dtype(g)), c->in[1]};
+  mt_tensor *d[3];
+  if (mti_grad_run_multi(c, op, 3, in, &at, d)) return mti_grad_status(c);
+  for (int i = 0; i < mti_op_get((int)op)->nout; i++)
+    if (mti_grad_needed(c, i)) gin[i] = d[i];
   return mti_grad_status(c);
+}
+
+mt_status grad_rms_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
+  return mti_grad_row_norm(c, MTI_OP_RMS_NORM_BACKWARD, g, gin);
 }
 
 mt_status grad_group_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
@@ -102,59 +105,29 @@ mt_status grad_group_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) 
 }
 
 mt_status grad_batch_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
-  /* Training (no running stats given) normalises with the batch's
+  /* One fused node (BATCH_NORM_BACKWARD) from the kept mean and var:
+   * training (no running stats given) normalised with the batch's
    * statistics, which depend on x; eval with constants. */
-  const mti_meta *m = &c->in_meta[0];
-  mt_dtype dt = mt_tensor_dtype(g);
-  int training = c->in_meta[1].ndim < 0;
-  mt_tensor *mean = per_channel(c, as_dtype(c, c->out[1], dt), m->ndim);
-  mt_tensor *var = per_channel(c, as_dtype(c, c->out[2], dt), m->ndim);
-  mt_tensor *rstd = T(mt_rsqrt(T(mt_add_scalar(var, c->at->s0))));
-  mt_tensor *xhat = T(mt_mul(T(mt_sub(X, mean)), rstd));
-  if (mti_grad_needed(c, 3)) gin[3] = sum_but_channel(c, T(mt_mul(g, xhat)));
-  if (mti_grad_needed(c, 4)) gin[4] = sum_but_channel(c, g);
-  if (mti_grad_needed(c, 0)) {
-    const mt_tensor *w = c->in[3];
-    const mt_tensor *d = w ? T(mt_mul(g, per_channel(c, w, m->ndim))) : g;
-    if (!training) {
-      gin[0] = T(mt_mul(d, rstd));
-    } else {
-      int dims[MT_MAX_DIMS], nd = 0;
-      for (int k = 0; k < m->ndim; k++)
-        if (k != 1) dims[nd++] = k;
-      gin[0] = normalised_grad(c, d, xhat, rstd, nd, dims);
-    }
-  }
+  mti_attrs at = {0};
+  at.s0 = c->at->s0;
+  at.n_ints = 1;
+  at.ints[0] = c->in_meta[1].ndim < 0;
+  const mt_tensor *in[5] = {as_dtype(c, g, c->in_meta[0].dtype), X, c->out[1], c->out[2],
+                            c->in[3]};
+  mt_tensor *d[3];
+  if (mti_grad_run_multi(c, MTI_OP_BATCH_NORM_BACKWARD, 5, in, &at, d)) return mti_grad_status(c);
+  if (mti_grad_needed(c, 0)) gin[0] = d[0];
+  if (mti_grad_needed(c, 3)) gin[3] = d[1];
+  if (mti_grad_needed(c, 4)) gin[4] = d[2];
   return mti_grad_status(c);
 }
 
 mt_status grad_cross_entropy(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
-  /* d loss / d logits = (softmax - (1 - s) onehot - s / C) / count on the
-   * rows whose target is not ignored, softmax = exp(logits - lse). */
-  const mti_meta *m = &c->in_meta[0];
-  mt_dtype dt = mt_tensor_dtype(g);
-  const mt_tensor *target = c->in[1];
-  int cdim = m->ndim == 1 ? 0 : 1;
-  int64_t classes = m->shape[cdim];
-  double smoothing = c->at->s0;
-  mt_tensor *ignore = T(mt_full(0, NULL, (double)c->at->ints[0], MT_INT64, c->device));
-  mt_tensor *valid = T(mt_ne(target, ignore));
-  mt_tensor *zero_i = T(mt_full(0, NULL, 0, MT_INT64, c->device));
-  mt_tensor *safe = T(mt_unsqueeze(T(mt_where(valid, target, zero_i)), cdim));
-  mt_tensor *lse = T(mt_unsqueeze(as_dtype(c, c->out[1], dt), cdim));
-  mt_tensor *p = T(mt_exp(T(mt_sub(X, lse))));
-  mt_tensor *hit = NULL; /* (1 - s) at each row's target */
-  if (safe) {
-    int64_t shape[MT_MAX_DIMS];
-    for (int d = 0; d < mt_ndim(safe); d++) shape[d] = mt_shape(safe, d);
-    hit = T(mt_full(mt_ndim(safe), shape, 1.0 - smoothing, dt, c->device));
-  }
-  mt_tensor *target_part = T(mt_scatter(mti_grad_zeros(c, m), cdim, safe, hit));
-  mt_tensor *local = T(mt_add_scalar(T(mt_sub(p, target_part)), -smoothing / (double)classes));
-  mt_tensor *validf = T(mt_unsqueeze(T(mt_cast(valid, dt)), cdim));
-  mt_tensor *count = T(mt_sum(validf, 0, NULL, 0));
-  mt_tensor *scale = T(mt_div(g, count));
-  gin[0] = T(mt_mul(T(mt_mul(local, validf)), scale));
+  /* One fused node (CROSS_ENTROPY_BACKWARD) from the kept logsumexp:
+   * (softmax - (1 - s) onehot - s / C) g / count on the rows whose target
+   * is not ignored, softmax = exp(logits - lse). */
+  const mt_tensor *in[4] = {as_dtype(c, g, c->in_meta[0].dtype), X, c->in[1], c->out[1]};
+  gin[0] = mti_grad_run(c, MTI_OP_CROSS_ENTROPY_BACKWARD, 4, in, c->at);
   return mti_grad_status(c);
 }
 

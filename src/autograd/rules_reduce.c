@@ -197,23 +197,7 @@ mt_status grad_log_softmax(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin)
 }
 
 mt_status grad_layer_norm(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
-  /* Over the last dim: xhat = (x - mean) rstd; dx = rstd (dxhat -
-   * mean(dxhat) - xhat mean(dxhat xhat)) with dxhat = g w. */
-  int last = -1;
-  const mt_tensor *w = c->in[1];
-  mt_tensor *centred = T(mt_sub(X, T(mt_mean(X, 1, &last, 1))));
-  mt_tensor *var = T(mt_mean(T(mt_square(centred)), 1, &last, 1));
-  mt_tensor *rstd = T(mt_rsqrt(T(mt_add_scalar(var, c->at->s0))));
-  mt_tensor *xhat = T(mt_mul(centred, rstd));
-  if (mti_grad_needed(c, 1)) gin[1] = T(mt_mul(g, xhat));
-  if (mti_grad_needed(c, 2)) gin[2] = (mt_tensor *)g;
-  if (mti_grad_needed(c, 0)) {
-    const mt_tensor *dxhat = w ? T(mt_mul(g, w)) : g;
-    mt_tensor *m1 = T(mt_mean(dxhat, 1, &last, 1));
-    mt_tensor *m2 = T(mt_mean(T(mt_mul(dxhat, xhat)), 1, &last, 1));
-    gin[0] = T(mt_mul(rstd, T(mt_sub(T(mt_sub(dxhat, m1)), T(mt_mul(xhat, m2))))));
-  }
-  return mti_grad_status(c);
+  return mti_grad_row_norm(c, MTI_OP_LAYER_NORM_BACKWARD, g, gin);
 }
 
 mt_status grad_matmul(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {

@@ -64,3 +64,18 @@ mt_tensor *mti_grad_run(mti_grad_ctx *c, mti_op op, int n, const mt_tensor *cons
     if (!in[i] && !mti_input_optional(mti_op_get((int)op), i)) return T(NULL);
   return T(mti_run_op(op, n, in, names, at));
 }
+
+mt_status mti_grad_run_multi(mti_grad_ctx *c, mti_op op, int n, const mt_tensor *const *in,
+                             const mti_attrs *at, mt_tensor **outs) {
+  static const char *const names[] = {"in0", "in1", "in2", "in3", "in4", "in5", "in6", "in7"};
+  const mti_op_info *info = mti_op_get((int)op);
+  for (int k = 0; k < info->nout; k++) outs[k] = NULL;
+  int missing = 0; /* a required input whose making failed (its error is kept) */
+  for (int i = 0; i < n; i++) missing |= !in[i] && !mti_input_optional(info, i);
+  if (missing || mti_run_op_multi(op, n, in, names, at, outs)) {
+    T(NULL);
+    return mti_grad_status(c);
+  }
+  for (int k = 0; k < info->nout; k++) T(outs[k]);
+  return MT_OK;
+}

@@ -1278,6 +1278,91 @@ static mt_status infer_adamw_step(const infer_ctx *c, const mti_meta *in, const 
   return MT_OK;
 }
 
+/* ---- rules: fused norm backwards (issue 12) ---- */
+
+/* dy floating, x of its dtype and shape (the rules cast an integer x). */
+static mt_status check_dy_like_x(const infer_ctx *c, const mti_meta *in) {
+  const mti_meta *dy = &in[0], *x = &in[1];
+  mt_status s = check_float_input(c, "dy", dy);
+  if (s) return s;
+  if (x->dtype != dy->dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: x: dtype %s, expected dy's %s", c->fn,
+                     mt_dtype_name(x->dtype), mt_dtype_name(dy->dtype));
+  if (dy->ndim != x->ndim || !mti_shape_equal(x->ndim, dy->shape, x->shape)) {
+    char sd[160], sx[160];
+    return mti_error(MT_ERR_SHAPE, "%s: dy: shape %s, expected x's %s", c->fn,
+                     mti_shape_str(sd, sizeof sd, dy->ndim, dy->shape),
+                     mti_shape_str(sx, sizeof sx, x->ndim, x->shape));
+  }
+  return MT_OK;
+}
+
+/* in[i]: 1-d [n] of the compute dtype of dy (batch_norm's kept statistics). */
+static mt_status check_stat(const infer_ctx *c, const mti_meta *in, int i, const char *name,
+                            int64_t n) {
+  mt_dtype want = compute_dtype(in[0].dtype);
+  if (in[i].dtype != want)
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected %s (batch_norm's statistics)",
+                     c->fn, name, mt_dtype_name(in[i].dtype), mt_dtype_name(want));
+  if (in[i].ndim != 1 || in[i].shape[0] != n)
+    return mti_error(MT_ERR_SHAPE, "%s: %s: must be 1-d of size %lld (the channels of x)", c->fn,
+                     name, (long long)n);
+  return MT_OK;
+}
+
+static mt_status infer_batch_norm_backward(const infer_ctx *c, const mti_meta *in,
+                                           const mti_attrs *at, mti_meta *out) {
+  mt_status s = check_dy_like_x(c, in);
+  if (s || (s = check_channels(c, "x", &in[1])) || (s = check_eps(c, at->s0)) ||
+      (s = check_n_ints(c, "training", at, 1)))
+    return s;
+  if (at->ints[0] != 0 && at->ints[0] != 1)
+    return mti_error(MT_ERR_INVALID_ARGUMENT, "%s: training: %lld, expected 0 or 1", c->fn,
+                     (long long)at->ints[0]);
+  int64_t channels = in[1].shape[1];
+  if ((s = check_stat(c, in, 2, "mean", channels)) || (s = check_stat(c, in, 3, "var", channels)) ||
+      (s = check_param(c, in, at, 4, "weight", channels, "the channels of x")))
+    return s;
+  set_out(&out[0], in[0].dtype, in[0].ndim, in[0].shape);
+  set_out(&out[1], compute_dtype(in[0].dtype), 1, &channels);
+  out[2] = out[1];
+  return MT_OK;
+}
+
+/* layer_norm_backward (out: dx, dweight, dbias) and rms_norm_backward (dx,
+ * dweight). */
+static mt_status infer_row_norm_backward(const infer_ctx *c, mti_op op, const mti_meta *in,
+                                         const mti_attrs *at, mti_meta *out) {
+  mt_status s = check_dy_like_x(c, in);
+  if (s || (s = check_eps(c, at->s0))) return s;
+  if (in[1].ndim < 1) return mti_error(MT_ERR_SHAPE, "%s: x: needs at least 1 dim", c->fn);
+  int64_t last = in[1].shape[in[1].ndim - 1];
+  if ((s = check_param(c, in, at, 2, "weight", last, "the last dim of x"))) return s;
+  set_out(&out[0], in[0].dtype, in[0].ndim, in[0].shape);
+  set_out(&out[1], compute_dtype(in[0].dtype), 1, &last);
+  if (op == MTI_OP_LAYER_NORM_BACKWARD) out[2] = out[1];
+  return MT_OK;
+}
+
+/* g 0-d of the logits' dtype; logits, target and attrs as the forward's;
+ * lse of the target's shape in the compute dtype. */
+static mt_status infer_cross_entropy_backward(const infer_ctx *c, const mti_meta *in,
+                                              const mti_attrs *at, mti_meta *out) {
+  const mti_meta *g = &in[0], *x = &in[1], *lse = &in[3];
+  mti_meta fwd[2];
+  mt_status s = infer_cross_entropy(c, &in[1], at, fwd);
+  if (s) return s;
+  if (g->dtype != x->dtype || g->ndim != 0)
+    return mti_error(MT_ERR_SHAPE, "%s: g: must be 0-d of the logits' dtype %s", c->fn,
+                     mt_dtype_name(x->dtype));
+  if (lse->dtype != fwd[1].dtype || lse->ndim != fwd[1].ndim ||
+      !mti_shape_equal(lse->ndim, lse->shape, fwd[1].shape))
+    return mti_error(MT_ERR_SHAPE, "%s: lse: must be %s of the target's shape (cross_entropy's "
+                     "out1)", c->fn, mt_dtype_name(fwd[1].dtype));
+  set_out(out, x->dtype, x->ndim, x->shape);
+  return MT_OK;
+}
+
 /* The rule of each kind. No default: a new kind must get its rule here. */
 static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int n,
                             const mti_meta *in, const mti_attrs *at, mti_meta *out) {
@@ -1389,6 +1474,10 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   /* ---- optimizer updates (issue 12) ---- */
   case MTI_KIND_SGD_STEP: return infer_sgd_step(c, in, at, out);
   case MTI_KIND_ADAMW_STEP: return infer_adamw_step(c, in, at, out);
+  /* ---- fused norm backwards (issue 12) ---- */
+  case MTI_KIND_BATCH_NORM_BACKWARD: return infer_batch_norm_backward(c, in, at, out);
+  case MTI_KIND_ROW_NORM_BACKWARD: return infer_row_norm_backward(c, op, in, at, out);
+  case MTI_KIND_CROSS_ENTROPY_BACKWARD: return infer_cross_entropy_backward(c, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

@@ -113,6 +113,22 @@ mt_status mti_cpu_attention(const mti_view *in, const mti_attrs *at, const mti_v
 mt_status mti_cpu_sgd_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
 mt_status mti_cpu_adamw_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
 
+/* ---- fused norm backwards (issue 12, norm.c) ---- */
+
+/* BATCH_NORM_BACKWARD (in: dy, x, mean, var, weight read with flag
+ * PRESENT(4); out: dx, dweight, dbias) and ROW_NORM_BACKWARD
+ * (layer_norm_backward: dx, dweight, dbias; rms_norm_backward: dx, dweight;
+ * in: dy, x, weight read with flag PRESENT(2)); inputs as mti_infer
+ * admitted them, any strides. */
+mt_status mti_cpu_batch_norm_backward(const mti_view *in, const mti_attrs *at,
+                                      const mti_view *out);
+mt_status mti_cpu_row_norm_backward(mti_op op, const mti_view *in, const mti_attrs *at,
+                                    const mti_view *out);
+/* CROSS_ENTROPY_BACKWARD (norm.c): in g (0-d), logits, target, lse; out
+ * d loss / d logits. */
+mt_status mti_cpu_cross_entropy_backward(const mti_view *in, const mti_attrs *at,
+                                         const mti_view *out);
+
 /* Strided conversion of src into dst (same shape, any dtypes, any strides;
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
  * other families. */

@@ -413,3 +413,328 @@ mt_status mti_cpu_cross_entropy(const mti_view *in, const mti_attrs *at, const m
   mti_rows_free(&t);
   return s;
 }
+
+/* ------------------------------------------------ the norm backwards */
+
+/*
+ * Leaf loops of the backwards over n contiguous values of T, with m the
+ * row's (or channel's) mean (0 for rms_norm) and r its rstd:
+ *  grad_sums  sums of dy and of dy (x - m) (partials of BLOCK values in T
+ *    joined in double, as the forward's)
+ *  row_grad_sums  for a row with weight w: sums of d = dy w and of d h
+ *    with h = (x - m) r, and dy h and dy added into the column sums pw, pb
+ *  grad_dx  dx = k (dy w - a - (x - m) b), w NULL for 1 (batch_norm's k
+ *    holds its channel's weight)
+ */
+#define BACKWARD_LOOPS(S, T)                                                                     \
+  MTI_SIMD_CLONES static void grad_sums_##S(const T *dy, const T *x, int64_t n, T m,            \
+                                            double *s_dy, double *s_dyx) {                       \
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {                                                 \
+      int64_t k = n - i0 < BLOCK ? n - i0 : BLOCK;                                              \
+      T a = 0, b = 0;                                                                           \
+      _Pragma("omp simd reduction(+ : a, b)") for (int64_t i = 0; i < k; i++) {                 \
+        a += dy[i0 + i];                                                                        \
+        b += dy[i0 + i] * (x[i0 + i] - m);                                                      \
+      }                                                                                         \
+      *s_dy += a;                                                                               \
+      *s_dyx += b;                                                                              \
+    }                                                                                           \
+  }                                                                                             \
+  MTI_SIMD_CLONES static void row_grad_sums_##S(const T *dy, const T *x, const T *w, int64_t n, \
+                                                T m, T r, double *pw, double *pb, double *s_d,  \
+                                                double *s_dh) {                                 \
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {                                                 \
+      int64_t k = n - i0 < BLOCK ? n - i0 : BLOCK;                                              \
+      T a = 0, b = 0;                                                                           \
+      _Pragma("omp simd reduction(+ : a, b)") for (int64_t i = 0; i < k; i++) {                 \
+        int64_t j = i0 + i;                                                                     \
+        T h = (x[j] - m) * r, d = dy[j] * w[j];                                                 \
+        a += d;                                                                                 \
+        b += d * h;                                                                             \
+        pw[j] += dy[j] * h;                                                                     \
+        pb[j] += dy[j];                                                                         \
+      }                                                                                         \
+      *s_d += a;                                                                                \
+      *s_dh += b;                                                                               \
+    }                                                                                           \
+  }                                                                                             \
+  MTI_SIMD_CLONES static void grad_dx_##S(const T *dy, const T *x, const T *w, T *dx,           \
+                                          int64_t n, T m, T k, T a, T b) {                      \
+    if (w)                                                                                      \
+      for (int64_t i = 0; i < n; i++) dx[i] = k * (dy[i] * w[i] - a - (x[i] - m) * b);          \
+    else                                                                                        \
+      for (int64_t i = 0; i < n; i++) dx[i] = k * (dy[i] - a - (x[i] - m) * b);                 \
+  }
+
+BACKWARD_LOOPS(f32, float)
+BACKWARD_LOOPS(f64, double)
+
+/* ------------------------------------------------ batch_norm_backward */
+
+/* The per-channel coefficients of dx = k (dy - a - (x - mean) b). */
+typedef struct bn_channel {
+  double mean, rstd, sum_dy, sum_dyx; /* sum_dyx: sum of dy (x - mean) */
+} bn_channel;
+
+/* Channel c's sums over the n segments of spatial values of x [n,
+ * channels, spatial] and dy (contiguous, ct). */
+static void bn_channel_sums(mt_dtype ct, const char *dy, const char *x, int64_t n,
+                            int64_t channels, int64_t spatial, int64_t c, bn_channel *ch) {
+  size_t seg = (size_t)spatial * mt_dtype_size(ct);
+  ch->sum_dy = ch->sum_dyx = 0;
+  for (int64_t i = 0; i < n; i++) {
+    size_t off = (size_t)(i * channels + c) * seg;
+    if (ct == MT_FLOAT64)
+      grad_sums_f64((const double *)(dy + off), (const double *)(x + off), spatial, ch->mean,
+                    &ch->sum_dy, &ch->sum_dyx);
+    else
+      grad_sums_f32((const float *)(dy + off), (const float *)(x + off), spatial,
+                    (float)ch->mean, &ch->sum_dy, &ch->sum_dyx);
+  }
+}
+
+/* Channel c's dx: w rstd (dy - sum_dy / M - (x - mean) rstd^2 sum_dyx / M)
+ * in training (M = n spatial), w rstd dy in eval. */
+static void bn_channel_dx(mt_dtype ct, const char *dy, const char *x, char *dx, int64_t n,
+                          int64_t channels, int64_t spatial, int64_t c, const bn_channel *ch,
+                          double weight, int training) {
+  size_t seg = (size_t)spatial * mt_dtype_size(ct);
+  double count = (double)(n * spatial), k = weight * ch->rstd;
+  double a = training ? ch->sum_dy / count : 0;
+  double b = training ? ch->sum_dyx * ch->rstd * ch->rstd / count : 0;
+  for (int64_t i = 0; i < n; i++) {
+    size_t off = (size_t)(i * channels + c) * seg;
+    if (ct == MT_FLOAT64)
+      grad_dx_f64((const double *)(dy + off), (const double *)(x + off), NULL,
+                  (double *)(dx + off), spatial, ch->mean, k, a, b);
+    else
+      grad_dx_f32((const float *)(dy + off), (const float *)(x + off), NULL, (float *)(dx + off),
+                  spatial, (float)ch->mean, (float)k, (float)a, (float)b);
+  }
+}
+
+mt_status mti_cpu_batch_norm_backward(const mti_view *in, const mti_attrs *at,
+                                      const mti_view *out) {
+  const char *fn = "mt_batch_norm_backward";
+  const mti_view *x_in = &in[1];
+  int64_t n = x_in->shape[0], channels = x_in->shape[1], spatial = 1;
+  for (int d = 2; d < x_in->ndim; d++) spatial *= x_in->shape[d];
+  mt_dtype ct = compute_of(out[0].dtype);
+  int training = at->ints[0] != 0, empty = n * spatial == 0;
+  mti_rows dy, x, dx, mean, var, w;
+  memset(&dy, 0, sizeof dy), memset(&x, 0, sizeof x), memset(&dx, 0, sizeof dx);
+  memset(&var, 0, sizeof var), memset(&w, 0, sizeof w);
+  mt_status s = param_rows(fn, &in[2], 1, ct, &mean);
+  if (!s && !(s = param_rows(fn, &in[3], 1, ct, &var)) &&
+      !(s = param_rows(fn, &in[4], (at->flags & MTI_FLAG_PRESENT(4)) != 0, ct, &w)) &&
+      (empty || (!(s = mti_rows_read(fn, &in[0], 0, ct, &dy)) &&
+                 !(s = mti_rows_read(fn, x_in, 0, ct, &x)) &&
+                 !(s = mti_rows_for_out(fn, &out[0], 0, ct, &dx))))) {
+    const void *wp = param_data(&w);
+    int64_t numel = n * channels * spatial;
+#pragma omp parallel for schedule(dynamic) if (numel >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
+    for (int64_t c = 0; c < channels; c++) {
+      bn_channel ch = {param_at(ct, mean.data, c, 0), 0, 0, 0};
+      ch.rstd = mti_norm_rstd(param_at(ct, var.data, c, 0), at->s0);
+      if (!empty) bn_channel_sums(ct, dy.data, x.data, n, channels, spatial, c, &ch);
+      store_stat(ct, out[1].data, c, ch.sum_dyx * ch.rstd);
+      store_stat(ct, out[2].data, c, ch.sum_dy);
+      if (!empty)
+        bn_channel_dx(ct, dy.data, x.data, dx.data, n, channels, spatial, c, &ch,
+                      param_at(ct, wp, c, 1.0), training);
+    }
+    if (!empty) s = mti_rows_write_back(&dx, &out[0], 0);
+  }
+  mti_rows_free(&dy);
+  mti_rows_free(&x);
+  mti_rows_free(&dx);
+  mti_rows_free(&mean);
+  mti_rows_free(&var);
+  mti_rows_free(&w);
+  return s;
+}
+
+/* ------------------------------- layer_norm_backward, rms_norm_backward */
+
+#define ROW_CHUNKS_MAX 64           /* row chunks, each with its own column sums */
+#define ROW_PARTIALS_MAX (1 << 22) /* doubles all chunks' column sums take at most */
+
+/* Row chunks of the column sums: a count fixed by the shape alone (never
+ * by the threads), so the sums are the same on every machine. */
+static int64_t row_chunks(int64_t rows, int64_t n) {
+  int64_t per = rows_per_task(n), chunks = (rows + per - 1) / per;
+  int64_t room = ROW_PARTIALS_MAX / (2 * n);
+  if (chunks > ROW_CHUNKS_MAX) chunks = ROW_CHUNKS_MAX;
+  if (chunks > room) chunks = room;
+  return chunks > 1 ? chunks : 1;
+}
+
+/* One row's dx, and its terms of the column sums pw (dweight), pb (dbias).
+ * rms: m = 0 and r = 1 / sqrt(mean(x^2) + eps), and d's mean is not taken. */
+static void row_norm_grad(mt_dtype ct, const char *dy, const char *x, const void *w, char *dx,
+                          int64_t n, int rms, double eps, double *pw, double *pb) {
+  double m = 0, var = 0, s_d = 0, s_dh = 0;
+  if (rms) {
+    var = ct == MT_FLOAT64 ? sum_dev2_f64((const double *)x, n, 0)
+                           : sum_dev2_f32((const float *)x, n, 0);
+    if (isinf(var)) var = sum_sq_wide(x, ct, n);
+    var /= (double)n;
+  } else {
+    row_stats(ct, x, n, &m, &var);
+  }
+  double r = mti_norm_rstd(var, eps);
+  if (ct == MT_FLOAT64) {
+    row_grad_sums_f64((const double *)dy, (const double *)x, w, n, m, r, pw, pb, &s_d, &s_dh);
+    grad_dx_f64((const double *)dy, (const double *)x, w, (double *)dx, n, m, r,
+                rms ? 0 : s_d / (double)n, r * s_dh / (double)n);
+  } else {
+    row_grad_sums_f32((const float *)dy, (const float *)x, w, n, (float)m, (float)r, pw, pb, &s_d,
+                      &s_dh);
+    grad_dx_f32((const float *)dy, (const float *)x, w, (float *)dx, n, (float)m, (float)r,
+                rms ? 0.0f : (float)(s_d / (double)n), (float)(r * s_dh / (double)n));
+  }
+}
+
+/* The rows of x [rows, n] in chunks over the threads; sums[2 n k..] are
+ * chunk k's column sums (zeroed here). */
+static void row_norm_rows(mt_dtype ct, const char *dy, const char *x, const void *w, char *dx,
+                          int64_t rows, int64_t n, int rms, double eps, double *sums,
+                          int64_t chunks) {
+  size_t esz = mt_dtype_size(ct);
+  int64_t per = (rows + chunks - 1) / chunks;
+  memset(sums, 0, sizeof *sums * (size_t)(2 * n * chunks));
+#pragma omp parallel for schedule(dynamic) if (rows * n >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
+  for (int64_t k = 0; k < chunks; k++) {
+    int64_t end = (k + 1) * per < rows ? (k + 1) * per : rows;
+    double *pw = sums + 2 * n * k, *pb = pw + n;
+    for (int64_t row = k * per; row < end; row++) {
+      size_t off = (size_t)(row * n) * esz;
+      row_norm_grad(ct, dy + off, x + off, w, dx + off, n, rms, eps, pw, pb);
+    }
+  }
+}
+
+/* out[1] (and out[2] for layer_norm) from the chunks' column sums, joined
+ * in chunk order. */
+static void store_column_sums(mt_dtype ct, const double *sums, int64_t n, int64_t chunks,
+                              const mti_view *out, int nout) {
+  for (int64_t j = 0; j < n; j++) {
+    double sw = 0, sb = 0;
+    for (int64_t k = 0; k < chunks; k++) sw += sums[2 * n * k + j], sb += sums[2 * n * k + n + j];
+    store_stat(ct, out[1].data, j, sw);
+    if (nout > 2) store_stat(ct, out[2].data, j, sb);
+  }
+}
+
+/* weight as n values of ct, ones when it is absent (the leaf loops take
+ * one form). */
+static mt_status weight_or_ones(const char *fn, const mti_view *v, int present, mt_dtype ct,
+                                int64_t n, mti_rows *r) {
+  if (present) return param_rows(fn, v, 1, ct, r);
+  memset(r, 0, sizeof *r);
+  size_t esz = mt_dtype_size(ct);
+  if (!(r->owned = r->data = malloc(esz * (size_t)n)))
+    return mti_error_oom(fn, esz * (size_t)n);
+  for (int64_t j = 0; j < n; j++) store_stat(ct, r->data, j, 1.0);
+  return MT_OK;
+}
+
+mt_status mti_cpu_row_norm_backward(mti_op op, const mti_view *in, const mti_attrs *at,
+                                    const mti_view *out) {
+  int rms = op == MTI_OP_RMS_NORM_BACKWARD, nout = rms ? 2 : 3;
+  const char *fn = rms ? "mt_rms_norm_backward" : "mt_layer_norm_backward";
+  const mti_view *x_in = &in[1];
+  int64_t n = x_in->shape[x_in->ndim - 1];
+  int64_t rows = n ? mti_shape_numel(x_in->ndim, x_in->shape) / n : 0;
+  uint32_t last = 1u << (x_in->ndim - 1);
+  mt_dtype ct = compute_of(out[0].dtype);
+  if (n == 0) return MT_OK;
+  int64_t chunks = row_chunks(rows, n);
+  size_t sums_bytes = sizeof(double) * (size_t)(2 * n * chunks);
+  double *sums = malloc(sums_bytes);
+  if (!sums) return mti_error_oom(fn, sums_bytes);
+  mti_rows dy, x, dx, w;
+  memset(&dy, 0, sizeof dy), memset(&x, 0, sizeof x), memset(&dx, 0, sizeof dx);
+  mt_status s = weight_or_ones(fn, &in[2], (at->flags & MTI_FLAG_PRESENT(2)) != 0, ct, n, &w);
+  if (!s && !(s = mti_rows_read(fn, &in[0], last, ct, &dy)) &&
+      !(s = mti_rows_read(fn, x_in, last, ct, &x)) &&
+      !(s = mti_rows_for_out(fn, &out[0], last, ct, &dx))) {
+    row_norm_rows(ct, dy.data, x.data, w.data, dx.data, rows, n, rms, at->s0, sums, chunks);
+    store_column_sums(ct, sums, n, chunks, out, nout);
+    s = mti_rows_write_back(&dx, &out[0], last);
+  }
+  free(sums);
+  mti_rows_free(&dy);
+  mti_rows_free(&x);
+  mti_rows_free(&dx);
+  mti_rows_free(&w);
+  return s;
+}
+
+/* ---------------------------------------------- cross_entropy_backward */
+
+/* dx = (exp(x - lse) - off) scale over n contiguous values of T. */
+#define CE_LOOPS(S, T, EXP)                                                                     \
+  MTI_SIMD_CLONES static void ce_row_grad_##S(const T *x, T *dx, int64_t n, T lse, T off,      \
+                                              T scale) {                                       \
+    for (int64_t i = 0; i < n; i++) dx[i] = (EXP(x[i] - lse) - off) * scale;                   \
+  }
+
+CE_LOOPS(f32, float, mti_vexpf)
+CE_LOOPS(f64, double, exp)
+
+/* One row of classes logits: the gradient with the target's term, or 0 *
+ * scale on an ignored row (NaN when no row counts: scale is then inf). */
+static void ce_row(mt_dtype ct, const char *x, char *dx, int64_t classes, double lse,
+                   int64_t target, int valid, double smoothing, double scale) {
+  double off = smoothing / (double)classes, hit = off + (1.0 - smoothing);
+  for (int64_t k = 0; !valid && k < classes; k++) store_stat(ct, dx, k, 0.0 * scale);
+  if (!valid) return;
+  if (ct == MT_FLOAT64) {
+    ce_row_grad_f64((const double *)x, (double *)dx, classes, lse, off, scale);
+    if (target >= 0 && target < classes)
+      ((double *)dx)[target] = (exp(((const double *)x)[target] - lse) - hit) * scale;
+  } else {
+    ce_row_grad_f32((const float *)x, (float *)dx, classes, (float)lse, (float)off, (float)scale);
+    if (target >= 0 && target < classes)
+      ((float *)dx)[target] =
+          (mti_vexpf(((const float *)x)[target] - (float)lse) - (float)hit) * (float)scale;
+  }
+}
+
+mt_status mti_cpu_cross_entropy_backward(const mti_view *in, const mti_attrs *at,
+                                         const mti_view *out) {
+  const char *fn = "mt_cross_entropy_backward";
+  const mti_view *a = &in[1];
+  int cdim = a->ndim == 1 ? 0 : 1;
+  int64_t classes = a->shape[cdim], ignore = at->ints[0];
+  uint32_t mask = 1u << cdim;
+  mt_dtype ct = compute_of(a->dtype);
+  mti_rows g, x, t, lse, dx;
+  memset(&x, 0, sizeof x), memset(&t, 0, sizeof t), memset(&lse, 0, sizeof lse);
+  memset(&dx, 0, sizeof dx);
+  mt_status s = mti_rows_read(fn, &in[0], 0, MT_FLOAT64, &g);
+  if (!s && !(s = mti_rows_read(fn, a, mask, ct, &x)) &&
+      !(s = mti_rows_read(fn, &in[2], 0, MT_INT64, &t)) &&
+      !(s = mti_rows_read(fn, &in[3], 0, ct, &lse)) &&
+      !(s = mti_rows_for_out(fn, &out[0], mask, ct, &dx))) {
+    const int64_t *target = (const int64_t *)t.data;
+    int64_t rows = x.nrows, count = 0;
+    for (int64_t r = 0; r < rows; r++) count += target[r] != ignore;
+    double scale = *(const double *)g.data / (double)count;
+    size_t esz = mt_dtype_size(ct);
+#pragma omp parallel for schedule(static) if (rows * classes >= MTI_CPU_PARALLEL_MIN) num_threads(mti_cpu_threads())
+    for (int64_t r = 0; r < rows; r++) {
+      size_t off = (size_t)(r * classes) * esz;
+      ce_row(ct, x.data + off, dx.data + off, classes, param_at(ct, lse.data, r, 0), target[r],
+             target[r] != ignore, at->s0, scale);
+    }
+    s = mti_rows_write_back(&dx, &out[0], mask);
+  }
+  mti_rows_free(&g);
+  mti_rows_free(&x);
+  mti_rows_free(&t);
+  mti_rows_free(&lse);
+  mti_rows_free(&dx);
+  return s;
+}

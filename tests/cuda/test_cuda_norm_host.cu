@@ -6,7 +6,8 @@
  * points use them: dim_last (cross_entropy's classes moved last: the rows
  * then follow the target's order), the scratch regions (aligned, carved
  * in order, none past the total), row_grid (never 0 blocks, never more
- * than MAX_GRID) and the shared row formulas of core/norm_rules.h.
+ * than MAX_GRID), the row slices of the backwards' column sums and the
+ * shared row formulas of core/norm_rules.h.
  */
 #include <math.h>
 #include <stdint.h>
@@ -61,6 +62,17 @@ static void check_grid(void) {
   CHECK(row_grid((int64_t)1 << 40) == MAX_GRID, "row_grid(2^40)");
 }
 
+/* The row slices of layer_norm/rms_norm's column sums: at least 1, at
+ * most SLICES_MAX, and each slice of rows_per rows covers every row. */
+static void check_column_slices(void) {
+  for (int64_t rows = 0; rows < 100000; rows = rows * 3 + 1) {
+    int64_t slices = column_slices(rows), per = (rows + slices - 1) / slices;
+    CHECK(slices >= 1 && slices <= SLICES_MAX, "column_slices(%lld) = %lld", (long long)rows,
+          (long long)slices);
+    CHECK(slices * per >= rows, "slices of %lld rows miss some", (long long)rows);
+  }
+}
+
 static void check_rules(void) {
   /* variance around a rounded mean: the shift is taken out again */
   double x[4] = {1.0, 2.0, 3.0, 4.0}, mean = 2.5, mc = 2.4, dev2 = 0;
@@ -78,6 +90,7 @@ int main(void) {
   check_dim_last();
   check_regions();
   check_grid();
+  check_column_slices();
   check_rules();
   return host_check_report();
 }
