@@ -41,6 +41,10 @@ ONE_RESULT_OPS = {"group_norm", "batch_norm", "cross_entropy", "max_pool2d",
 PYTHON_NAMES = {"add_scalar": "add", "mul_scalar": "mul", "pow_scalar": "pow",
                 "copy": "clone", "max_dim": "max", "min_dim": "min"}
 PYTHON_NAMES.update({"sgd_step": "optim", "adamw_step": "optim"})  # mt.optim.SGD, AdamW
+# The convolution backward ops run inside the backward of conv1d/conv2d and avg_pool2d.
+INTERNAL_OPS.update({"conv2d_input_grad": "the backward of mt_conv1d, mt_conv2d, mt_avg_pool2d",
+                     "conv2d_weight_grad": "the backward of mt_conv1d and mt_conv2d"})
+PYTHON_NAMES.update({"conv2d_input_grad": "conv2d", "conv2d_weight_grad": "conv2d"})  # .backward()
 
 
 def table_ops():

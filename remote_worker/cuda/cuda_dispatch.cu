@@ -77,6 +77,8 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   /* ---- optimizer updates (issue 12) ---- */
   case MTI_KIND_SGD_STEP: return mtw_cuda_sgd_step(ctx, in, at, out);
   case MTI_KIND_ADAMW_STEP: return mtw_cuda_adamw_step(ctx, in, at, out);
+  /* ---- convolution backward (issue 12) ---- */
+  case MTI_KIND_CONV_GRAD: return mtw_cuda_conv_grad(ctx, op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

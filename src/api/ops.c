@@ -164,6 +164,8 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 /* ---- optimizer updates (issue 12): run by mt_optimizer_step, api/optim.c ---- */
 #define WRAP_KIND_SGD_STEP(N, n, A)
 #define WRAP_KIND_ADAMW_STEP(N, n, A)
+/* ---- convolution backward (issue 12): run by the autograd's grad_conv, src/autograd/rules_nn.c ---- */
+#define WRAP_KIND_CONV_GRAD(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

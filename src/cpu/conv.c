@@ -13,6 +13,14 @@
  *     not allocate batch x col bytes.
  * The bias is written into out first and the GEMM adds to it (beta = 1).
  * conv1d is a conv2d with H = 1 (core/conv_rules.h).
+ *
+ * The backward (CONV_GRAD, run by the autograd's grad_conv) lays a chunk
+ * of images out as [groups][K][count * P] (columns) and [O][count * P] (dy
+ * by channel), so that each group is one GEMM over every image of the
+ * chunk (small images would make count GEMMs too small for BLAS):
+ *   - input gradient: d col_g = W_g^T x dy_g, then col2im (each tap's row
+ *     added back where im2col read it), one (image, channel) plane per task;
+ *   - weight gradient: dW_g += dy_g x col_g^T, accumulated over chunks.
  */
 #include <cblas.h>
 #include <stdint.h>
@@ -43,19 +51,33 @@ typedef struct conv_problem {
   int64_t cg, og, k, p; /* channels and out channels per group, taps per row, pixels */
   const char *x, *w, *bias; /* contiguous in ct; bias NULL when absent */
   char *y;                  /* contiguous [n, o, oh, ow] in ct */
+  /* the backward (CONV_GRAD): dy [n, o, oh, ow] and the gradient, dx [n, c, h, w] or dw [o,
+   * c / groups, kh, kw], contiguous in ct; w is read by the input's, x by the weight's */
+  const char *dy;
+  char *grad;
 } conv_problem;
 
-/* c = a [m, k] x b [k, n] + beta c, all row-major with leading dims k, ldb, n. */
-static void conv_gemm(mt_dtype ct, int64_t m, int64_t n, int64_t k, const void *a,
-                      const void *b, int64_t ldb, int beta, void *c) {
+/* One operand of conv_gemm: row-major with leading dim ld, read transposed
+ * when trans. */
+typedef struct gemm_operand {
+  const void *data;
+  int64_t ld;
+  int trans;
+} gemm_operand;
+
+/* c [m, n] (row-major, leading dim ldc) = op(a) [m, k] x op(b) [k, n] + beta c. */
+static void conv_gemm(mt_dtype ct, int64_t m, int64_t n, int64_t k, gemm_operand a,
+                      gemm_operand b, int beta, void *c, int64_t ldc) {
+  CBLAS_TRANSPOSE ta = a.trans ? CblasTrans : CblasNoTrans;
+  CBLAS_TRANSPOSE tb = b.trans ? CblasTrans : CblasNoTrans;
   if (ct == MT_FLOAT32)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
-                1.0f, (const float *)a, (blasint)k, (const float *)b, (blasint)ldb,
-                beta ? 1.0f : 0.0f, (float *)c, (blasint)n);
+    cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0f,
+                (const float *)a.data, (blasint)a.ld, (const float *)b.data, (blasint)b.ld,
+                beta ? 1.0f : 0.0f, (float *)c, (blasint)ldc);
   else
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
-                1.0, (const double *)a, (blasint)k, (const double *)b, (blasint)ldb,
-                beta ? 1.0 : 0.0, (double *)c, (blasint)n);
+    cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0,
+                (const double *)a.data, (blasint)a.ld, (const double *)b.data, (blasint)b.ld,
+                beta ? 1.0 : 0.0, (double *)c, (blasint)ldc);
 }
 
 /* Every output plane starts as its channel's bias. */
@@ -101,16 +123,24 @@ static void im2col_row(const conv_problem *q, const char *plane, int64_t ki, int
   memset(row + oh_hi * g->ow * (int64_t)es, 0, (size_t)((g->oh - oh_hi) * g->ow) * es);
 }
 
-/* Columns of images [n0, n0 + count): [count][groups][K][P], rows in parallel. */
-static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col) {
+/* Columns of images [n0, n0 + count), rows in parallel: row (c, tap) of
+ * image n (c over all groups, so group g's K rows start at row g K) at
+ * element n image_stride + (c kh kw + tap) row_stride of col. The forward
+ * lays them out [count][groups][K][P] (image_stride groups K P, row_stride
+ * P); the backward [groups][K][count P] (image_stride P, row_stride count
+ * P), so that one GEMM per group spans every image. */
+static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col,
+                   int64_t image_stride, int64_t row_stride) {
   const mti_conv_geom *g = &q->g;
-  int64_t khw = g->kh * g->kw, rows = count * g->c * khw; /* c runs over all groups */
+  int64_t khw = g->kh * g->kw, rows = count * g->c * khw, es = (int64_t)q->es;
   int nt = mti_cpu_threads_for(rows * q->p, CONV_MIN_PER_THREAD);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; r++) {
     int64_t tap = r % khw, plane = r / khw; /* plane: image n0 + plane / C, channel plane % C */
-    const char *src = q->x + (n0 * g->c + plane) * g->h * g->w * (int64_t)q->es;
-    im2col_row(q, src, tap / g->kw, tap % g->kw, col + r * q->p * (int64_t)q->es);
+    int64_t n = plane / g->c, row = r - n * g->c * khw;
+    const char *src = q->x + (n0 * g->c + plane) * g->h * g->w * es;
+    im2col_row(q, src, tap / g->kw, tap % g->kw,
+               col + (n * image_stride + row * row_stride) * es);
   }
 }
 
@@ -126,7 +156,8 @@ static void gemm_images(const conv_problem *q, int64_t n0, int64_t count, const 
       const char *a = q->w + grp * q->og * q->k * es;
       const char *b = col + (n * image_stride + grp * group_stride) * es;
       char *c = q->y + ((n0 + n) * q->g.o + grp * q->og) * q->p * es;
-      conv_gemm(q->ct, q->og, q->p, q->k, a, b, ldb, q->bias != NULL, c);
+      conv_gemm(q->ct, q->og, q->p, q->k, (gemm_operand){a, q->k, 0},
+                (gemm_operand){b, ldb, 0}, q->bias != NULL, c, q->p);
     }
 }
 
@@ -146,7 +177,7 @@ static mt_status run_im2col(const conv_problem *q) {
   if (!col) return mti_error_oom(q->fn, bytes);
   for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
     int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
-    im2col(q, n0, count, col);
+    im2col(q, n0, count, col, q->g.groups * q->k * q->p, q->p);
     int saved = mti_cpu_blas_enter();
     gemm_images(q, n0, count, col, q->g.groups * q->k * q->p, q->k * q->p, q->p);
     mti_cpu_blas_leave(saved);
@@ -247,5 +278,159 @@ mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const
     if (s == MT_OK) s = mti_rows_write_back(&rows[3], out, 0);
   }
   for (int i = 0; i < 4; i++) mti_rows_free(&rows[i]);
+  return s;
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* Images per chunk of the backward: its columns and dy by channel, both
+ * [rows][count P], within CONV_WORKSPACE bytes (one image at least). */
+static int64_t grad_chunk(const conv_problem *q) {
+  size_t per_image = (size_t)((q->g.c * q->g.kh * q->g.kw + q->g.o) * q->p) * q->es;
+  int64_t chunk = (int64_t)(CONV_WORKSPACE / per_image);
+  if (chunk < 1) chunk = 1;
+  return chunk > q->g.n ? q->g.n : chunk;
+}
+
+/* dy of images [n0, n0 + count) as [o][count P]: each channel's planes of
+ * every image side by side, the layout of the backward's columns. */
+static void dy_by_channel(const conv_problem *q, int64_t n0, int64_t count, char *dst) {
+  int64_t planes = q->g.o * count, bytes = q->p * (int64_t)q->es;
+  int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    int64_t o = t / count, n = t % count;
+    memcpy(dst + t * bytes, q->dy + ((n0 + n) * q->g.o + o) * bytes, (size_t)bytes);
+  }
+}
+
+/* Plane (n, c) of dx from the columns' gradient (col2im, [groups][K][count
+ * P] as im2col lays them out for the backward): every tap adds its row
+ * back where im2col read it, so overlapping taps sum. */
+#define COL2IM_PLANE(T)                                                                     \
+  static void col2im_plane_##T(const conv_problem *q, const T *col, int64_t count,          \
+                               int64_t n, int64_t c, T *plane) {                            \
+    const mti_conv_geom *g = &q->g;                                                         \
+    int64_t khw = g->kh * g->kw, ld = count * q->p;                                         \
+    memset(plane, 0, (size_t)(g->h * g->w) * sizeof(T));                                    \
+    for (int64_t tap = 0; tap < khw; tap++) {                                               \
+      int64_t ki = tap / g->kw, kj = tap % g->kw, h0, h1, w0, w1;                           \
+      int64_t offh = ki * g->dh - g->ph, offw = kj * g->dw - g->pw;                         \
+      mti_window_valid(g->oh, g->h, g->sh, offh, &h0, &h1);                                 \
+      mti_window_valid(g->ow, g->w, g->sw, offw, &w0, &w1);                                 \
+      const T *row = col + (c * khw + tap) * ld + n * q->p;                                 \
+      for (int64_t oh = h0; oh < h1; oh++) {                                                \
+        T *dst = plane + (oh * g->sh + offh) * g->w + offw;                                 \
+        const T *src = row + oh * g->ow;                                                    \
+        if (g->sw == 1)                                                                     \
+          for (int64_t ow = w0; ow < w1; ow++) dst[ow] += src[ow];                          \
+        else                                                                                \
+          for (int64_t ow = w0; ow < w1; ow++) dst[ow * g->sw] += src[ow];                  \
+      }                                                                                     \
+    }                                                                                       \
+  }
+COL2IM_PLANE(float)
+COL2IM_PLANE(double)
+#undef COL2IM_PLANE
+
+/* dx of images [n0, n0 + count) from their columns' gradient, one plane per
+ * (image, channel) in parallel (planes do not share taps). */
+static void col2im(const conv_problem *q, const char *col, int64_t n0, int64_t count) {
+  int64_t planes = count * q->g.c, plane = q->g.h * q->g.w;
+  int nt = mti_cpu_threads_for(planes * plane * q->g.kh * q->g.kw, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    int64_t n = t / q->g.c, c = t % q->g.c, at = (n0 * q->g.c + t) * plane;
+    if (q->ct == MT_FLOAT32)
+      col2im_plane_float(q, (const float *)col, count, n, c, (float *)q->grad + at);
+    else
+      col2im_plane_double(q, (const double *)col, count, n, c, (double *)q->grad + at);
+  }
+}
+
+/* dx: per chunk of images and group, d col_g [K, count P] = w_g^T [K, Og]
+ * x dy_g [Og, count P], then col2im. */
+static void input_grad_chunk(const conv_problem *q, int64_t n0, int64_t count, char *col,
+                             char *dy_t) {
+  int64_t es = (int64_t)q->es, np = count * q->p;
+  dy_by_channel(q, n0, count, dy_t);
+  int saved = mti_cpu_blas_enter();
+  for (int64_t grp = 0; grp < q->g.groups; grp++)
+    conv_gemm(q->ct, q->k, np, q->og, (gemm_operand){q->w + grp * q->og * q->k * es, q->k, 1},
+              (gemm_operand){dy_t + grp * q->og * np * es, np, 0}, 0, col + grp * q->k * np * es,
+              np);
+  mti_cpu_blas_leave(saved);
+  col2im(q, col, n0, count);
+}
+
+/* dw: per chunk of images and group, dw_g [Og, K] += dy_g [Og, count P] x
+ * col_g^T [count P, K]: one GEMM spans the chunk's images. */
+static void weight_grad_chunk(const conv_problem *q, int64_t n0, int64_t count, char *col,
+                              char *dy_t) {
+  int64_t es = (int64_t)q->es, np = count * q->p;
+  im2col(q, n0, count, col, q->p, np);
+  dy_by_channel(q, n0, count, dy_t);
+  int saved = mti_cpu_blas_enter();
+  for (int64_t grp = 0; grp < q->g.groups; grp++)
+    conv_gemm(q->ct, q->og, q->k, np, (gemm_operand){dy_t + grp * q->og * np * es, np, 0},
+              (gemm_operand){col + grp * q->k * np * es, np, 1}, n0 > 0,
+              q->grad + grp * q->og * q->k * es, q->k);
+  mti_cpu_blas_leave(saved);
+}
+
+static mt_status conv_grad_compute(const conv_problem *q, int input_grad) {
+  if (q->g.n == 0 || q->g.o == 0) { /* no dy: a zero gradient */
+    int64_t numel = input_grad ? q->g.n * q->g.c * q->g.h * q->g.w : q->g.o * q->k;
+    memset(q->grad, 0, (size_t)numel * q->es);
+    return MT_OK;
+  }
+  int64_t chunk = grad_chunk(q), es = (int64_t)q->es;
+  size_t col_bytes = (size_t)(q->g.c * q->g.kh * q->g.kw * chunk * q->p * es);
+  size_t bytes = col_bytes + (size_t)(q->g.o * chunk * q->p * es);
+  char *col = malloc(bytes);
+  if (!col) return mti_error_oom(q->fn, bytes);
+  for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
+    int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
+    if (input_grad)
+      input_grad_chunk(q, n0, count, col, col + col_bytes);
+    else
+      weight_grad_chunk(q, n0, count, col, col + col_bytes);
+  }
+  free(col);
+  return MT_OK;
+}
+
+mt_status mti_cpu_conv_grad(mti_op op, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out) {
+  if (mti_shape_numel(out->ndim, out->shape) == 0) return MT_OK;
+  int input_grad = op == MTI_OP_CONV2D_INPUT_GRAD;
+  conv_problem q;
+  memset(&q, 0, sizeof q);
+  q.fn = mti_op_get((int)op)->fn;
+  mti_conv_grad_geom_of(op, in[0].shape, in[1].shape, at->ints, &q.g);
+  q.ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
+  q.es = mt_dtype_size(q.ct);
+  q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
+  q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
+  int64_t np = grad_chunk(&q) * q.p;
+  if (q.og > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX || np > BLAS_DIM_MAX)
+    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
+                     q.fn, (long long)q.og, (long long)np, (long long)q.k);
+  /* dy, the weight or x in ct and contiguous (their own memory when they are), out's room */
+  mti_rows rows[3];
+  memset(rows, 0, sizeof rows);
+  mt_status s = mti_rows_read(q.fn, &in[0], 0, q.ct, &rows[0]);
+  if (s == MT_OK) s = mti_rows_read(q.fn, &in[1], 0, q.ct, &rows[1]);
+  if (s == MT_OK) s = mti_rows_for_out(q.fn, out, 0, q.ct, &rows[2]);
+  if (s == MT_OK) {
+    q.dy = rows[0].data, q.grad = rows[2].data;
+    if (input_grad)
+      q.w = rows[1].data;
+    else
+      q.x = rows[1].data;
+    s = conv_grad_compute(&q, input_grad);
+    if (s == MT_OK) s = mti_rows_write_back(&rows[2], out, 0);
+  }
+  for (int i = 0; i < 3; i++) mti_rows_free(&rows[i]);
   return s;
 }

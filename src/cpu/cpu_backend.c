@@ -137,6 +137,8 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   /* ---- optimizer updates (issue 12) ---- */
   case MTI_KIND_SGD_STEP: return mti_cpu_sgd_step(in, at, out);
   case MTI_KIND_ADAMW_STEP: return mti_cpu_adamw_step(in, at, out);
+  /* ---- convolution backward (issue 12) ---- */
+  case MTI_KIND_CONV_GRAD: return mti_cpu_conv_grad(op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }
