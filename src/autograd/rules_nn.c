@@ -204,14 +204,14 @@ mt_status grad_conv(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
   const mt_tensor *dy = as_2d(c, g, k.spatial);
   if (mti_grad_needed(c, 0)) {
     const mt_tensor *w = as_2d(c, c->in[1], k.spatial);
-    int64_t h = k.spatial == 2 ? xm->shape[2] : 1;
-    mt_tensor *dx = conv_grad_op(c, MTI_OP_CONV2D_INPUT_GRAD, &k, dy, w, h, xm->shape[xm->ndim - 1]);
+    int64_t h = k.spatial == 2 ? xm->shape[2] : 1, wd = xm->shape[xm->ndim - 1];
+    mt_tensor *dx = conv_grad_op(c, MTI_OP_CONV2D_INPUT_GRAD, &k, dy, w, h, wd);
     gin[0] = k.spatial == 2 || !dx ? dx : T(mt_squeeze(dx, -2));
   }
   if (mti_grad_needed(c, 1)) {
     const mt_tensor *x = as_2d(c, X, k.spatial);
-    int64_t kh = k.spatial == 2 ? wm->shape[2] : 1;
-    mt_tensor *dw = conv_grad_op(c, MTI_OP_CONV2D_WEIGHT_GRAD, &k, dy, x, kh, wm->shape[wm->ndim - 1]);
+    int64_t kh = k.spatial == 2 ? wm->shape[2] : 1, kw = wm->shape[wm->ndim - 1];
+    mt_tensor *dw = conv_grad_op(c, MTI_OP_CONV2D_WEIGHT_GRAD, &k, dy, x, kh, kw);
     gin[1] = k.spatial == 2 || !dw ? dw : T(mt_squeeze(dw, -2));
   }
   if (mti_grad_needed(c, 2)) gin[2] = sum_but_channel(c, g);

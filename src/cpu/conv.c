@@ -5,19 +5,23 @@
  * image n and group g, out[n, g] ([O/G, OH*OW]) = W_g ([O/G, K]) x col
  * ([K, OH*OW]), K = C/G * kh * kw, through BLAS, where col is the im2col
  * of the group's input channels. Paths:
- *   - 1x1 kernel, stride 1, no padding: col is the input itself (no copy);
+ *   - 1x1 kernel, stride 1, no padding: col is the input itself (no copy),
+ *     one GEMM per image and group, the bias written into out first and
+ *     the GEMM adding to it (beta = 1);
  *   - one input channel per group (depthwise): a direct loop per output
  *     plane, since its GEMM would have K = kh * kw and one row;
  *   - otherwise im2col for a chunk of images at a time, the chunk bounded
  *     by CONV_WORKSPACE bytes (one image at least), so a big batch does
  *     not allocate batch x col bytes.
- * The bias is written into out first and the GEMM adds to it (beta = 1).
  * conv1d is a conv2d with H = 1 (core/conv_rules.h).
  *
- * The backward (CONV_GRAD, run by the autograd's grad_conv) lays a chunk
- * of images out as [groups][K][count * P] (columns) and [O][count * P] (dy
- * by channel), so that each group is one GEMM over every image of the
- * chunk (small images would make count GEMMs too small for BLAS):
+ * A chunk's columns are laid out [groups][K][count * P], and the output
+ * (or dy) by channel [O][count * P], so that each group is one GEMM over
+ * every image of the chunk: per image, small images (8x8: P = 64) make
+ * GEMMs too small to pay for BLAS's threads (the forward spent most of its
+ * time waking them). The output goes back to [N, O, P] with the bias added
+ * in the same pass. The backward (CONV_GRAD, run by the autograd's
+ * grad_conv) uses the same layouts:
  *   - input gradient: d col_g = W_g^T x dy_g, then col2im (each tap's row
  *     added back where im2col read it), one (image, channel) plane per task;
  *   - weight gradient: dW_g += dy_g x col_g^T, accumulated over chunks.
@@ -80,16 +84,31 @@ static void conv_gemm(mt_dtype ct, int64_t m, int64_t n, int64_t k, gemm_operand
                 beta ? 1.0 : 0.0, (double *)c, (blasint)ldc);
 }
 
+/* dst[i] = src[i] + bias[o] (src NULL: 0) over one output plane of P. */
+static void plane_plus_bias(const conv_problem *q, char *dst, const char *src, int64_t o) {
+  if (!q->bias) {
+    if (src)
+      memcpy(dst, src, (size_t)q->p * q->es);
+    else
+      memset(dst, 0, (size_t)q->p * q->es);
+  } else if (q->ct == MT_FLOAT32) {
+    float b = ((const float *)q->bias)[o], *d = (float *)dst;
+    const float *v = (const float *)src;
+    for (int64_t i = 0; i < q->p; i++) d[i] = v ? v[i] + b : b;
+  } else {
+    double b = ((const double *)q->bias)[o], *d = (double *)dst;
+    const double *v = (const double *)src;
+    for (int64_t i = 0; i < q->p; i++) d[i] = v ? v[i] + b : b;
+  }
+}
+
 /* Every output plane starts as its channel's bias. */
 static void fill_bias(const conv_problem *q) {
   int64_t planes = q->g.n * q->g.o;
   int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t t = 0; t < planes; t++) {
-    const char *b = q->bias + (t % q->g.o) * (int64_t)q->es;
-    char *row = q->y + t * q->p * (int64_t)q->es;
-    for (int64_t i = 0; i < q->p; i++) memcpy(row + i * (int64_t)q->es, b, q->es);
-  }
+  for (int64_t t = 0; t < planes; t++)
+    plane_plus_bias(q, q->y + t * q->p * (int64_t)q->es, NULL, t % q->g.o);
 }
 
 /* ------------------------------------------------------------ im2col */
@@ -123,14 +142,11 @@ static void im2col_row(const conv_problem *q, const char *plane, int64_t ki, int
   memset(row + oh_hi * g->ow * (int64_t)es, 0, (size_t)((g->oh - oh_hi) * g->ow) * es);
 }
 
-/* Columns of images [n0, n0 + count), rows in parallel: row (c, tap) of
- * image n (c over all groups, so group g's K rows start at row g K) at
- * element n image_stride + (c kh kw + tap) row_stride of col. The forward
- * lays them out [count][groups][K][P] (image_stride groups K P, row_stride
- * P); the backward [groups][K][count P] (image_stride P, row_stride count
- * P), so that one GEMM per group spans every image. */
-static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col,
-                   int64_t image_stride, int64_t row_stride) {
+/* Columns of images [n0, n0 + count) as [groups][K][count P]: row (c,
+ * tap) (c over all groups, so group g's K rows start at row g K) holds
+ * that tap for every pixel of every image, image n at n P; rows in
+ * parallel. */
+static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col) {
   const mti_conv_geom *g = &q->g;
   int64_t khw = g->kh * g->kw, rows = count * g->c * khw, es = (int64_t)q->es;
   int nt = mti_cpu_threads_for(rows * q->p, CONV_MIN_PER_THREAD);
@@ -139,48 +155,83 @@ static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col,
     int64_t tap = r % khw, plane = r / khw; /* plane: image n0 + plane / C, channel plane % C */
     int64_t n = plane / g->c, row = r - n * g->c * khw;
     const char *src = q->x + (n0 * g->c + plane) * g->h * g->w * es;
-    im2col_row(q, src, tap / g->kw, tap % g->kw,
-               col + (n * image_stride + row * row_stride) * es);
+    im2col_row(q, src, tap / g->kw, tap % g->kw, col + (row * count + n) * q->p * es);
+  }
+}
+
+/* Images per chunk: its columns and its output (or dy) by channel, both
+ * [rows][count P], within CONV_WORKSPACE bytes (one image at least). */
+static int64_t chunk_images(const conv_problem *q) {
+  size_t per_image = (size_t)((q->g.c * q->g.kh * q->g.kw + q->g.o) * q->p) * q->es;
+  int64_t chunk = (int64_t)(CONV_WORKSPACE / per_image);
+  if (chunk < 1) chunk = 1;
+  return chunk > q->g.n ? q->g.n : chunk;
+}
+
+/* [N][O][P] planes of images [n0, n0 + count) (src) as [O][count P]: each
+ * channel's planes of every image side by side, the columns' layout. */
+static void images_to_channels(const conv_problem *q, const char *src, int64_t n0,
+                               int64_t count, char *dst) {
+  int64_t planes = q->g.o * count, bytes = q->p * (int64_t)q->es;
+  int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    int64_t o = t / count, n = t % count;
+    memcpy(dst + t * bytes, src + ((n0 + n) * q->g.o + o) * bytes, (size_t)bytes);
+  }
+}
+
+/* The inverse for the output: [O][count P] back into y's [N][O][P] planes
+ * of images [n0, n0 + count), each plus its channel's bias. */
+static void channels_to_images(const conv_problem *q, const char *src, int64_t n0,
+                               int64_t count) {
+  int64_t planes = q->g.o * count, bytes = q->p * (int64_t)q->es;
+  int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < planes; t++) {
+    int64_t o = t / count, n = t % count;
+    plane_plus_bias(q, q->y + ((n0 + n) * q->g.o + o) * bytes, src + t * bytes, o);
   }
 }
 
 /* ------------------------------------------------------------ paths */
 
-/* out[n, g] += W_g x cols, for the images whose columns start at col
- * (count images, each groups x K x P; ldb is the columns' row stride). */
-static void gemm_images(const conv_problem *q, int64_t n0, int64_t count, const char *col,
-                        int64_t image_stride, int64_t group_stride, int64_t ldb) {
-  int64_t es = (int64_t)q->es;
-  for (int64_t n = 0; n < count; n++)
+/* 1x1, stride 1, no padding: each image's group of x is already its
+ * columns [C/G, H*W]; out[n, g] += W_g x them (out holds the bias or is
+ * overwritten). */
+static void run_pointwise(const conv_problem *q) {
+  int64_t es = (int64_t)q->es, plane = q->g.h * q->g.w;
+  for (int64_t n = 0; n < q->g.n; n++)
     for (int64_t grp = 0; grp < q->g.groups; grp++) {
       const char *a = q->w + grp * q->og * q->k * es;
-      const char *b = col + (n * image_stride + grp * group_stride) * es;
-      char *c = q->y + ((n0 + n) * q->g.o + grp * q->og) * q->p * es;
+      const char *b = q->x + (n * q->g.c + grp * q->cg) * plane * es;
+      char *c = q->y + (n * q->g.o + grp * q->og) * q->p * es;
       conv_gemm(q->ct, q->og, q->p, q->k, (gemm_operand){a, q->k, 0},
-                (gemm_operand){b, ldb, 0}, q->bias != NULL, c, q->p);
+                (gemm_operand){b, q->p, 0}, q->bias != NULL, c, q->p);
     }
 }
 
-/* 1x1, stride 1, no padding: each image's group is already [C/G, H*W]. */
-static void run_pointwise(const conv_problem *q) {
-  int64_t plane = q->g.h * q->g.w;
-  gemm_images(q, 0, q->g.n, q->x, q->g.c * plane, q->cg * plane, q->p);
-}
-
+/* Per chunk of images and group: y_g [Og, count P] = W_g [Og, K] x col_g
+ * [K, count P], one GEMM over the chunk's images (one per image would be
+ * too small to pay for BLAS's threads at small sizes), then back to [N, O,
+ * P] with the bias added. */
 static mt_status run_im2col(const conv_problem *q) {
-  size_t per_image = (size_t)(q->g.groups * q->k * q->p) * q->es;
-  int64_t chunk = per_image ? (int64_t)(CONV_WORKSPACE / per_image) : q->g.n;
-  if (chunk < 1) chunk = 1;
-  if (chunk > q->g.n) chunk = q->g.n;
-  size_t bytes = (size_t)chunk * per_image;
-  char *col = malloc(bytes ? bytes : 1);
+  int64_t chunk = chunk_images(q), es = (int64_t)q->es;
+  size_t col_bytes = (size_t)(q->g.c * q->g.kh * q->g.kw * chunk * q->p * es);
+  size_t bytes = col_bytes + (size_t)(q->g.o * chunk * q->p * es);
+  char *col = malloc(bytes);
   if (!col) return mti_error_oom(q->fn, bytes);
+  char *y_t = col + col_bytes;
   for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
-    int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
-    im2col(q, n0, count, col, q->g.groups * q->k * q->p, q->p);
+    int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk, np = count * q->p;
+    im2col(q, n0, count, col);
     int saved = mti_cpu_blas_enter();
-    gemm_images(q, n0, count, col, q->g.groups * q->k * q->p, q->k * q->p, q->p);
+    for (int64_t grp = 0; grp < q->g.groups; grp++)
+      conv_gemm(q->ct, q->og, np, q->k, (gemm_operand){q->w + grp * q->og * q->k * es, q->k, 0},
+                (gemm_operand){col + grp * q->k * np * es, np, 0}, 0,
+                y_t + grp * q->og * np * es, np);
     mti_cpu_blas_leave(saved);
+    channels_to_images(q, y_t, n0, count);
   }
   free(col);
   return MT_OK;
@@ -229,24 +280,21 @@ static void run_depthwise(const conv_problem *q) {
 
 /* ------------------------------------------------------------ driver */
 
+/* mti_infer admitted the node: every count is >= 1 (out is not empty). */
 static mt_status conv_compute(conv_problem *q) {
   const mti_conv_geom *g = &q->g;
+  int pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+                  g->pw == 0;
+  if (q->cg > 1 && !pointwise) return run_im2col(q);
   if (q->bias) fill_bias(q);
-  if (q->k == 0 || q->og == 0) {
-    if (!q->bias) memset(q->y, 0, (size_t)(g->n * g->o * q->p) * q->es);
-    return MT_OK;
-  }
   if (q->cg == 1) {
     run_depthwise(q);
     return MT_OK;
   }
-  if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0) {
-    int saved = mti_cpu_blas_enter();
-    run_pointwise(q);
-    mti_cpu_blas_leave(saved);
-    return MT_OK;
-  }
-  return run_im2col(q);
+  int saved = mti_cpu_blas_enter();
+  run_pointwise(q);
+  mti_cpu_blas_leave(saved);
+  return MT_OK;
 }
 
 mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out) {
@@ -260,9 +308,10 @@ mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const
   q.es = mt_dtype_size(q.ct);
   q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
   q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
-  if (q.og > BLAS_DIM_MAX || q.p > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX)
+  int64_t np = chunk_images(&q) * q.p;
+  if (q.og > BLAS_DIM_MAX || np > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX)
     return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
-                     q.fn, (long long)q.og, (long long)q.p, (long long)q.k);
+                     q.fn, (long long)q.og, (long long)np, (long long)q.k);
   /* x, weight, bias in ct and contiguous (their own memory when they are), out's room */
   mti_rows rows[4];
   memset(rows, 0, sizeof rows);
@@ -282,27 +331,6 @@ mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const
 }
 
 /* ------------------------------------------------------------ backward */
-
-/* Images per chunk of the backward: its columns and dy by channel, both
- * [rows][count P], within CONV_WORKSPACE bytes (one image at least). */
-static int64_t grad_chunk(const conv_problem *q) {
-  size_t per_image = (size_t)((q->g.c * q->g.kh * q->g.kw + q->g.o) * q->p) * q->es;
-  int64_t chunk = (int64_t)(CONV_WORKSPACE / per_image);
-  if (chunk < 1) chunk = 1;
-  return chunk > q->g.n ? q->g.n : chunk;
-}
-
-/* dy of images [n0, n0 + count) as [o][count P]: each channel's planes of
- * every image side by side, the layout of the backward's columns. */
-static void dy_by_channel(const conv_problem *q, int64_t n0, int64_t count, char *dst) {
-  int64_t planes = q->g.o * count, bytes = q->p * (int64_t)q->es;
-  int nt = mti_cpu_threads_for(planes * q->p, CONV_MIN_PER_THREAD);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t t = 0; t < planes; t++) {
-    int64_t o = t / count, n = t % count;
-    memcpy(dst + t * bytes, q->dy + ((n0 + n) * q->g.o + o) * bytes, (size_t)bytes);
-  }
-}
 
 /* Plane (n, c) of dx from the columns' gradient (col2im, [groups][K][count
  * P] as im2col lays them out for the backward): every tap adds its row
@@ -350,10 +378,10 @@ static void col2im(const conv_problem *q, const char *col, int64_t n0, int64_t c
 
 /* dx: per chunk of images and group, d col_g [K, count P] = w_g^T [K, Og]
  * x dy_g [Og, count P], then col2im. */
-static void input_grad_chunk(const conv_problem *q, int64_t n0, int64_t count, char *col,
+static void input_chunk_images(const conv_problem *q, int64_t n0, int64_t count, char *col,
                              char *dy_t) {
   int64_t es = (int64_t)q->es, np = count * q->p;
-  dy_by_channel(q, n0, count, dy_t);
+  images_to_channels(q, q->dy, n0, count, dy_t);
   int saved = mti_cpu_blas_enter();
   for (int64_t grp = 0; grp < q->g.groups; grp++)
     conv_gemm(q->ct, q->k, np, q->og, (gemm_operand){q->w + grp * q->og * q->k * es, q->k, 1},
@@ -365,11 +393,11 @@ static void input_grad_chunk(const conv_problem *q, int64_t n0, int64_t count, c
 
 /* dw: per chunk of images and group, dw_g [Og, K] += dy_g [Og, count P] x
  * col_g^T [count P, K]: one GEMM spans the chunk's images. */
-static void weight_grad_chunk(const conv_problem *q, int64_t n0, int64_t count, char *col,
+static void weight_chunk_images(const conv_problem *q, int64_t n0, int64_t count, char *col,
                               char *dy_t) {
   int64_t es = (int64_t)q->es, np = count * q->p;
-  im2col(q, n0, count, col, q->p, np);
-  dy_by_channel(q, n0, count, dy_t);
+  im2col(q, n0, count, col);
+  images_to_channels(q, q->dy, n0, count, dy_t);
   int saved = mti_cpu_blas_enter();
   for (int64_t grp = 0; grp < q->g.groups; grp++)
     conv_gemm(q->ct, q->og, q->k, np, (gemm_operand){dy_t + grp * q->og * np * es, np, 0},
@@ -384,7 +412,7 @@ static mt_status conv_grad_compute(const conv_problem *q, int input_grad) {
     memset(q->grad, 0, (size_t)numel * q->es);
     return MT_OK;
   }
-  int64_t chunk = grad_chunk(q), es = (int64_t)q->es;
+  int64_t chunk = chunk_images(q), es = (int64_t)q->es;
   size_t col_bytes = (size_t)(q->g.c * q->g.kh * q->g.kw * chunk * q->p * es);
   size_t bytes = col_bytes + (size_t)(q->g.o * chunk * q->p * es);
   char *col = malloc(bytes);
@@ -392,9 +420,9 @@ static mt_status conv_grad_compute(const conv_problem *q, int input_grad) {
   for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
     int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
     if (input_grad)
-      input_grad_chunk(q, n0, count, col, col + col_bytes);
+      input_chunk_images(q, n0, count, col, col + col_bytes);
     else
-      weight_grad_chunk(q, n0, count, col, col + col_bytes);
+      weight_chunk_images(q, n0, count, col, col + col_bytes);
   }
   free(col);
   return MT_OK;
@@ -412,7 +440,7 @@ mt_status mti_cpu_conv_grad(mti_op op, const mti_view *in, const mti_attrs *at,
   q.es = mt_dtype_size(q.ct);
   q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
   q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
-  int64_t np = grad_chunk(&q) * q.p;
+  int64_t np = chunk_images(&q) * q.p;
   if (q.og > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX || np > BLAS_DIM_MAX)
     return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
                      q.fn, (long long)q.og, (long long)np, (long long)q.k);
