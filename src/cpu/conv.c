@@ -114,33 +114,29 @@ static void fill_bias(const conv_problem *q) {
 /* ------------------------------------------------------------ im2col */
 
 /* Row (c, ki, kj) of the columns of one image's group: the tap's input
- * pixel for every output pixel, 0 where it falls in the padding. */
-static void im2col_row(const conv_problem *q, const char *plane, int64_t ki, int64_t kj,
-                       char *row) {
-  const mti_conv_geom *g = &q->g;
-  size_t es = q->es;
-  int64_t oh_lo, oh_hi, ow_lo, ow_hi;
-  int64_t offh = ki * g->dh - g->ph, offw = kj * g->dw - g->pw;
-  mti_window_valid(g->oh, g->h, g->sh, offh, &oh_lo, &oh_hi);
-  mti_window_valid(g->ow, g->w, g->sw, offw, &ow_lo, &ow_hi);
-  memset(row, 0, (size_t)(oh_lo * g->ow) * es);
-  for (int64_t oh = oh_lo; oh < oh_hi; oh++) {
-    char *dst = row + oh * g->ow * (int64_t)es;
-    const char *src = plane + ((oh * g->sh + offh) * g->w + offw) * (int64_t)es;
-    memset(dst, 0, (size_t)ow_lo * es);
-    if (g->sw == 1) {
-      memcpy(dst + ow_lo * (int64_t)es, src + ow_lo * (int64_t)es, (size_t)(ow_hi - ow_lo) * es);
-    } else if (es == 4) {
-      for (int64_t ow = ow_lo; ow < ow_hi; ow++)
-        ((float *)dst)[ow] = ((const float *)src)[ow * g->sw];
-    } else {
-      for (int64_t ow = ow_lo; ow < ow_hi; ow++)
-        ((double *)dst)[ow] = ((const double *)src)[ow * g->sw];
-    }
-    memset(dst + ow_hi * (int64_t)es, 0, (size_t)(g->ow - ow_hi) * es);
+ * pixel for every output pixel, 0 where it falls in the padding. Typed
+ * loops rather than memcpy/memset per output row: at 8x8 images those
+ * calls on 8 elements were most of im2col's time. */
+#define IM2COL_ROW(T)                                                                       \
+  static void im2col_row_##T(const mti_conv_geom *g, const T *plane, int64_t ki, int64_t kj, \
+                             T *row) {                                                      \
+    int64_t oh_lo, oh_hi, ow_lo, ow_hi;                                                     \
+    int64_t offh = ki * g->dh - g->ph, offw = kj * g->dw - g->pw;                           \
+    mti_window_valid(g->oh, g->h, g->sh, offh, &oh_lo, &oh_hi);                             \
+    mti_window_valid(g->ow, g->w, g->sw, offw, &ow_lo, &ow_hi);                             \
+    for (int64_t oh = 0; oh < g->oh; oh++) {                                                \
+      T *dst = row + oh * g->ow;                                                            \
+      int inside = oh >= oh_lo && oh < oh_hi;                                               \
+      int64_t lo = inside ? ow_lo : g->ow, hi = inside ? ow_hi : g->ow;                     \
+      const T *src = inside ? plane + (oh * g->sh + offh) * g->w + offw : plane;            \
+      for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0;                                      \
+      for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * g->sw];                       \
+      for (int64_t ow = hi; ow < g->ow; ow++) dst[ow] = 0;                                  \
+    }                                                                                       \
   }
-  memset(row + oh_hi * g->ow * (int64_t)es, 0, (size_t)((g->oh - oh_hi) * g->ow) * es);
-}
+IM2COL_ROW(float)
+IM2COL_ROW(double)
+#undef IM2COL_ROW
 
 /* Columns of images [n0, n0 + count) as [groups][K][count P]: row (c,
  * tap) (c over all groups, so group g's K rows start at row g K) holds
@@ -155,7 +151,11 @@ static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col) 
     int64_t tap = r % khw, plane = r / khw; /* plane: image n0 + plane / C, channel plane % C */
     int64_t n = plane / g->c, row = r - n * g->c * khw;
     const char *src = q->x + (n0 * g->c + plane) * g->h * g->w * es;
-    im2col_row(q, src, tap / g->kw, tap % g->kw, col + (row * count + n) * q->p * es);
+    char *dst = col + (row * count + n) * q->p * es;
+    if (q->ct == MT_FLOAT32)
+      im2col_row_float(g, (const float *)src, tap / g->kw, tap % g->kw, (float *)dst);
+    else
+      im2col_row_double(g, (const double *)src, tap / g->kw, tap % g->kw, (double *)dst);
   }
 }
 
