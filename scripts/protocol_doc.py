@@ -249,6 +249,20 @@ KIND_RULES.update({
                                "in1's"),
 })
 
+# convolution backward (issue 12)
+ATTR_MEANINGS.update({
+    "conv2d_input_grad": {"ints": "conv2d's [stride h, w, padding h, w, dilation h, w, groups], "
+                                  "then x's [H, W] (each >= 1)"},
+    "conv2d_weight_grad": {"ints": "conv2d's [stride h, w, padding h, w, dilation h, w, "
+                                   "groups], then the weight's [kh, kw] (each >= 1)"},
+})
+KIND_RULES.update({
+    "CONV_GRAD": ("in0's, floating; in1 of in0's dtype",
+                  "in0 dy [N, O, OH, OW] (the forward's output for the geometry, O a multiple of "
+                  "groups); input grad: in1 weight [O, C / groups, kh, kw], out [N, C, H, W]; "
+                  "weight grad: in1 x [N, C, H, W], out [O, C / groups, kh, kw]"),
+})
+
 
 def read_lines(path):
     """The lines of a project file."""

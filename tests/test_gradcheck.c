@@ -285,6 +285,29 @@ static mt_tensor *f_conv2d_groups(mt_tensor *const *x) {
   static const int64_t stride[] = {2, 1}, padding[] = {0, 1}, dilation[] = {2, 1};
   return mt_conv2d(X0, X1, NULL, stride, padding, dilation, 2);
 }
+static mt_tensor *f_conv2d_stride2(mt_tensor *const *x) {
+  static const int64_t stride[] = {2, 2}, padding[] = {0, 0}, dilation[] = {1, 1};
+  return mt_conv2d(X0, X1, X2, stride, padding, dilation, 1);
+}
+static mt_tensor *f_conv2d_dilation2(mt_tensor *const *x) {
+  static const int64_t stride[] = {1, 1}, padding[] = {2, 1}, dilation[] = {2, 2};
+  return mt_conv2d(X0, X1, NULL, stride, padding, dilation, 1);
+}
+static mt_tensor *f_conv2d_groups2_strided(mt_tensor *const *x) {
+  static const int64_t stride[] = {2, 1}, padding[] = {1, 1}, dilation[] = {1, 1};
+  return mt_conv2d(X0, X1, X2, stride, padding, dilation, 2);
+}
+static mt_tensor *f_conv2d_depthwise(mt_tensor *const *x) {
+  static const int64_t stride[] = {1, 1}, padding[] = {1, 1}, dilation[] = {1, 1};
+  return mt_conv2d(X0, X1, NULL, stride, padding, dilation, 3);
+}
+static mt_tensor *f_conv2d_transposed_x(mt_tensor *const *x) {
+  static const int64_t stride[] = {1, 1}, padding[] = {1, 1}, dilation[] = {1, 1};
+  return mt_conv2d(K(mt_transpose(X0, 2, 3)), X1, NULL, stride, padding, dilation, 1);
+}
+static mt_tensor *f_conv1d_dilated_groups(mt_tensor *const *x) {
+  return mt_conv1d(X0, X1, NULL, 1, 0, 2, 2);
+}
 static mt_tensor *f_max_pool2d(mt_tensor *const *x) {
   static const int64_t kernel[] = {2, 2}, stride[] = {2, 1}, padding[] = {1, 0};
   return mt_max_pool2d(X0, kernel, stride, padding);
@@ -394,6 +417,18 @@ static const grad_case cases[] = {
     {"conv2d", "", 3, {4, 4, 1}, {{1, 2, 4, 5}, {3, 2, 3, 2}, {3}}, -1, 1, f_conv2d},
     {"conv2d", "groups 2, dilation", 2, {4, 4}, {{2, 4, 5, 4}, {2, 2, 2, 3}}, -1, 1,
      f_conv2d_groups},
+    {"conv2d", "stride 2, padding 0, batch 2", 3, {4, 4, 1}, {{2, 3, 7, 6}, {4, 3, 3, 3}, {4}},
+     -1, 1, f_conv2d_stride2},
+    {"conv2d", "dilation 2, padding 2", 2, {4, 4}, {{1, 2, 6, 6}, {3, 2, 3, 2}}, -1, 1,
+     f_conv2d_dilation2},
+    {"conv2d", "groups 2 of 3 outputs, stride 2, bias", 3, {4, 4, 1},
+     {{2, 4, 5, 5}, {6, 2, 3, 3}, {6}}, -1, 1, f_conv2d_groups2_strided},
+    {"conv2d", "depthwise (groups = C), multiplier 2", 2, {4, 4}, {{2, 3, 5, 4}, {6, 1, 2, 3}},
+     -1, 1, f_conv2d_depthwise},
+    {"conv2d", "transposed (strided) x", 2, {4, 4}, {{1, 2, 5, 4}, {2, 2, 3, 3}}, -1, 1,
+     f_conv2d_transposed_x},
+    {"conv1d", "dilation 2, groups 2, padding 0", 2, {3, 3}, {{2, 4, 9}, {4, 2, 3}}, -1, 1,
+     f_conv1d_dilated_groups},
     {"max_pool2d", "padding", 1, {4}, {{1, 2, 4, 5}}, -2, 2, f_max_pool2d},
     {"avg_pool2d", "", 1, {4}, {{1, 2, 4, 5}}, -2, 2, f_avg_pool2d},
     {"adaptive_avg_pool2d", "", 1, {4}, {{1, 2, 5, 7}}, -2, 2, f_adaptive_avg_pool2d},

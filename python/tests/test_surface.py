@@ -45,6 +45,10 @@ PYTHON_NAMES.update({"sgd_step": "optim", "adamw_step": "optim"})  # mt.optim.SG
 FUSED_BACKWARDS = ("batch_norm", "layer_norm", "rms_norm", "cross_entropy")
 INTERNAL_OPS.update({f"{op}_backward": f"mt_backward through mt_{op}" for op in FUSED_BACKWARDS})
 PYTHON_NAMES.update({f"{op}_backward": "backward" for op in FUSED_BACKWARDS})
+# The convolution backward ops run inside the backward of conv1d/conv2d and avg_pool2d.
+INTERNAL_OPS.update({"conv2d_input_grad": "the backward of mt_conv1d, mt_conv2d, mt_avg_pool2d",
+                     "conv2d_weight_grad": "the backward of mt_conv1d and mt_conv2d"})
+PYTHON_NAMES.update({"conv2d_input_grad": "conv2d", "conv2d_weight_grad": "conv2d"})  # .backward()
 
 
 def table_ops():

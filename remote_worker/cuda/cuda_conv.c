@@ -172,3 +172,153 @@ mt_status mtw_cuda_conv(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
   if (st == MT_OK) st = conv_gemm_path(s, &g, fn, in, &q, out);
   return st;
 }
+
+/* ------------------------------------------------------------ backward */
+
+/* The backward (CONV_GRAD) of a chunk of images at a time, laid out as
+ * cuda_conv.cuh says: columns [C kh kw][count P], dy by channel [O][count
+ * P], so each product spans the chunk's images and the groups are one
+ * strided batch. Operands are in the tensors' dtype; products come out in
+ * the accumulator type (float32, float64 for float64), so that the 16-bit
+ * types round once: the input's col2im sums float taps, and the weight's
+ * float32 sum over chunks is converted at the end (the COPY kernel). */
+typedef struct grad_plan {
+  const char *fn;
+  mti_conv_geom g;
+  conv_gemm q;            /* the operands' types; og, k, p */
+  cudaDataType_t acc;     /* the products' type */
+  size_t acc_es;
+  int64_t chunk, rows;    /* images per chunk; C kh kw */
+} grad_plan;
+
+/* One operand of a product: column-major leading dim, batch stride, op. */
+typedef struct gemm_side {
+  const void *data;
+  int64_t ld, stride;
+  cublasOperation_t op;
+} gemm_side;
+
+/* For each group: c = op(a) [m, k] x op(b) [k, n] (+ c when beta_one),
+ * column-major, c of leading dim ldc and batch stride sc. */
+static mt_status grad_gemm(mtw_stream *s, const grad_plan *p, int64_t m, int64_t n, int64_t k,
+                           gemm_side a, gemm_side b, int beta_one, void *c, int64_t ldc,
+                           int64_t sc) {
+  float one_f = 1.0f, beta_f = beta_one ? 1.0f : 0.0f;
+  double one_d = 1.0, beta_d = beta_one ? 1.0 : 0.0;
+  int f64 = p->q.type == CUDA_R_64F;
+  const void *alpha = f64 ? (const void *)&one_d : (const void *)&one_f;
+  const void *beta = f64 ? (const void *)&beta_d : (const void *)&beta_f;
+  cublasStatus_t st = cublasGemmStridedBatchedEx(
+      s->blas, a.op, b.op, (int)m, (int)n, (int)k, alpha, a.data, p->q.type, (int)a.ld,
+      (long long)a.stride, b.data, p->q.type, (int)b.ld, (long long)b.stride, beta, c, p->acc,
+      (int)ldc, (long long)sc, (int)p->g.groups, p->q.compute, CUBLAS_GEMM_DEFAULT);
+  return st == CUBLAS_STATUS_SUCCESS ? MT_OK : mtw_cublas_error(s->backend, p->fn, st);
+}
+
+/* Images per chunk: its columns (in the wider of the two types) and dy by
+ * channel within CONV_CUDA_WORKSPACE bytes, one image at least, and count
+ * P within cuBLAS's int. */
+static int64_t grad_chunk(const grad_plan *p) {
+  size_t wide = p->acc_es > p->q.es ? p->acc_es : p->q.es;
+  size_t per_image = (size_t)(p->rows * p->q.p) * wide + (size_t)(p->g.o * p->q.p) * p->q.es;
+  int64_t chunk = (int64_t)(CONV_CUDA_WORKSPACE / per_image);
+  if (chunk > INT_MAX / p->q.p) chunk = INT_MAX / p->q.p;
+  if (chunk < 1) chunk = 1;
+  return chunk > p->g.n ? p->g.n : chunk;
+}
+
+/* dx: per chunk, d col_g^T [count P, K] = dy_g^T [count P, Og] x w_g [Og,
+ * K] (row-major d col_g [K, count P] = w_g^T x dy_g), then col2im. */
+static mt_status input_grad(mtw_stream *s, const grad_plan *p, const mti_view *in,
+                            const mti_view *out) {
+  int stage_w = !mti_shape_is_contiguous(in[1].ndim, in[1].shape, in[1].strides);
+  size_t w_bytes = stage_w ? align_up((size_t)(p->g.o * p->q.k) * p->q.es) : 0;
+  size_t col_bytes = align_up((size_t)(p->rows * p->chunk * p->q.p) * p->acc_es);
+  char *scratch = s->ctx.scratch(&s->ctx, w_bytes + col_bytes +
+                                               (size_t)(p->g.o * p->chunk * p->q.p) * p->q.es);
+  if (!scratch) return mt_last_status();
+  const char *w = in[1].data;
+  mt_status st = MT_OK;
+  if (stage_w) {
+    mti_view staged;
+    if ((st = stage_contiguous(s, &in[1], scratch, &staged)) != MT_OK) return st;
+    w = scratch;
+  }
+  char *col = scratch + w_bytes, *dy_t = col + col_bytes;
+  int64_t og = p->q.og, k = p->q.k;
+  for (int64_t n0 = 0; n0 < p->g.n && st == MT_OK; n0 += p->chunk) {
+    int64_t count = p->g.n - n0 < p->chunk ? p->g.n - n0 : p->chunk, np = count * p->q.p;
+    st = mtw_cuda_conv_dy_by_channel(&s->ctx, &p->g, &in[0], n0, count, dy_t);
+    if (st == MT_OK)
+      st = grad_gemm(s, p, np, k, og, (gemm_side){dy_t, np, og * np, CUBLAS_OP_N},
+                     (gemm_side){w, k, og * k, CUBLAS_OP_T}, 0, col, np, k * np);
+    if (st == MT_OK) st = mtw_cuda_conv_col2im(&s->ctx, &p->g, col, n0, count, out);
+  }
+  return st;
+}
+
+/* dw: per chunk, dw_g^T [K, Og] += col_g [K, count P] x dy_g^T [count P,
+ * Og] (row-major dw_g = dy_g x col_g^T), into out or, for the 16-bit
+ * types, a float32 sum converted into out at the end. */
+static mt_status weight_grad(mtw_stream *s, const grad_plan *p, const mti_view *in,
+                             const mti_view *out) {
+  int widen = p->acc_es != p->q.es;
+  size_t dw_bytes = widen ? align_up((size_t)(p->g.o * p->q.k) * p->acc_es) : 0;
+  size_t col_bytes = align_up((size_t)(p->rows * p->chunk * p->q.p) * p->q.es);
+  char *scratch = s->ctx.scratch(&s->ctx, dw_bytes + col_bytes +
+                                               (size_t)(p->g.o * p->chunk * p->q.p) * p->q.es);
+  if (!scratch) return mt_last_status();
+  char *dw = widen ? scratch : out->data, *col = scratch + dw_bytes, *dy_t = col + col_bytes;
+  int64_t og = p->q.og, k = p->q.k;
+  mt_status st = MT_OK;
+  for (int64_t n0 = 0; n0 < p->g.n && st == MT_OK; n0 += p->chunk) {
+    int64_t count = p->g.n - n0 < p->chunk ? p->g.n - n0 : p->chunk, np = count * p->q.p;
+    st = mtw_cuda_conv_im2col_rows(&s->ctx, &p->g, &in[1], n0, count, col);
+    if (st == MT_OK) st = mtw_cuda_conv_dy_by_channel(&s->ctx, &p->g, &in[0], n0, count, dy_t);
+    if (st == MT_OK)
+      st = grad_gemm(s, p, k, og, np, (gemm_side){col, np, k * np, CUBLAS_OP_T},
+                     (gemm_side){dy_t, np, og * np, CUBLAS_OP_N}, n0 > 0, dw, k, og * k);
+  }
+  if (st != MT_OK || !widen) return st;
+  mti_view sum = *out;
+  sum.data = dw;
+  sum.dtype = MT_FLOAT32;
+  mti_attrs at;
+  memset(&at, 0, sizeof at);
+  at.dtype = (int32_t)out->dtype;
+  return mtw_cuda_run_kernel(&s->ctx, MTI_OP_COPY, &sum, 1, &at, out);
+}
+
+mt_status mtw_cuda_conv_grad(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                             const mti_attrs *at, const mti_view *out) {
+  mtw_stream *s = (mtw_stream *)ctx->owner;
+  const mti_op_info *info = mti_op_get((int)op);
+  const char *fn = info ? info->fn : "mt_conv2d_input_grad";
+  if (!info || in[0].ndim != 4 || in[1].ndim != 4 || out->ndim != 4 ||
+      at->n_ints != MTI_CONV_GRAD_N_INTS ||
+      !mti_shape_is_contiguous(out->ndim, out->shape, out->strides))
+    return mti_error(MT_ERR_INTERNAL, "%s: cuda: a node mti_infer did not check", fn);
+  int64_t total = mti_shape_numel(out->ndim, out->shape);
+  if (total == 0) return MT_OK;
+  grad_plan p;
+  memset(&p, 0, sizeof p);
+  p.fn = fn;
+  mti_conv_grad_geom_of(op, in[0].shape, in[1].shape, at->ints, &p.g);
+  if (p.g.n == 0 || p.g.o == 0) { /* no dy: a zero gradient */
+    cudaError_t e = cudaMemsetAsync(out->data, 0, (size_t)total * mt_dtype_size(out->dtype),
+                                    s->stream);
+    return e == cudaSuccess ? MT_OK : mtw_cuda_error(s->backend, fn, e);
+  }
+  gemm_types(out->dtype, &p.q);
+  p.acc = p.q.type == CUDA_R_64F ? CUDA_R_64F : CUDA_R_32F;
+  p.acc_es = p.acc == CUDA_R_64F ? 8 : 4;
+  p.q.og = p.g.o / p.g.groups, p.q.k = (p.g.c / p.g.groups) * p.g.kh * p.g.kw;
+  p.q.p = p.g.oh * p.g.ow, p.rows = p.g.c * p.g.kh * p.g.kw;
+  if (p.q.p > INT_MAX || p.q.og > INT_MAX || p.q.k > INT_MAX || p.g.groups > INT_MAX)
+    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes cuBLAS's int "
+                     "range", fn, (long long)p.q.og, (long long)p.q.p, (long long)p.q.k);
+  p.chunk = grad_chunk(&p);
+  mt_status st = mtw_cuda_blas_ready(s, fn);
+  if (st != MT_OK) return st;
+  return op == MTI_OP_CONV2D_INPUT_GRAD ? input_grad(s, &p, in, out) : weight_grad(s, &p, in, out);
+}

@@ -48,6 +48,37 @@ __global__ void __launch_bounds__(THREADS)
     y[i] = depthwise_output(g, xs, x, ws, w, bias, bias_stride, i);
 }
 
+template <class T>
+__global__ void __launch_bounds__(THREADS)
+    im2col_rows_kernel(mti_conv_geom g, strides4 xs, const T *x, int64_t n0, int64_t count,
+                       int64_t total, T *col) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t off;
+    col[i] = im2col_rows_source(g, xs, n0, count, i, &off) ? x[off] : convert<T>(0.0f);
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(THREADS)
+    dy_by_channel_kernel(mti_conv_geom g, strides4 ds, const T *dy, int64_t n0, int64_t count,
+                         int64_t total, T *dst) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dst[i] = dy[dy_by_channel_source(g, ds, n0, count, i)];
+}
+
+/* dx of a chunk (contiguous, from image n0's first element) from the
+ * columns' gradient in the accumulator type A. */
+template <class T>
+__global__ void __launch_bounds__(THREADS)
+    col2im_kernel(mti_conv_geom g, const typename acc_of<T>::type *col, int64_t count,
+                  int64_t total, T *dx) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dx[i] = convert<T>(col2im_sum(g, col, count, i));
+}
+
 /* index: max_pool2d's argmax output, NULL for the averages. */
 template <class T>
 __global__ void __launch_bounds__(THREADS)
@@ -145,4 +176,46 @@ extern "C" mt_status mtw_cuda_pool2d(const mtw_cuda_ctx *ctx, mti_op op, const m
                     (scalar_t *)out[0].data, index);
                 return mtw::launched(fn));
   return mti_error(MT_ERR_INTERNAL, "%s: cuda: dtype %d", fn, (int)in[0].dtype);
+}
+
+extern "C" mt_status mtw_cuda_conv_im2col_rows(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
+                                               const mti_view *x, int64_t n0, int64_t count,
+                                               void *col) {
+  int64_t total = count * g->c * g->kh * g->kw * g->oh * g->ow;
+  if (total <= 0) return MT_OK;
+  mtw::strides4 xs = mtw::strides4_of(*x, 0);
+  unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
+  CONV_DISPATCH(x->dtype,
+                mtw::im2col_rows_kernel<scalar_t><<<grid, mtw::THREADS, 0, ctx->stream>>>(
+                    *g, xs, (const scalar_t *)x->data, n0, count, total, (scalar_t *)col);
+                return mtw::launched("mt_conv2d_weight_grad"));
+  return mti_error(MT_ERR_INTERNAL, "mt_conv2d_weight_grad: cuda: dtype %d", (int)x->dtype);
+}
+
+extern "C" mt_status mtw_cuda_conv_dy_by_channel(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
+                                                 const mti_view *dy, int64_t n0, int64_t count,
+                                                 void *dst) {
+  int64_t total = count * g->o * g->oh * g->ow;
+  if (total <= 0) return MT_OK;
+  mtw::strides4 ds = mtw::strides4_of(*dy, 0);
+  unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
+  CONV_DISPATCH(dy->dtype,
+                mtw::dy_by_channel_kernel<scalar_t><<<grid, mtw::THREADS, 0, ctx->stream>>>(
+                    *g, ds, (const scalar_t *)dy->data, n0, count, total, (scalar_t *)dst);
+                return mtw::launched("mt_conv2d_grad"));
+  return mti_error(MT_ERR_INTERNAL, "mt_conv2d_grad: cuda: dtype %d", (int)dy->dtype);
+}
+
+extern "C" mt_status mtw_cuda_conv_col2im(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
+                                          const void *col, int64_t n0, int64_t count,
+                                          const mti_view *dx) {
+  int64_t image = g->c * g->h * g->w, total = count * image;
+  if (total <= 0) return MT_OK;
+  unsigned grid = mtw::grid_for(ctx, total, mtw::THREADS);
+  CONV_DISPATCH(dx->dtype,
+                typedef typename mtw::acc_of<scalar_t>::type acc_t;
+                mtw::col2im_kernel<scalar_t><<<grid, mtw::THREADS, 0, ctx->stream>>>(
+                    *g, (const acc_t *)col, count, total, (scalar_t *)dx->data + n0 * image);
+                return mtw::launched("mt_conv2d_input_grad"));
+  return mti_error(MT_ERR_INTERNAL, "mt_conv2d_input_grad: cuda: dtype %d", (int)dx->dtype);
 }

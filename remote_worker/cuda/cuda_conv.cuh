@@ -105,6 +105,53 @@ __host__ __device__ inline T depthwise_output(const mti_conv_geom &g, strides4 x
   return convert<T>(acc);
 }
 
+/* ---- the backward (CONV_GRAD): a chunk of count images laid out as rows
+ * [c kh kw][count P] (row c kh kw + tap holds that tap of channel c for
+ * every image's P = OH * OW outputs side by side), dy as [O][count P], so
+ * that cuBLAS does one product per group over every image. ---- */
+
+/* Element i of the backward's columns of images [n0, n0 + count): the
+ * forward's im2col_source of the same (image, row, pixel). */
+__host__ __device__ inline int im2col_rows_source(const mti_conv_geom &g, strides4 xs, int64_t n0,
+                                                  int64_t count, int64_t i, int64_t *offset) {
+  int64_t p = g.oh * g.ow, q = i % p, t = i / p;
+  int64_t n = t % count, row = t / count;
+  return im2col_source(g, xs, n0, (n * g.c * g.kh * g.kw + row) * p + q, offset);
+}
+
+/* The offset in dy (strides ds, [N, O, OH, OW]) of element i of dy by
+ * channel ([O][count P]) for images [n0, n0 + count). */
+__host__ __device__ inline int64_t dy_by_channel_source(const mti_conv_geom &g, strides4 ds,
+                                                        int64_t n0, int64_t count, int64_t i) {
+  int64_t p = g.oh * g.ow, q = i % p, t = i / p;
+  int64_t n = n0 + t % count, o = t / count;
+  return n * ds.n + o * ds.c + (q / g.ow) * ds.h + (q % g.ow) * ds.w;
+}
+
+/* Element i ([count][C][H][W]) of dx for a chunk of images, from the
+ * columns' gradient col ([c kh kw][count P]): the sum over the taps whose
+ * window reads that input pixel (a gather, so no two threads write one
+ * element). */
+template <class A>
+__host__ __device__ inline A col2im_sum(const mti_conv_geom &g, const A *col, int64_t count,
+                                        int64_t i) {
+  int64_t iw = i % g.w, t = i / g.w;
+  int64_t ih = t % g.h;
+  t /= g.h;
+  int64_t c = t % g.c, n = t / g.c, p = g.oh * g.ow, ld = count * p;
+  A acc = A(0);
+  for (int64_t ki = 0; ki < g.kh; ki++) {
+    int64_t y = ih + g.ph - ki * g.dh; /* = oh * sh for the output that reads it */
+    if (y < 0 || y % g.sh || y / g.sh >= g.oh) continue;
+    for (int64_t kj = 0; kj < g.kw; kj++) {
+      int64_t z = iw + g.pw - kj * g.dw;
+      if (z < 0 || z % g.sw || z / g.sw >= g.ow) continue;
+      acc += col[((c * g.kh + ki) * g.kw + kj) * ld + n * p + (y / g.sh) * g.ow + z / g.sw];
+    }
+  }
+  return acc;
+}
+
 /* Output i of a pool over planes [n, c] (channels per image): the max
  * (its flat H * W index to *index) or the average. */
 template <class T>

@@ -28,6 +28,19 @@ mt_status mtw_cuda_conv_bias_fill(const mtw_cuda_ctx *ctx, const mti_view *bias,
 mt_status mtw_cuda_conv_depthwise(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
                                   const mti_view *in, int has_bias, const mti_view *out);
 
+/* The backward's layouts (cuda_conv.cuh): the columns of images [n0, n0 +
+ * count) of x (any strides) as [C kh kw][count P] in x's dtype; dy (any
+ * strides) of those images as [O][count P] in its dtype; dx of those images
+ * (into the contiguous dx, from image n0) from the columns' gradient in
+ * the accumulator type (float, double for float64) laid out as the
+ * columns. */
+mt_status mtw_cuda_conv_im2col_rows(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
+                                    const mti_view *x, int64_t n0, int64_t count, void *col);
+mt_status mtw_cuda_conv_dy_by_channel(const mtw_cuda_ctx *ctx, const mti_conv_geom *g,
+                                      const mti_view *dy, int64_t n0, int64_t count, void *dst);
+mt_status mtw_cuda_conv_col2im(const mtw_cuda_ctx *ctx, const mti_conv_geom *g, const void *col,
+                               int64_t n0, int64_t count, const mti_view *dx);
+
 #ifdef __cplusplus
 }
 #endif

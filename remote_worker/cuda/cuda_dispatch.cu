@@ -81,6 +81,8 @@ extern "C" mt_status mtw_cuda_run_kernel(const mtw_cuda_ctx *ctx, mti_op op, con
   case MTI_KIND_BATCH_NORM_BACKWARD: return mtw_cuda_batch_norm_backward(ctx, in, at, out);
   case MTI_KIND_ROW_NORM_BACKWARD: return mtw_cuda_row_norm_backward(ctx, op, in, at, out);
   case MTI_KIND_CROSS_ENTROPY_BACKWARD: return mtw_cuda_cross_entropy_backward(ctx, in, at, out);
+  /* ---- convolution backward (issue 12) ---- */
+  case MTI_KIND_CONV_GRAD: return mtw_cuda_conv_grad(ctx, op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "cuda: %s: no kernel family", info->fn);
 }

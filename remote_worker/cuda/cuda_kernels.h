@@ -188,6 +188,14 @@ mt_status mtw_cuda_sgd_step(const mtw_cuda_ctx *ctx, const mti_view *in, const m
 mt_status mtw_cuda_adamw_step(const mtw_cuda_ctx *ctx, const mti_view *in, const mti_attrs *at,
                               const mti_view *out);
 
+/* ---- convolution backward (issue 12) ---- */
+
+/* CONV_GRAD (conv2d_input_grad: in dy, weight; conv2d_weight_grad: in dy,
+ * x): cuBLAS products over the backward's layouts and a col2im kernel
+ * (cuda_conv.c, cuda_conv.cu). */
+mt_status mtw_cuda_conv_grad(const mtw_cuda_ctx *ctx, mti_op op, const mti_view *in,
+                             const mti_attrs *at, const mti_view *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -168,6 +168,8 @@ mt_status mti_dim_of(const char *fn, const mt_tensor *a, int dim, int32_t *out) 
 #define WRAP_KIND_BATCH_NORM_BACKWARD(N, n, A)
 #define WRAP_KIND_ROW_NORM_BACKWARD(N, n, A)
 #define WRAP_KIND_CROSS_ENTROPY_BACKWARD(N, n, A)
+/* ---- convolution backward (issue 12): run by the autograd's grad_conv, src/autograd/rules_nn.c ---- */
+#define WRAP_KIND_CONV_GRAD(N, n, A)
 
 #define MT_OP(NAME, name, KIND, ARITY, NOUT, OPTIONAL, ATTRS, GRAD) WRAP_KIND_##KIND(NAME, name, ARITY)
 #include "core/ops.def"

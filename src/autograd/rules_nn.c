@@ -6,18 +6,18 @@
  * ops *_NORM_BACKWARD of core/ops.def, as the optimizers run theirs),
  * group_norm from its kept statistics, cross_entropy by one fused node
  * from its kept logsumexp, attention from its kept logsumexp (the
- * probabilities are exp(score - lse), no second softmax), and convolution
- * as products: the
- * input's patches (one strided view per kernel tap, stacked) against the
- * output gradient give the weight's gradient in one batched matmul, and
- * the weight against the output gradient gives the patches' gradient,
- * added back through the same views.
+ * probabilities are exp(score - lse), no second softmax). Convolution's
+ * gradients are two fused internal ops (CONV2D_INPUT_GRAD,
+ * CONV2D_WEIGHT_GRAD: a GEMM and a col2im, a GEMM over im2col), which every
+ * backend has, and which avg_pool2d's input gradient uses too (a depthwise
+ * conv with a constant kernel).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autograd/rules.h"
+#include "core/conv_rules.h"
 #include "core/dtype.h"
 
 #define X (c->in[0])
@@ -154,88 +154,36 @@ static const mt_tensor *as_2d(mti_grad_ctx *c, const mt_tensor *t, int spatial) 
   return spatial == 2 ? t : T(mt_unsqueeze(t, -2));
 }
 
-/* The view of xp [N, C, Hp, Wp] that kernel tap (i, j) reads for every
- * output position: [N, C, Ho, Wo]. */
-static mt_tensor *tap(mti_grad_ctx *c, const mt_tensor *xp, const conv_geom *k, int64_t i,
-                      int64_t j, int64_t ho, int64_t wo) {
-  int64_t r0 = i * k->dilation[0], c0 = j * k->dilation[1];
-  mt_tensor *rows = T(mt_slice(xp, 2, r0, r0 + k->stride[0] * (ho - 1) + 1, k->stride[0]));
-  return T(mt_slice(rows, 3, c0, c0 + k->stride[1] * (wo - 1) + 1, k->stride[1]));
-}
-
-/* dy [N, O, Ho, Wo] as [groups, O / groups, N * Ho * Wo]: the output
- * gradient with the batch folded into the positions. */
-static mt_tensor *dy_by_group(mti_grad_ctx *c, const mt_tensor *dy, int64_t g) {
-  int64_t n = mt_shape(dy, 0), og = mt_shape(dy, 1) / g, p = mt_shape(dy, 2) * mt_shape(dy, 3);
-  static const int group_first[4] = {1, 2, 0, 3};
-  mt_tensor *split = T(mt_reshape(dy, 4, (const int64_t[]){n, g, og, p}));
-  return T(mt_reshape(T(mt_permute(split, group_first)), 3, (const int64_t[]){g, og, n * p}));
-}
-
-/* d w of y = conv2d(x, w): with the input's patches as columns (one per
- * kernel tap, a strided view each, stacked), one batched product per group:
- * dW_g [Og, Cg kh kw] = dy_g [Og, N P] @ patches_g [N P, Cg kh kw]. */
-static mt_tensor *conv_weight_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *x,
-                                   const int64_t *w_shape, const conv_geom *k) {
-  int64_t n = mt_shape(x, 0), ch = mt_shape(x, 1), g = k->groups, cg = ch / g;
-  int64_t kh = w_shape[2], kw = w_shape[3], ho = mt_shape(dy, 2), wo = mt_shape(dy, 3);
-  int64_t taps = kh * kw, p = ho * wo, cols = cg * taps;
-  const int64_t pads[4] = {k->padding[1], k->padding[1], k->padding[0], k->padding[0]};
-  mt_tensor *xp = T(mt_pad(x, 4, pads, MT_PAD_CONSTANT, 0));
-  mt_tensor **views = calloc((size_t)taps, sizeof *views);
-  if (!views) return T(NULL);
-  for (int64_t t = 0; t < taps && xp; t++) views[t] = tap(c, xp, k, t / kw, t % kw, ho, wo);
-  mt_tensor *patches = xp ? T(mt_stack((int)taps, (const mt_tensor *const *)views, 2)) : NULL;
-  free(views);
-  /* [N, C, taps, Ho, Wo] -> [g, N P, Cg taps] */
-  static const int rows_last[4] = {1, 0, 3, 2};
-  mt_tensor *grouped = T(mt_reshape(patches, 4, (const int64_t[]){n, g, cols, p}));
-  mt_tensor *by_pos = T(mt_reshape(T(mt_permute(grouped, rows_last)), 3,
-                                   (const int64_t[]){g, n * p, cols}));
-  mt_tensor *dw = T(mt_matmul(dy_by_group(c, dy, g), by_pos)); /* [g, Og, Cg taps] */
-  return T(mt_reshape(dw, 4, w_shape));
-}
-
-/* d x of y = conv2d(x, w): the patches' gradient, one batched product per
- * group (d patches_g [Cg kh kw, N P] = w_g^T @ dy_g), added back through
- * the same tap views of a zero padded input, then the padding cut off. */
-static mt_tensor *conv_input_grad(mti_grad_ctx *c, const mt_tensor *dy, const mt_tensor *w,
-                                  const int64_t *x_shape, const conv_geom *k) {
-  int64_t o = mt_shape(w, 0), cg = mt_shape(w, 1), kh = mt_shape(w, 2), kw = mt_shape(w, 3);
-  int64_t g = k->groups, n = x_shape[0], ch = x_shape[1], taps = kh * kw;
-  int64_t ho = mt_shape(dy, 2), wo = mt_shape(dy, 3);
-  mt_tensor *wg = T(mt_reshape(w, 3, (const int64_t[]){g, o / g, cg * taps}));
-  mt_tensor *dcols = T(mt_matmul(T(mt_transpose(wg, 1, 2)), dy_by_group(c, dy, g)));
-  /* [g, Cg taps, N Ho Wo] -> [N, C, taps, Ho, Wo] */
-  static const int batch_first[6] = {3, 0, 1, 2, 4, 5};
-  mt_tensor *split = T(mt_reshape(dcols, 6, (const int64_t[]){g, cg, taps, n, ho, wo}));
-  mt_tensor *per_tap = T(mt_reshape(T(mt_permute(split, batch_first)), 5,
-                                    (const int64_t[]){n, ch, taps, ho, wo}));
-  int64_t hp = x_shape[2] + 2 * k->padding[0], wp = x_shape[3] + 2 * k->padding[1];
-  mti_meta padded = {.dtype = mt_tensor_dtype(dy), .ndim = 4, .shape = {n, ch, hp, wp}};
-  mt_tensor *dxp = mti_grad_zeros(c, &padded);
-  for (int64_t t = 0; t < taps && dxp && per_tap; t++) {
-    mt_tensor *view = tap(c, dxp, k, t / kw, t % kw, ho, wo);
-    mt_tensor *part = T(mt_squeeze(T(mt_slice(per_tap, 2, t, t + 1, 1)), 2));
-    mt_tensor *sum = T(mt_add(view, part)); /* taps overlap: add, then write back */
-    if (sum && mt_copy_(view, sum)) T(NULL);
-  }
-  mt_tensor *rows = T(mt_slice(dxp, 2, k->padding[0], k->padding[0] + x_shape[2], 1));
-  return T(mt_slice(rows, 3, k->padding[1], k->padding[1] + x_shape[3], 1));
+/* A CONV_GRAD node of geometry k, the extents e0, e1 last (x's H, W for
+ * the input's gradient, the kernel's for the weight's), on dy and the
+ * weight or x, all in their conv2d form. */
+static mt_tensor *conv_grad_op(mti_grad_ctx *c, mti_op op, const conv_geom *k,
+                               const mt_tensor *dy, const mt_tensor *other, int64_t e0,
+                               int64_t e1) {
+  const int64_t ints[MTI_CONV_GRAD_N_INTS] = {k->stride[0],   k->stride[1],   k->padding[0],
+                                              k->padding[1],  k->dilation[0], k->dilation[1],
+                                              k->groups,      e0,             e1};
+  mti_attrs at = {0};
+  at.n_ints = MTI_CONV_GRAD_N_INTS;
+  memcpy(at.ints, ints, sizeof ints);
+  const mt_tensor *in[2] = {dy, other};
+  return dy && other ? mti_grad_run(c, op, 2, in, &at) : T(NULL);
 }
 
 mt_status grad_conv(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) {
   conv_geom k = conv_geom_of(c);
-  const mt_tensor *x = as_2d(c, X, k.spatial), *w = as_2d(c, c->in[1], k.spatial);
+  const mti_meta *xm = &c->in_meta[0], *wm = &c->in_meta[1];
   const mt_tensor *dy = as_2d(c, g, k.spatial);
-  if (mti_grad_needed(c, 0) && x && w && dy) {
-    int64_t shape[4] = {mt_shape(x, 0), mt_shape(x, 1), mt_shape(x, 2), mt_shape(x, 3)};
-    mt_tensor *dx = conv_input_grad(c, dy, w, shape, &k);
+  if (mti_grad_needed(c, 0)) {
+    const mt_tensor *w = as_2d(c, c->in[1], k.spatial);
+    int64_t h = k.spatial == 2 ? xm->shape[2] : 1, wd = xm->shape[xm->ndim - 1];
+    mt_tensor *dx = conv_grad_op(c, MTI_OP_CONV2D_INPUT_GRAD, &k, dy, w, h, wd);
     gin[0] = k.spatial == 2 || !dx ? dx : T(mt_squeeze(dx, -2));
   }
-  if (mti_grad_needed(c, 1) && x && w && dy) {
-    int64_t shape[4] = {mt_shape(w, 0), mt_shape(w, 1), mt_shape(w, 2), mt_shape(w, 3)};
-    mt_tensor *dw = conv_weight_grad(c, dy, x, shape, &k);
+  if (mti_grad_needed(c, 1)) {
+    const mt_tensor *x = as_2d(c, X, k.spatial);
+    int64_t kh = k.spatial == 2 ? wm->shape[2] : 1, kw = wm->shape[wm->ndim - 1];
+    mt_tensor *dw = conv_grad_op(c, MTI_OP_CONV2D_WEIGHT_GRAD, &k, dy, x, kh, kw);
     gin[1] = k.spatial == 2 || !dw ? dw : T(mt_squeeze(dw, -2));
   }
   if (mti_grad_needed(c, 2)) gin[2] = sum_but_channel(c, g);
@@ -277,9 +225,8 @@ mt_status grad_avg_pool2d(mti_grad_ctx *c, const mt_tensor *g, mt_tensor **gin) 
   mt_tensor *w = T(mt_full(4, (const int64_t[]){ch, 1, v[0], v[1]}, 1.0 / (double)(v[0] * v[1]),
                            mt_tensor_dtype(g), c->device));
   const mt_tensor *dy = batched(c, g, m->ndim);
-  int64_t shape[4] = {m->ndim == 4 ? m->shape[0] : 1, ch, m->shape[m->ndim - 2],
-                      m->shape[m->ndim - 1]};
-  mt_tensor *dx = dy && w ? conv_input_grad(c, dy, w, shape, &k) : NULL;
+  mt_tensor *dx = conv_grad_op(c, MTI_OP_CONV2D_INPUT_GRAD, &k, dy, w, m->shape[m->ndim - 2],
+                               m->shape[m->ndim - 1]);
   gin[0] = m->ndim == 4 || !dx ? dx : T(mt_squeeze(dx, 0));
   return mti_grad_status(c);
 }

@@ -87,6 +87,29 @@ static inline void mti_conv_geom_of(mti_op op, const int64_t *x_shape, const int
   g->ow = mti_window_out(g->w, g->kw, g->sw, g->pw, g->dw);
 }
 
+/* The conv backward ops (CONV_GRAD) carry conv2d's 7 ints and two extents:
+ * x's [H, W] (CONV2D_INPUT_GRAD) or the weight's [kh, kw] (CONV2D_WEIGHT_GRAD). */
+#define MTI_CONV_GRAD_N_INTS 9
+
+/* The forward geometry of a CONV_GRAD node from dy's shape, its second
+ * input's (the weight, or x) and its ints (already validated by mti_infer). */
+static inline void mti_conv_grad_geom_of(mti_op op, const int64_t *dy_shape,
+                                         const int64_t *other_shape, const int64_t *ints,
+                                         mti_conv_geom *g) {
+  g->n = dy_shape[0], g->o = dy_shape[1];
+  g->sh = ints[0], g->sw = ints[1], g->ph = ints[2], g->pw = ints[3];
+  g->dh = ints[4], g->dw = ints[5], g->groups = ints[6];
+  if (op == MTI_OP_CONV2D_INPUT_GRAD) {
+    g->c = other_shape[1] * g->groups, g->kh = other_shape[2], g->kw = other_shape[3];
+    g->h = ints[7], g->w = ints[8];
+  } else {
+    g->c = other_shape[1], g->h = other_shape[2], g->w = other_shape[3];
+    g->kh = ints[7], g->kw = ints[8];
+  }
+  g->oh = mti_window_out(g->h, g->kh, g->sh, g->ph, g->dh);
+  g->ow = mti_window_out(g->w, g->kw, g->sw, g->pw, g->dw);
+}
+
 /* A pool's geometry: planes (the product of the dims before H, W), the
  * window and its output extents. */
 typedef struct mti_pool_geom {

@@ -123,6 +123,9 @@ uint64_t mti_op_work(mti_op op, int n, const mti_meta *in, const mti_meta *out) 
     work = add_saturating(work, contraction_work(&in[0], &out[0]));
   if (info->kind == MTI_KIND_CONV && n >= 2)
     work = add_saturating(work, conv_work(&in[1], &out[0]));
+  if (info->kind == MTI_KIND_CONV_GRAD && n >= 2) /* the forward's multiply-adds */
+    work = add_saturating(work, op == MTI_OP_CONV2D_INPUT_GRAD ? conv_work(&in[1], &in[0])
+                                                               : conv_work(&out[0], &in[0]));
   return work;
 }
 
@@ -1030,6 +1033,86 @@ static mt_status infer_conv(const infer_ctx *c, mti_op op, const mti_meta *in,
   return MT_OK;
 }
 
+/* The conv2d attributes of a CONV_GRAD node and its two extents (x's H, W
+ * or the weight's kh, kw), each >= 1. */
+static mt_status check_conv_grad_ints(const infer_ctx *c, mti_op op, const mti_attrs *at) {
+  mt_status s = check_n_ints(c, "stride, padding, dilation, groups, extents", at,
+                             MTI_CONV_GRAD_N_INTS);
+  const char *extent = op == MTI_OP_CONV2D_INPUT_GRAD ? "input size" : "kernel size";
+  for (int d = 0; d < 2 && !s; d++) {
+    if ((s = check_int_range(c, "stride", at->ints[d], 1))) break;
+    if ((s = check_int_range(c, "padding", at->ints[2 + d], 0))) break;
+    if ((s = check_int_range(c, "dilation", at->ints[4 + d], 1))) break;
+    s = check_int_range(c, extent, at->ints[7 + d], 1);
+  }
+  if (!s) s = check_int_range(c, "groups", at->ints[6], 1);
+  return s;
+}
+
+/* dy [N, O, OH, OW] and the other operand (weight or x), 4-d, one floating dtype. */
+static mt_status check_conv_grad_operands(const infer_ctx *c, const char *other,
+                                          const mti_meta *in, int64_t groups) {
+  mt_status s = check_float_input(c, "grad_output", &in[0]);
+  if (s) return s;
+  if (in[1].dtype != in[0].dtype)
+    return mti_error(MT_ERR_DTYPE, "%s: %s: dtype %s, expected grad_output's %s", c->fn, other,
+                     mt_dtype_name(in[1].dtype), mt_dtype_name(in[0].dtype));
+  if (in[0].ndim != 4 || in[1].ndim != 4)
+    return mti_error(MT_ERR_SHAPE, "%s: grad_output and %s must be 4-d, got %d-d and %d-d",
+                     c->fn, other, in[0].ndim, in[1].ndim);
+  if (in[0].shape[1] % groups)
+    return mti_error(MT_ERR_SHAPE, "%s: grad_output: %lld channels, expected a multiple of "
+                     "groups (%lld)", c->fn, (long long)in[0].shape[1], (long long)groups);
+  return MT_OK;
+}
+
+/* dy's spatial extents must be the forward's output for the geometry. */
+static mt_status check_conv_grad_extents(const infer_ctx *c, const mti_attrs *at,
+                                         const int64_t *in_hw, const int64_t *k_hw,
+                                         const mti_meta *dy) {
+  for (int d = 0; d < 2; d++) {
+    int64_t o = 0;
+    mt_status s = window_out(c, in_hw[d], k_hw[d], at->ints[d], at->ints[2 + d],
+                             at->ints[4 + d], &o);
+    if (s) return s;
+    if (o != dy->shape[2 + d])
+      return mti_error(MT_ERR_SHAPE, "%s: grad_output: spatial dim %d is %lld, the forward's "
+                       "output has %lld", c->fn, d, (long long)dy->shape[2 + d], (long long)o);
+  }
+  return MT_OK;
+}
+
+static mt_status infer_conv_grad(const infer_ctx *c, mti_op op, const mti_meta *in,
+                                 const mti_attrs *at, mti_meta *out) {
+  int input_grad = op == MTI_OP_CONV2D_INPUT_GRAD;
+  const char *other = input_grad ? "weight" : "x";
+  mt_status s = check_conv_grad_ints(c, op, at);
+  if (s || (s = check_conv_grad_operands(c, other, in, at->ints[6]))) return s;
+  const mti_meta *dy = &in[0], *b = &in[1];
+  int64_t groups = at->ints[6];
+  if (input_grad) {
+    if (b->shape[0] != dy->shape[1] || b->shape[1] < 1 || b->shape[1] > INT64_MAX / groups ||
+        b->shape[2] < 1 || b->shape[3] < 1)
+      return mti_error(MT_ERR_SHAPE, "%s: weight: shape [%lld, %lld, ...], expected "
+                       "[grad_output's %lld channels, C / groups >= 1, kh >= 1, kw >= 1]", c->fn,
+                       (long long)b->shape[0], (long long)b->shape[1],
+                       (long long)dy->shape[1]);
+    if ((s = check_conv_grad_extents(c, at, &at->ints[7], &b->shape[2], dy))) return s;
+    set_out(out, dy->dtype, 4, (const int64_t[]){dy->shape[0], b->shape[1] * groups,
+                                                 at->ints[7], at->ints[8]});
+    return MT_OK;
+  }
+  if (b->shape[0] != dy->shape[0] || b->shape[1] < 1 || b->shape[1] % groups)
+    return mti_error(MT_ERR_SHAPE, "%s: x: shape [%lld, %lld, ...], expected [grad_output's "
+                     "%lld images, a positive multiple of groups (%lld), ...]", c->fn,
+                     (long long)b->shape[0], (long long)b->shape[1], (long long)dy->shape[0],
+                     (long long)groups);
+  if ((s = check_conv_grad_extents(c, at, &b->shape[2], &at->ints[7], dy))) return s;
+  set_out(out, dy->dtype, 4, (const int64_t[]){dy->shape[1], b->shape[1] / groups, at->ints[7],
+                                               at->ints[8]});
+  return MT_OK;
+}
+
 /* 3-d [C, H, W] or 4-d [N, C, H, W] floating input, every dim but N non-empty. */
 static mt_status check_pool_input(const infer_ctx *c, const mti_meta *a) {
   mt_status s = check_float_input(c, "x", a);
@@ -1478,6 +1561,8 @@ static mt_status infer_kind(const infer_ctx *c, mti_op op, mti_op_kind kind, int
   case MTI_KIND_BATCH_NORM_BACKWARD: return infer_batch_norm_backward(c, in, at, out);
   case MTI_KIND_ROW_NORM_BACKWARD: return infer_row_norm_backward(c, op, in, at, out);
   case MTI_KIND_CROSS_ENTROPY_BACKWARD: return infer_cross_entropy_backward(c, in, at, out);
+  /* ---- convolution backward (issue 12) ---- */
+  case MTI_KIND_CONV_GRAD: return infer_conv_grad(c, op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "%s: kind %d has no inference rule", c->fn, (int)kind);
 }

@@ -141,6 +141,8 @@ mt_status mti_cpu_run(mti_op op, const mti_view *in, int n, const mti_attrs *at,
   case MTI_KIND_BATCH_NORM_BACKWARD: return mti_cpu_batch_norm_backward(in, at, out);
   case MTI_KIND_ROW_NORM_BACKWARD: return mti_cpu_row_norm_backward(op, in, at, out);
   case MTI_KIND_CROSS_ENTROPY_BACKWARD: return mti_cpu_cross_entropy_backward(in, at, out);
+  /* ---- convolution backward (issue 12) ---- */
+  case MTI_KIND_CONV_GRAD: return mti_cpu_conv_grad(op, in, at, out);
   }
   return mti_error(MT_ERR_INTERNAL, "mti_cpu_run: %s: no kernel family", info->name);
 }

@@ -112,6 +112,12 @@ mt_status mti_cpu_attention(const mti_view *in, const mti_attrs *at, const mti_v
  * the new param, then the new state. */
 mt_status mti_cpu_sgd_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
 mt_status mti_cpu_adamw_step(const mti_view *in, const mti_attrs *at, const mti_view *out);
+/* ---- convolution backward (issue 12) ---- */
+
+/* CONV_GRAD (conv.c): CONV2D_INPUT_GRAD (in dy, weight) or
+ * CONV2D_WEIGHT_GRAD (in dy, x), any strides, as mti_infer admitted them. */
+mt_status mti_cpu_conv_grad(mti_op op, const mti_view *in, const mti_attrs *at,
+                            const mti_view *out);
 
 /* ---- fused norm backwards (issue 12, norm.c) ---- */
 

@@ -9,7 +9,8 @@
  * p], the product cuBLAS is asked for; depthwise_output and pool_output
  * (the kernels' bodies) run element by element. Every result must equal
  * the cpu backend's (mti_cpu_run) on the same float64 inputs, some of them
- * strided views.
+ * strided views. The backward (CONV_GRAD) is simulated the same way from
+ * its layouts (dy by channel, columns [C kh kw][count P], col2im_sum).
  */
 #include <math.h>
 #include <stdint.h>
@@ -117,6 +118,81 @@ static void check_conv(const conv_case &k) {
           (long long)i, cpu[i], sim[i]);
 }
 
+/* The cpu's CONV_GRAD op (op) on dy and other (the weight or x), float64. */
+static std::vector<double> cpu_conv_grad(mti_op op, const mti_view *in, const mti_attrs &at) {
+  mti_meta metas[2], out_meta;
+  for (int i = 0; i < 2; i++) {
+    metas[i].dtype = MT_FLOAT64;
+    metas[i].ndim = in[i].ndim;
+    memcpy(metas[i].shape, in[i].shape, sizeof metas[i].shape);
+  }
+  CHECK(mti_infer(op, 2, metas, &at, &out_meta) == MT_OK, "infer: %s", mt_last_error());
+  std::vector<double> cpu(mti_shape_numel(out_meta.ndim, out_meta.shape));
+  mti_view out = view_of(cpu.data(), out_meta.ndim, out_meta.shape);
+  CHECK(mti_cpu_run(op, in, 2, &at, &out) == MT_OK, "cpu: %s", mt_last_error());
+  return cpu;
+}
+
+/* The backward as cuda_conv.c computes it, in chunks of `chunk` images:
+ * dy by channel (dy_by_channel_source), the columns (im2col_rows_source),
+ * the products cuBLAS is asked for, and col2im_sum; both gradients must
+ * equal the cpu backend's. */
+static void check_conv_grad(const conv_case &k, int64_t chunk) {
+  int64_t xs[4] = {k.n, k.c, k.h, k.w}, ws[4] = {k.o, k.c / k.ints[6], k.kh, k.kw};
+  mti_conv_geom g;
+  mti_conv_geom_of(MTI_OP_CONV2D, xs, ws, k.ints, &g);
+  int64_t ys[4] = {k.n, k.o, g.oh, g.ow};
+  std::vector<double> xv = ramp(k.n * k.c * k.h * k.w, 0.37);
+  std::vector<double> wv = ramp(ws[0] * ws[1] * k.kh * k.kw, 0.61);
+  std::vector<double> dyv = ramp(k.n * k.o * g.oh * g.ow, 0.23);
+  mti_view dy = view_of(dyv.data(), 4, ys), x = view_of(xv.data(), 4, xs);
+  mti_view w = view_of(wv.data(), 4, ws);
+  if (k.transposed) x.strides[2] = 1, x.strides[3] = k.h; /* the buffer holds [n, c, w, h] */
+  mti_attrs at;
+  memset(&at, 0, sizeof at);
+  at.n_ints = MTI_CONV_GRAD_N_INTS;
+  for (int i = 0; i < 7; i++) at.ints[i] = k.ints[i];
+  at.ints[7] = k.h, at.ints[8] = k.w;
+  mti_view in_dx[2] = {dy, w};
+  std::vector<double> dx_cpu = cpu_conv_grad(MTI_OP_CONV2D_INPUT_GRAD, in_dx, at);
+  at.ints[7] = k.kh, at.ints[8] = k.kw;
+  mti_view in_dw[2] = {dy, x};
+  std::vector<double> dw_cpu = cpu_conv_grad(MTI_OP_CONV2D_WEIGHT_GRAD, in_dw, at);
+
+  int64_t og = g.o / g.groups, kk = (g.c / g.groups) * g.kh * g.kw, p = g.oh * g.ow;
+  int64_t rows = g.c * g.kh * g.kw, image = g.c * g.h * g.w;
+  std::vector<double> dx(dx_cpu.size()), dw(dw_cpu.size(), 0.0);
+  strides4 sx = strides4_of(x, 0), sd = strides4_of(dy, 0);
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    int64_t count = g.n - n0 < chunk ? g.n - n0 : chunk, np = count * p;
+    std::vector<double> dy_t(g.o * np), col(rows * np), dcol(rows * np, 0.0);
+    for (int64_t i = 0; i < g.o * np; i++)
+      dy_t[i] = dyv[dy_by_channel_source(g, sd, n0, count, i)];
+    for (int64_t i = 0; i < rows * np; i++) {
+      int64_t off;
+      col[i] = im2col_rows_source(g, sx, n0, count, i, &off) ? xv[off] : 0.0;
+    }
+    for (int64_t grp = 0; grp < g.groups; grp++)
+      for (int64_t o = 0; o < og; o++)
+        for (int64_t t = 0; t < kk; t++)
+          for (int64_t q = 0; q < np; q++) {
+            int64_t oc = grp * og + o, r = grp * kk + t;
+            dw[oc * kk + t] += dy_t[oc * np + q] * col[r * np + q];
+            dcol[r * np + q] += wv[oc * kk + t] * dy_t[oc * np + q];
+          }
+    for (int64_t i = 0; i < count * image; i++)
+      dx[n0 * image + i] = col2im_sum(g, dcol.data(), count, i);
+  }
+  for (size_t i = 0; i < dx.size(); i++)
+    CHECK(fabs(dx[i] - dx_cpu[i]) <= 1e-9 * (1 + fabs(dx_cpu[i])), "input grad n%lld c%lld "
+          "chunk %lld: element %zu cpu %g cuda %g", (long long)k.n, (long long)k.c,
+          (long long)chunk, i, dx_cpu[i], dx[i]);
+  for (size_t i = 0; i < dw.size(); i++)
+    CHECK(fabs(dw[i] - dw_cpu[i]) <= 1e-9 * (1 + fabs(dw_cpu[i])), "weight grad n%lld c%lld "
+          "chunk %lld: element %zu cpu %g cuda %g", (long long)k.n, (long long)k.c,
+          (long long)chunk, i, dw_cpu[i], dw[i]);
+}
+
 /* The windows of im2col_source against the definition, element by element. */
 static void check_im2col_layout(void) {
   mti_conv_geom g = {2, 3, 5, 4, 2, 2, 3, 1, 2, 1, 1, 2, 1, 2, 0, 0};
@@ -193,6 +269,9 @@ int main(void) {
       {MTI_OP_CONV1D, 2, 3, 1, 8, 6, 1, 3, {1, 1, 1, 3}, 0, 0},            /* depthwise 1-d */
   };
   for (const conv_case &k : convs) check_conv(k);
+  for (const conv_case &k : convs)
+    if (k.op == MTI_OP_CONV2D)
+      for (int64_t chunk = 1; chunk <= k.n; chunk++) check_conv_grad(k, chunk);
   static const int64_t s4[4] = {2, 3, 7, 6}, s3[3] = {3, 5, 8};
   static const int64_t windows[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 1, 1, 1}, {3, 2, 1, 3, 1, 0}};
   for (int t = 0; t < 2; t++)

@@ -805,6 +805,7 @@ typedef struct op_case {
 #include "conformance_attention.inc" /* neural-network ops: attention (0.2) */
 #include "conformance_optim.inc" /* optimizer updates (issue 12) */
 #include "conformance_norm_backward.inc" /* fused norm backwards (issue 12) */
+#include "conformance_conv_grad.inc" /* convolution backward (issue 12) */
 
 static const op_case cases[] = {
     {MTI_OP_FULL, case_full},
@@ -874,6 +875,7 @@ static const op_case cases[] = {
     CONFORMANCE_ATTENTION_CASES
     CONFORMANCE_OPTIM_CASES
     CONFORMANCE_NORM_BACKWARD_CASES
+    CONFORMANCE_CONV_GRAD_CASES
 };
 
 /* Every op of ops.def, by its enum value. */
