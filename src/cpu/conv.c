@@ -8,8 +8,9 @@
  *   - 1x1 kernel, stride 1, no padding: col is the input itself (no copy),
  *     one GEMM per image and group, the bias written into out first and
  *     the GEMM adding to it (beta = 1);
- *   - one input channel per group (depthwise): a direct loop per output
- *     plane, since its GEMM would have K = kh * kw and one row;
+ *   - one input channel per group in several groups (depthwise): a direct
+ *     loop per output plane, since its GEMM would have K = kh * kw and one
+ *     row per group;
  *   - otherwise im2col for a chunk of images at a time, the chunk bounded
  *     by CONV_WORKSPACE bytes (one image at least), so a big batch does
  *     not allocate batch x col bytes.
@@ -138,14 +139,68 @@ IM2COL_ROW(float)
 IM2COL_ROW(double)
 #undef IM2COL_ROW
 
+/* Planes up to this many bytes, zero padded, fit a stack buffer: their taps
+ * are then plain strided copies, without the window bounds per row (which
+ * cost more than the copies on 8x8 images). */
+#define PADDED_PLANE_BYTES 32768
+
+/* GCC turns short copy loops into memcpy calls, which cost more than
+ * copying 8 elements. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define INLINE_COPIES
+#endif
+
+/* All kh * kw rows of one input plane, from its zero padded copy in pad;
+ * tap t's row at dst + t * tap_stride. */
+#define IM2COL_PLANE(T)                                                                     \
+  INLINE_COPIES static void im2col_plane_##T(const mti_conv_geom *g, const T *plane, T *pad, T *dst,      \
+                               int64_t tap_stride) {                                        \
+    int64_t wp = g->w + 2 * g->pw, hp = g->h + 2 * g->ph;                                   \
+    for (int64_t i = 0; i < hp * wp; i++) pad[i] = 0;                                       \
+    for (int64_t h = 0; h < g->h; h++)                                                      \
+      for (int64_t w = 0; w < g->w; w++) pad[(h + g->ph) * wp + g->pw + w] = plane[h * g->w + w]; \
+    for (int64_t ki = 0; ki < g->kh; ki++)                                                  \
+      for (int64_t kj = 0; kj < g->kw; kj++, dst += tap_stride)                             \
+        for (int64_t oh = 0; oh < g->oh; oh++) {                                            \
+          const T *src = pad + (oh * g->sh + ki * g->dh) * wp + kj * g->dw;                 \
+          T *row = dst + oh * g->ow;                                                        \
+          if (g->sw == 1)                                                                   \
+            for (int64_t ow = 0; ow < g->ow; ow++) row[ow] = src[ow];                       \
+          else                                                                              \
+            for (int64_t ow = 0; ow < g->ow; ow++) row[ow] = src[ow * g->sw];               \
+        }                                                                                   \
+  }
+IM2COL_PLANE(float)
+IM2COL_PLANE(double)
+#undef IM2COL_PLANE
+#undef INLINE_COPIES
+
 /* Columns of images [n0, n0 + count) as [groups][K][count P]: row (c,
  * tap) (c over all groups, so group g's K rows start at row g K) holds
- * that tap for every pixel of every image, image n at n P; rows in
- * parallel. */
+ * that tap for every pixel of every image, image n at n P. Small planes go
+ * through a padded copy, one plane per task; larger ones row by row. */
 static void im2col(const conv_problem *q, int64_t n0, int64_t count, char *col) {
   const mti_conv_geom *g = &q->g;
   int64_t khw = g->kh * g->kw, rows = count * g->c * khw, es = (int64_t)q->es;
   int nt = mti_cpu_threads_for(rows * q->p, CONV_MIN_PER_THREAD);
+  int64_t padded = (g->h + 2 * g->ph) * (g->w + 2 * g->pw) * es;
+  if (padded <= PADDED_PLANE_BYTES) {
+    int64_t planes = count * g->c, tap_stride = count * q->p;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t t = 0; t < planes; t++) {
+      _Alignas(64) char pad[PADDED_PLANE_BYTES];
+      int64_t n = t / g->c, c = t % g->c;
+      const char *src = q->x + (n0 * g->c + t) * g->h * g->w * es;
+      char *dst = col + (c * khw * count + n) * q->p * es;
+      if (q->ct == MT_FLOAT32)
+        im2col_plane_float(g, (const float *)src, (float *)pad, (float *)dst, tap_stride);
+      else
+        im2col_plane_double(g, (const double *)src, (double *)pad, (double *)dst, tap_stride);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; r++) {
     int64_t tap = r % khw, plane = r / khw; /* plane: image n0 + plane / C, channel plane % C */
@@ -285,7 +340,10 @@ static mt_status conv_compute(conv_problem *q) {
   const mti_conv_geom *g = &q->g;
   int pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
                   g->pw == 0;
-  if (q->cg > 1 && !pointwise) return run_im2col(q);
+  /* one channel per group takes the direct loop only when there are
+   * several groups: a single one (a 1-channel input) is one GEMM over the
+   * chunk's images, with K = kh * kw (5x faster on [64, 1, 8, 8]) */
+  if ((q->cg > 1 || g->groups == 1) && !pointwise) return run_im2col(q);
   if (q->bias) fill_bias(q);
   if (q->cg == 1) {
     run_depthwise(q);
