@@ -14,15 +14,7 @@
 #include <stdlib.h>
 
 #include "api/tensor_impl.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "core/poison.h"
 
 /* Blocks kept per class and thread: the temporaries of a small model step;
  * at most 64 * 4 KiB per thread in the largest class. */
@@ -70,7 +62,7 @@ static void release_lists(void *p) {
   for (int c = 0; c < MTI_POOL_CLASS_COUNT; c++) {
     while (l->head[c]) {
       void *next = *(void **)l->head[c];
-      UNPOISON(l->head[c], block_bytes((mti_pool_class)c));
+      MTI_UNPOISON(l->head[c], block_bytes((mti_pool_class)c));
       free(l->head[c]);
       l->head[c] = next;
     }
@@ -98,7 +90,7 @@ void *mti_pool_get(mti_pool_class c) {
   if (!b) return aligned_alloc(MTI_POOL_ALIGN, block_bytes(c));
   lists.head[c] = *(void **)b;
   lists.count[c]--;
-  UNPOISON(b, block_bytes(c));
+  MTI_UNPOISON(b, block_bytes(c));
   return b;
 }
 
@@ -111,5 +103,5 @@ void mti_pool_put(mti_pool_class c, void *block) {
   *(void **)block = lists.head[c];
   lists.head[c] = block;
   lists.count[c]++;
-  POISON((char *)block + sizeof(void *), block_bytes(c) - sizeof(void *));
+  MTI_POISON((char *)block + sizeof(void *), block_bytes(c) - sizeof(void *));
 }

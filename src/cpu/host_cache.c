@@ -11,14 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "core/poison.h"
 
 #define MIN_SHIFT 12 /* 4 KiB: smaller storages come from api/pool.h */
 #define MAX_SHIFT 26 /* 64 MiB: the largest cached class */
@@ -91,7 +84,7 @@ void *mti_host_alloc(size_t nbytes) {
   pthread_mutex_lock(&lock);
   void *b = heads[c];
   if (b) {
-    UNPOISON(b, capacity);
+    MTI_UNPOISON(b, capacity);
     heads[c] = *(void **)b;
     cached_bytes -= capacity;
   }
@@ -111,7 +104,7 @@ void mti_host_free(void *data, size_t nbytes) {
       heads[c] = data;
       cached_bytes += capacity;
       kept = 1;
-      POISON((char *)data + sizeof(void *), capacity - sizeof(void *));
+      MTI_POISON((char *)data + sizeof(void *), capacity - sizeof(void *));
     }
     pthread_mutex_unlock(&lock);
   }
