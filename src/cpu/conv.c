@@ -355,21 +355,28 @@ static mt_status conv_compute(conv_problem *q) {
   return MT_OK;
 }
 
+/* q's counts from its geometry and out's dtype (the compute dtype);
+ * MT_ERR_UNSUPPORTED when a chunk's GEMM passes BLAS's int range. */
+static mt_status problem_init(conv_problem *q, mti_op op, const mti_view *out) {
+  q->fn = mti_op_get((int)op)->fn;
+  q->ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
+  q->es = mt_dtype_size(q->ct);
+  q->cg = q->g.c / q->g.groups, q->og = q->g.o / q->g.groups;
+  q->k = q->cg * q->g.kh * q->g.kw, q->p = q->g.oh * q->g.ow;
+  int64_t np = chunk_images(q) * q->p;
+  if (q->og > BLAS_DIM_MAX || np > BLAS_DIM_MAX || q->k > BLAS_DIM_MAX)
+    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
+                     q->fn, (long long)q->og, (long long)np, (long long)q->k);
+  return MT_OK;
+}
+
 mt_status mti_cpu_conv(mti_op op, const mti_view *in, const mti_attrs *at, const mti_view *out) {
   int64_t out_numel = mti_shape_numel(out->ndim, out->shape);
   if (out_numel == 0) return MT_OK;
   conv_problem q;
   memset(&q, 0, sizeof q);
-  q.fn = mti_op_get((int)op)->fn;
   mti_conv_geom_of(op, in[0].shape, in[1].shape, at->ints, &q.g);
-  q.ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
-  q.es = mt_dtype_size(q.ct);
-  q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
-  q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
-  int64_t np = chunk_images(&q) * q.p;
-  if (q.og > BLAS_DIM_MAX || np > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX)
-    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
-                     q.fn, (long long)q.og, (long long)np, (long long)q.k);
+  if (problem_init(&q, op, out)) return mt_last_status();
   /* x, weight, bias in ct and contiguous (their own memory when they are), out's room */
   mti_rows rows[4];
   memset(rows, 0, sizeof rows);
@@ -492,16 +499,8 @@ mt_status mti_cpu_conv_grad(mti_op op, const mti_view *in, const mti_attrs *at,
   int input_grad = op == MTI_OP_CONV2D_INPUT_GRAD;
   conv_problem q;
   memset(&q, 0, sizeof q);
-  q.fn = mti_op_get((int)op)->fn;
   mti_conv_grad_geom_of(op, in[0].shape, in[1].shape, at->ints, &q.g);
-  q.ct = out->dtype == MT_FLOAT64 ? MT_FLOAT64 : MT_FLOAT32;
-  q.es = mt_dtype_size(q.ct);
-  q.cg = q.g.c / q.g.groups, q.og = q.g.o / q.g.groups;
-  q.k = q.cg * q.g.kh * q.g.kw, q.p = q.g.oh * q.g.ow;
-  int64_t np = chunk_images(&q) * q.p;
-  if (q.og > BLAS_DIM_MAX || q.k > BLAS_DIM_MAX || np > BLAS_DIM_MAX)
-    return mti_error(MT_ERR_UNSUPPORTED, "%s: a GEMM of %lld x %lld x %lld passes BLAS's range",
-                     q.fn, (long long)q.og, (long long)np, (long long)q.k);
+  if (problem_init(&q, op, out)) return mt_last_status();
   /* dy, the weight or x in ct and contiguous (their own memory when they are), out's room */
   mti_rows rows[3];
   memset(rows, 0, sizeof rows);
