@@ -223,6 +223,30 @@ def test_topk_like_torch(dtype, device):
         t.topk(1, dim=2)
 
 
+@needs_torch
+@pytest.mark.parametrize("dtype", ["float32", "int64", "bfloat16"])
+@pytest.mark.parametrize("shape", [(3, 1000), (1, 40000)])
+def test_topk_long_rows_like_a_stable_sort(dtype, shape, device):
+    # Rows past the kernel's first part (16384 keys) take its streaming path;
+    # few distinct values make many ties at the k-th place, and NaN ranks
+    # largest.
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.integers(0, 40, size=shape).astype(np.float32)
+    if dtype != "int64":
+        x[rng.random(shape) < 0.01] = np.nan
+    x = x.astype(np.int64) if dtype == "int64" else x
+    t = make(x, dtype, device)
+    ref = as_torch(x, dtype)
+    for k in (1, 10, 60):
+        for largest in (True, False):
+            got = t.topk(k, -1, largest=largest)
+            order = torch.sort(ref, dim=-1, descending=largest, stable=True).indices
+            want_i = order.narrow(-1, 0, k).numpy()
+            np.testing.assert_array_equal(host(got.indices), want_i)
+            np.testing.assert_array_equal(host(got.values).astype(np.float64),
+                                          np.take_along_axis(x, want_i, -1).astype(np.float64))
+
+
 def test_topk_sort_errors_and_edges(device):
     b = make(np.array([True, False]), "bool", device)
     with pytest.raises(mt.DTypeError, match="mt_topk"):

@@ -13,9 +13,11 @@
  * the complement), so one stable LSD radix sort (8-bit digits, digits
  * that do not vary in the row skipped) serves every dtype; short rows use
  * insertion sort. Values are then gathered by index from the row. topk
- * with k small beside the row keeps the k best keys in a heap (one pass,
- * most elements rejected by one compare) and sorts those; otherwise it
- * sorts the row. Rows are spread over OpenMP threads.
+ * with k small beside the row selects instead (heap_select): a bound from
+ * the minima of groups of 16 keys leaves only a few candidates for a heap
+ * of the k best, and groups that cannot beat the heap are skipped with a
+ * vector compare; otherwise it sorts the row. Rows are spread over OpenMP
+ * threads.
  */
 #include <math.h>
 #include <stdint.h>
@@ -127,18 +129,20 @@ mt_status mti_cpu_scan(mti_op op, const mti_view *in, const mti_attrs *at, const
 /* ------------------------------------------------------------ sort keys */
 
 /* An IEEE bit pattern of `bits` bits as an order-preserving key: NaN (any
- * sign, any payload) is the largest, -0 equals +0. */
+ * sign, any payload) is the largest, -0 equals +0. Written with selects,
+ * not branches, so that row_keys vectorises and random signs cost no
+ * mispredictions. */
 static inline uint64_t float_key(uint64_t u, int bits, int is_nan) {
   uint64_t sign = (uint64_t)1 << (bits - 1), all = sign | (sign - 1);
-  if (is_nan) return all;
-  if ((u & (sign - 1)) == 0) return sign; /* +-0 */
-  return u & sign ? ~u & all : u | sign;
+  uint64_t negative = (0 - (u >> (bits - 1) & 1)) & all;
+  uint64_t key = (u & (sign - 1)) == 0 ? sign : u ^ (negative | sign);
+  return is_nan ? all : key;
 }
 
 /* keys[i] of the n elements of row (dtype dt), complemented when
  * descending; *varying gets the bits that differ between keys. */
-static void row_keys(mt_dtype dt, const char *row, int64_t n, int descending, uint64_t *keys,
-                     uint64_t *varying) {
+MTI_SIMD_CLONES static void row_keys(mt_dtype dt, const char *row, int64_t n, int descending,
+                                     uint64_t *keys, uint64_t *varying) {
   uint64_t flip = descending ? ~(uint64_t)0 : 0, all_or = 0, all_and = ~(uint64_t)0;
 #define KEYS(T, EXPR)                                 \
   do {                                                \
@@ -176,16 +180,6 @@ typedef struct sort_scratch {
   uint64_t *keys[2];
   int64_t *idx[2];
 } sort_scratch;
-
-static int scratch_alloc(sort_scratch *s, int64_t n) {
-  size_t m = (size_t)(n ? n : 1);
-  s->keys[0] = malloc(4 * m * sizeof(uint64_t));
-  if (!s->keys[0]) return 0;
-  s->keys[1] = s->keys[0] + m;
-  s->idx[0] = (int64_t *)(s->keys[1] + m);
-  s->idx[1] = s->idx[0] + m;
-  return 1;
-}
 
 /* Stable insertion sort of keys[0..n) carrying idx. */
 static void insertion_sort(uint64_t *keys, int64_t *idx, int64_t n) {
@@ -270,24 +264,101 @@ static void heap_sift_down(uint64_t *key, int64_t *idx, int64_t k, int64_t at) {
   }
 }
 
-/* The k smallest keys of keys[0..n) with their positions, sorted (ties:
- * lower position first), into hk/hi. Positions rise during the scan, so
- * a key equal to the top's never displaces it. */
-static void heap_select(const uint64_t *keys, int64_t n, int64_t k, uint64_t *hk, int64_t *hi) {
-  for (int64_t i = 0; i < k; i++) hk[i] = keys[i], hi[i] = i;
-  for (int64_t i = k / 2 - 1; i >= 0; i--) heap_sift_down(hk, hi, k, i);
-  for (int64_t i = k; i < n; i++) {
-    if (keys[i] >= hk[0]) continue;
-    hk[0] = keys[i], hi[0] = i;
-    heap_sift_down(hk, hi, k, 0);
+/* The heap of the k smallest (key, position) pairs offered so far, in
+ * rising position order, so a key equal to the top's never displaces it
+ * (ties: lower position first). */
+typedef struct select_heap {
+  uint64_t *key;
+  int64_t *idx;
+  int64_t k, filled;
+} select_heap;
+
+static inline void heap_offer(select_heap *h, uint64_t key, int64_t pos) {
+  if (h->filled < h->k) {
+    h->key[h->filled] = key, h->idx[h->filled] = pos;
+    if (++h->filled == h->k) /* full: make it a heap once */
+      for (int64_t at = h->k / 2 - 1; at >= 0; at--) heap_sift_down(h->key, h->idx, h->k, at);
+  } else if (key < h->key[0]) {
+    h->key[0] = key, h->idx[0] = pos;
+    heap_sift_down(h->key, h->idx, h->k, 0);
   }
-  for (int64_t end = k - 1; end > 0; end--) {
-    uint64_t tk = hk[0];
-    int64_t ti = hi[0];
-    hk[0] = hk[end], hi[0] = hi[end];
-    hk[end] = tk, hi[end] = ti;
-    heap_sift_down(hk, hi, end, 0);
+}
+
+/* Orders the full heap's pairs from smallest to largest. */
+static void heap_sort_out(select_heap *h) {
+  for (int64_t end = h->k - 1; end > 0; end--) {
+    uint64_t tk = h->key[0];
+    int64_t ti = h->idx[0];
+    h->key[0] = h->key[end], h->idx[0] = h->idx[end];
+    h->key[end] = tk, h->idx[end] = ti;
+    heap_sift_down(h->key, h->idx, end, 0);
   }
+}
+
+/* Keys tested at once (a few vector compares), and the smallest of them. */
+#define SELECT_GROUP 16
+/* Keys of the first part of a row held at once (128 KiB, in L2); later
+ * parts are keyed a block at a time. */
+#define SELECT_CHUNK 16384
+#define SELECT_BLOCK 256
+
+static inline uint64_t group_min(const uint64_t *keys, int64_t n) {
+  uint64_t m = ~(uint64_t)0;
+  for (int64_t i = 0; i < n; i++) m = keys[i] < m ? keys[i] : m;
+  return m;
+}
+
+static inline int any_below(const uint64_t *keys, int64_t n, uint64_t top) {
+  int below = 0;
+  for (int64_t i = 0; i < n; i++) below |= keys[i] < top;
+  return below;
+}
+
+/* Keys of a row's first part (or all of it) the heap selection needs room
+ * for: at least SELECT_GROUP * k, so that the part has k groups. */
+static int64_t select_chunk(int64_t n, int64_t k) {
+  int64_t want = SELECT_GROUP * k > SELECT_CHUNK ? SELECT_GROUP * k : SELECT_CHUNK;
+  return min64(n, want);
+}
+
+/* The k smallest keys of the n elements of row (dtype dt, complemented
+ * when descending; n >= SELECT_GROUP * k) with their positions, sorted, in
+ * h. buf has room for select_chunk(n, k) keys and a key per group of them.
+ *
+ * The first part's keys bound the answer before any heap work: of its
+ * groups of SELECT_GROUP keys, the k-th smallest group minimum T is >= the
+ * part's k-th smallest key (k groups each hold a key <= T), so only keys
+ * <= T can be chosen, and they are few (about k plus a few for random data);
+ * a group whose minimum is above T is skipped whole. The rest of a long row
+ * is keyed a block at a time and a group is offered only if one of its keys
+ * beats the heap's top. The row is read once. */
+MTI_SIMD_CLONES static void heap_select(mt_dtype dt, const char *row, int64_t n, int descending,
+                                        uint64_t *buf, select_heap *h) {
+  size_t esz = mt_dtype_size(dt);
+  int64_t part = select_chunk(n, h->k), groups = (part + SELECT_GROUP - 1) / SELECT_GROUP;
+  uint64_t *mins = buf + part, varying;
+  row_keys(dt, row, part, descending, buf, &varying);
+  for (int64_t g = 0; g < groups; g++)
+    mins[g] = group_min(buf + g * SELECT_GROUP, min64(SELECT_GROUP, part - g * SELECT_GROUP));
+  h->filled = 0;
+  for (int64_t g = 0; g < groups; g++) heap_offer(h, mins[g], g);
+  uint64_t bound = h->key[0];
+  h->filled = 0;
+  for (int64_t g = 0; g < groups; g++) {
+    if (mins[g] > bound) continue;
+    for (int64_t i = g * SELECT_GROUP; i < min64(part, (g + 1) * SELECT_GROUP); i++)
+      if (buf[i] <= bound) heap_offer(h, buf[i], i);
+  }
+  for (int64_t at = part; at < n; at += SELECT_BLOCK) {
+    int64_t len = min64(SELECT_BLOCK, n - at);
+    row_keys(dt, row + (size_t)at * esz, len, descending, buf, &varying);
+    for (int64_t i = 0; i < len; i += SELECT_GROUP) {
+      int64_t end = min64(len, i + SELECT_GROUP);
+      if (!any_below(buf + i, end - i, h->key[0])) continue;
+      for (int64_t g = i; g < end; g++) heap_offer(h, buf[g], at + g);
+    }
+  }
+  heap_sort_out(h);
 }
 
 /* ------------------------------------------------------------ driver */
@@ -299,20 +370,38 @@ typedef struct sort_job {
   int64_t k; /* results per row */
 } sort_job;
 
-/* Sorts or selects one row into its results (s has room for the row). */
-static void sort_row(const sort_job *j, sort_scratch *s, int64_t row) {
+/* Whether the rows' results come from heap_select rather than a sort. */
+static int selects_by_heap(const sort_job *j) {
+  return j->k > 0 && j->k * TOPK_HEAP_RATIO <= j->x.len;
+}
+
+/* 64-bit words of scratch one task needs: a sort's keys and indices twice,
+ * or heap_select's keys, group minima and heap. */
+static size_t scratch_words(const sort_job *j) {
+  int64_t n = j->x.len, k = j->k;
+  if (!selects_by_heap(j)) return 4 * (size_t)(n ? n : 1);
+  int64_t part = select_chunk(n, k);
+  return (size_t)(part + (part + SELECT_GROUP - 1) / SELECT_GROUP + 2 * k);
+}
+
+/* Sorts or selects one row into its results, with scratch_words(j) words
+ * at scratch. */
+static void sort_row(const sort_job *j, uint64_t *scratch, int64_t row) {
   int64_t n = j->x.len, k = j->k;
   size_t esz = mt_dtype_size(j->x.dtype);
   const char *src = j->x.data + (size_t)(row * n) * esz;
   int64_t *out_idx = (int64_t *)j->indices.data + row * k;
-  uint64_t varying;
-  row_keys(j->x.dtype, src, n, j->descending, s->keys[0], &varying);
   const int64_t *picked;
-  if (k * TOPK_HEAP_RATIO <= n && k > 0) {
-    heap_select(s->keys[0], n, k, s->keys[1], s->idx[1]);
-    picked = s->idx[1];
+  if (selects_by_heap(j)) {
+    select_heap h = {.key = scratch, .idx = (int64_t *)scratch + k, .k = k};
+    heap_select(j->x.dtype, src, n, j->descending, scratch + 2 * k, &h);
+    picked = h.idx;
   } else {
-    picked = s->idx[sort_keys(s, n, varying)];
+    int64_t *idx = (int64_t *)scratch + 2 * n;
+    sort_scratch s = {{scratch, scratch + n}, {idx, idx + n}};
+    uint64_t varying;
+    row_keys(j->x.dtype, src, n, j->descending, s.keys[0], &varying);
+    picked = s.idx[sort_keys(&s, n, varying)];
   }
   memcpy(out_idx, picked, (size_t)k * sizeof(int64_t));
   if (j->has_values) gather_values(src, picked, k, esz, j->values.data + (size_t)(row * k) * esz);
@@ -321,20 +410,22 @@ static void sort_row(const sort_job *j, sort_scratch *s, int64_t row) {
 static mt_status run_rows(const char *fn, const sort_job *j) {
   int64_t nrows = j->x.nrows, n = j->x.len, per = rows_per_task(n);
   int64_t ntask = (nrows + per - 1) / per;
+  size_t words = scratch_words(j);
   int failed = 0;
 #pragma omp parallel for schedule(dynamic) if (ntask > 1) \
     num_threads(mti_cpu_threads_for(nrows * n, MTI_CPU_PARALLEL_MIN / 2))
   for (int64_t t = 0; t < ntask; t++) {
-    sort_scratch s;
-    if (!scratch_alloc(&s, n)) {
+    uint64_t *scratch = malloc(words * sizeof(uint64_t));
+    if (!scratch) {
 #pragma omp atomic write
       failed = 1;
       continue;
     }
-    for (int64_t row = t * per; row < min64(nrows, (t + 1) * per); row++) sort_row(j, &s, row);
-    free(s.keys[0]);
+    for (int64_t row = t * per; row < min64(nrows, (t + 1) * per); row++)
+      sort_row(j, scratch, row);
+    free(scratch);
   }
-  return failed ? mti_error_oom(fn, (size_t)n * 4 * sizeof(uint64_t)) : MT_OK;
+  return failed ? mti_error_oom(fn, words * sizeof(uint64_t)) : MT_OK;
 }
 
 /* SORT (values, indices), ARGSORT (indices) and TOPK (values, indices):
