@@ -77,8 +77,40 @@
     for (; i_ < (n); i_++) OP_MAXF(result, (x)[i_]);                       \
   } while (0)
 
+/* The same two for a short row (n >= 1, n < SHORT_ROW): SHORT_LANES lanes
+ * so that a row of a few dozen elements is a few vector steps, not a
+ * chain of dependent scalar ones; the sum adds in double lanes. The lanes
+ * take a plain max, which vectorises (OP_MAXF's || does not): a NaN it
+ * skips still makes x - max, and so the row's sum and result, NaN. */
+#define SHORT_LANES 8
+#define SHORT_MAX(T, x, n, result)                                              \
+  do {                                                                          \
+    T m_[SHORT_LANES];                                                          \
+    int64_t i_ = 0;                                                             \
+    for (int j_ = 0; j_ < SHORT_LANES; j_++) m_[j_] = (x)[0];                   \
+    for (; (n) - i_ >= SHORT_LANES; i_ += SHORT_LANES)                          \
+      for (int j_ = 0; j_ < SHORT_LANES; j_++) {                                \
+        T v_ = (x)[i_ + j_];                                                    \
+        m_[j_] = v_ > m_[j_] ? v_ : m_[j_];                                     \
+      }                                                                         \
+    result = m_[0];                                                             \
+    for (int j_ = 1; j_ < SHORT_LANES; j_++) OP_MAXF(result, m_[j_]);           \
+    for (; i_ < (n); i_++) OP_MAXF(result, (x)[i_]);                            \
+  } while (0)
+#define SHORT_SUM(x, n, result)                                                 \
+  do {                                                                          \
+    double s_[SHORT_LANES] = {0};                                               \
+    int64_t i_ = 0;                                                             \
+    for (; (n) - i_ >= SHORT_LANES; i_ += SHORT_LANES)                          \
+      for (int j_ = 0; j_ < SHORT_LANES; j_++) s_[j_] += (double)(x)[i_ + j_];  \
+    for (int w_ = SHORT_LANES / 2; w_ > 0; w_ /= 2)                             \
+      for (int j_ = 0; j_ < w_; j_++) s_[j_] += s_[j_ + w_];                    \
+    result = s_[0];                                                             \
+    for (; i_ < (n); i_++) result += (x)[i_];                                   \
+  } while (0)
+
 /*
- * Kernels for compute type T (sum lanes LT, exponential EXP). y may
+ * Kernels for compute type T (sum lanes LT, exponential EXP, logarithm LOG). y may
  * be x (in place). A row whose max is NaN or +-inf gets NaN (x - max is NaN
  * somewhere, and so is the sum), as in PyTorch.
  *  softmax_rows  nrows rows of n
@@ -90,7 +122,7 @@
  *    row is small beside its mean; sums that overflow the lane type (|x|
  *    near 1e19 in float32) are redone in double.
  */
-#define NORM_KERNELS(S, T, LT, EXP)                                                              \
+#define NORM_KERNELS(S, T, LT, EXP, LOG)                                                            \
   MTI_SIMD_CLONES static void softmax_rows_##S(const T *x, T *y, int64_t nrows, int64_t n,      \
                                                int log_out) {                                   \
     T tmp[ROW_BLOCK];                                                                           \
@@ -118,20 +150,21 @@
   MTI_SIMD_CLONES static void softmax_short_##S(const T *x, T *y, int64_t nrows, int64_t n,     \
                                                 int log_out) {                                  \
     T d[ROW_BLOCK], e[ROW_BLOCK], f[ROW_BLOCK];                                                 \
+    double sums[ROW_BLOCK];                                                                     \
     int64_t g = ROW_BLOCK / n;                                                                  \
     for (int64_t r0 = 0; r0 < nrows; r0 += g, x += g * n, y += g * n) {                         \
       int64_t gr = nrows - r0 < g ? nrows - r0 : g;                                             \
       for (int64_t r = 0; r < gr; r++) {                                                        \
         T m;                                                                                    \
-        LANE_MAX(T, x + r * n, n, m);                                                           \
+        SHORT_MAX(T, x + r * n, n, m);                                                          \
         for (int64_t c = 0; c < n; c++) d[r * n + c] = x[r * n + c] - m;                        \
       }                                                                                         \
       for (int64_t i = 0; i < gr * n; i++) e[i] = EXP(d[i]);                                    \
-      for (int64_t r = 0; r < gr; r++) {                                                        \
-        double sum = 0;                                                                         \
-        for (int64_t c = 0; c < n; c++) sum += e[r * n + c];                                    \
-        f[r] = log_out ? (T)log(sum) : (T)(1.0 / sum);                                          \
-      }                                                                                         \
+      for (int64_t r = 0; r < gr; r++) SHORT_SUM(e + r * n, n, sums[r]);                        \
+      if (log_out)                                                                              \
+        for (int64_t r = 0; r < gr; r++) f[r] = LOG((T)sums[r]);                                \
+      else                                                                                      \
+        for (int64_t r = 0; r < gr; r++) f[r] = (T)(1.0 / sums[r]);                             \
       for (int64_t r = 0; r < gr; r++)                                                          \
         if (log_out)                                                                            \
           for (int64_t c = 0; c < n; c++) y[r * n + c] = d[r * n + c] - f[r];                   \
@@ -192,8 +225,8 @@
     }                                                                                           \
   }
 
-NORM_KERNELS(f32, float, float, mti_vexpf)
-NORM_KERNELS(f64, double, double, exp)
+NORM_KERNELS(f32, float, float, mti_vexpf, mti_vlogf)
+NORM_KERNELS(f64, double, double, exp, log)
 
 /* ---- drivers ---- */
 
