@@ -439,31 +439,36 @@ static mti_view slice_k(const mti_view *v, int is_left, int64_t k0, int64_t len)
   return s;
 }
 
-/* c (out's shape, in the compute dtype) = a @ b, added to c when
- * accumulate is set, in pieces along k that each accumulate onto the one
- * before (beta = 1). Between pieces the caller's stop flag is looked at
- * (cpu/stop.h), and an operand that must be staged is staged a piece at a
- * time, so a long or broadcast (stride 0) inner dimension is never copied
- * whole. */
-static mt_status run_pieces(const mti_view *a, const mti_view *b, const mti_view *out,
-                            int use_blas, int accumulate, char *c) {
-  mm_problem whole;
-  problem_init(&whole, a, b, out);
-  int64_t piece = k_piece(&whole);
+/* Stages what p's path needs of a and b, then runs p. */
+static mt_status run_piece(mm_problem *p, const mti_view *a, const mti_view *b, int use_blas) {
+  void *staged[2] = {NULL, NULL};
+  mt_status st = use_blas ? prepare_blas(p, a, b, staged) : prepare_plain(p, a, b, staged);
+  if (st == MT_OK && use_blas) run_blas(p);
+  else if (st == MT_OK) run_plain(p);
+  free(staged[0]);
+  free(staged[1]);
+  return st;
+}
+
+/* Runs the product p of a and b (p->c and p->accumulate set) in pieces
+ * along k that each accumulate onto the one before (beta = 1). Between
+ * pieces the caller's stop flag is looked at (cpu/stop.h), and an operand
+ * that must be staged is staged a piece at a time, so a long or broadcast
+ * (stride 0) inner dimension is never copied whole. Most products are one
+ * piece, run as p itself. */
+static mt_status run_pieces(mm_problem *p, const mti_view *a, const mti_view *b,
+                            const mti_view *out, int use_blas) {
+  int64_t piece = k_piece(p);
+  if (piece == p->k) return run_piece(p, a, b, use_blas);
   mt_status st = MT_OK;
-  for (int64_t k0 = 0; k0 < whole.k && st == MT_OK && !mti_cpu_stopped(); k0 += piece) {
-    int64_t len = whole.k - k0 < piece ? whole.k - k0 : piece;
+  for (int64_t k0 = 0; k0 < p->k && st == MT_OK && !mti_cpu_stopped(); k0 += piece) {
+    int64_t len = p->k - k0 < piece ? p->k - k0 : piece;
     mti_view ap = slice_k(a, 1, k0, len), bp = slice_k(b, 0, k0, len);
-    mm_problem p;
-    problem_init(&p, &ap, &bp, out);
-    p.c = c;
-    p.accumulate = accumulate || k0 > 0;
-    void *staged[2] = {NULL, NULL};
-    st = use_blas ? prepare_blas(&p, &ap, &bp, staged) : prepare_plain(&p, &ap, &bp, staged);
-    if (st == MT_OK && use_blas) run_blas(&p);
-    else if (st == MT_OK) run_plain(&p);
-    free(staged[0]);
-    free(staged[1]);
+    mm_problem q;
+    problem_init(&q, &ap, &bp, out);
+    q.c = p->c;
+    q.accumulate = p->accumulate || k0 > 0;
+    st = run_piece(&q, &ap, &bp, use_blas);
   }
   return st;
 }
@@ -492,9 +497,10 @@ static mt_status product(const mti_view *a, const mti_view *b, const mti_view *b
     c_buf = malloc(bytes);
     if (!c_buf) st = mti_error_oom(MM_FN, bytes);
   }
-  char *c = c_buf ? (char *)c_buf : (char *)out->data;
-  if (st == MT_OK && bias) st = fill_bias(bias, out, p.ct, c);
-  if (st == MT_OK && p.k > 0) st = run_pieces(a, b, out, use_blas, bias != NULL, c);
+  p.c = c_buf ? (char *)c_buf : (char *)out->data;
+  p.accumulate = bias != NULL;
+  if (st == MT_OK && bias) st = fill_bias(bias, out, p.ct, p.c);
+  if (st == MT_OK && p.k > 0) st = run_pieces(&p, a, b, out, use_blas);
   if (st == MT_OK && c_buf) {
     mti_view c_view = *out;
     c_view.data = c_buf;
