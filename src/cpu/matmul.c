@@ -12,6 +12,10 @@
  * the bias as the product's starting value: the output is filled with the
  * broadcast bias and BLAS accumulates onto it (beta = 1), so no transposed
  * weight and no second pass over the output exist.
+ *
+ * A long inner dimension is computed in pieces that accumulate onto each
+ * other (run_pieces), so that a caller's stop flag (cpu/stop.h) is seen
+ * every few milliseconds and an operand is never staged whole along k.
  */
 #include <cblas.h>
 #include <stdint.h>

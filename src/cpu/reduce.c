@@ -14,6 +14,9 @@
  * dense, or of a dtype without kernels (float16, bfloat16), are staged with
  * mti_cpu_convert in pieces of at most STAGE_BYTES.
  *
+ * A caller's stop flag (cpu/stop.h) is tested per task and per staged
+ * piece: a reduction over a huge broadcast view stops within milliseconds.
+ *
  * Results do not depend on the thread count: long rows and columns are split
  * at fixed, shape-derived points, and the partial results joined in order.
  */
