@@ -161,7 +161,7 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
    .out_dtype = odt, .out_numel = onumel, __VA_ARGS__}
 #define SHAPE(...) __VA_ARGS__
 
-enum { CASE_COUNT = 40, SMALL_BATCH = 1000 };
+enum { CASE_COUNT = 42, SMALL_BATCH = 1000 };
 
 /* Rows of the transformer-sized kernels: [rows, cols] as a BERT-base layer
  * at batch 8 x 49 tokens (hidden 384, MLP 1536, attention rows of 49). */
@@ -227,6 +227,9 @@ static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
       /* small-op overhead: create, compute, free */
       CASE("small_add_f32_16", 1, 16, 1, 16, run_add, MT_FLOAT32, 16, .batch = SMALL_BATCH),
       CASE("small_view_slice_16", 1, 16, -1, 0, run_slice, MT_FLOAT32, 8, .batch = SMALL_BATCH),
+      CASE("small_sum_f32_16", 1, 16, -1, 0, run_sum_all, MT_FLOAT32, 1, .batch = SMALL_BATCH),
+      CASE("small_matmul_f32_8", 2, SHAPE(8, 8), 2, SHAPE(8, 8), run_matmul, MT_FLOAT32, 64,
+           .batch = SMALL_BATCH),
   };
   memcpy(cases, table, sizeof table);
 }

@@ -141,6 +141,8 @@ def make_cases(n, sq, m1, m2):
         ("sum_all_f16_10M", [(n,)], lambda a: a.sum(), f16),
         ("small_add_f32_16", [(16,), (16,)], lambda a, b: a + b),
         ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
+        ("small_sum_f32_16", [(16,)], lambda a: a.sum()),
+        ("small_matmul_f32_8", [(8, 8), (8, 8)], lambda a, b: a @ b),
     ] + index_cases(sq, sq // 4, "numpy")
 
 

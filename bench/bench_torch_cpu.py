@@ -70,6 +70,8 @@ def make_cases(n, sq, m1, m2):
         ("gelu_bf16_392x1536", [(TF_ROWS, TF_MLP)], F.gelu, bf16),
         ("small_add_f32_16", [(16,), (16,)], torch.add),
         ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
+        ("small_sum_f32_16", [(16,)], torch.sum),
+        ("small_matmul_f32_8", [(8, 8), (8, 8)], torch.matmul),
     ] + harness.index_cases(sq, sq // 4, "torch")
 
 

@@ -17,6 +17,7 @@
 #ifndef MTW_BACKEND_H
 #define MTW_BACKEND_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,8 +43,13 @@ typedef struct mtw_backend_ops {
   void (*device_props)(mtw_backend *b, int device, mtw_device_props *out);
 
   /* A stream on device for one session; sets the error and returns its
-   * status on failure. stream_destroy waits for the stream's work. */
-  mt_status (*stream_create)(mtw_backend *b, int device, mtw_stream **out);
+   * status on failure. stream_destroy waits for the stream's work. stop
+   * (never NULL) rises when nobody waits for the stream's work any more
+   * (the session's call ended): run may then stop a long op early, at the
+   * next piece of its work, and fail with MT_ERR_UNAVAILABLE; its outputs
+   * are then unspecified. */
+  mt_status (*stream_create)(mtw_backend *b, int device, const atomic_int *stop,
+                             mtw_stream **out);
   void (*stream_destroy)(mtw_stream *s);
 
   /* nbytes (> 0) of device memory on the stream's device, aligned for every

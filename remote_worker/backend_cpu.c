@@ -3,7 +3,9 @@
  *
  * The same mti_cpu_run the library calls in-process, so there is one copy
  * of every kernel. A "stream" is only a handle here: a session's ops run on
- * its own thread, in order, and are done when run returns.
+ * its own thread, in order, and are done when run returns. The stream's
+ * stop flag is named for the kernels while they run (cpu/stop.h), so a
+ * long op stops at its next piece of work once the session's call ended.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/host_cache.h"
+#include "cpu/stop.h"
 #include "cpu/threads.h"
 
 typedef struct cpu_backend {
@@ -25,6 +28,7 @@ typedef struct cpu_backend {
 
 struct mtw_stream {
   cpu_backend *backend;
+  const atomic_int *stop;
 };
 
 static int cpu_device_count(mtw_backend *b) {
@@ -53,11 +57,13 @@ static void cpu_device_props(mtw_backend *b, int device, mtw_device_props *out) 
   out->reserved_memory = out->used_memory + (int64_t)mti_host_cached_bytes();
 }
 
-static mt_status cpu_stream_create(mtw_backend *b, int device, mtw_stream **out) {
+static mt_status cpu_stream_create(mtw_backend *b, int device, const atomic_int *stop,
+                                   mtw_stream **out) {
   (void)device;
   mtw_stream *s = malloc(sizeof *s);
   if (!s) return mti_error_oom("stream", sizeof *s);
   s->backend = (cpu_backend *)b;
+  s->stop = stop;
   *out = s;
   return MT_OK;
 }
@@ -97,8 +103,13 @@ static mt_status cpu_copy(mtw_stream *s, void *dst, const void *src, size_t nbyt
 
 static mt_status cpu_run(mtw_stream *s, mti_op op, const mti_view *in, int n,
                          const mti_attrs *at, const mti_view *out) {
-  (void)s;
-  return mti_cpu_run(op, in, n, at, out);
+  const atomic_int *before = mti_cpu_stop_set(s->stop);
+  mt_status status = mti_cpu_run(op, in, n, at, out);
+  mti_cpu_stop_set(before);
+  if (status == MT_OK && mti_cpu_stop_raised(s->stop))
+    return mti_error(MT_ERR_UNAVAILABLE, "mt_%s: stopped: the session's call ended",
+                     mti_op_get((int)op)->name);
+  return status;
 }
 
 static mt_status cpu_synchronize(mtw_stream *s) {

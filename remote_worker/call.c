@@ -1,13 +1,15 @@
 /*
  * call.c - synchronous batches on a server call.
  */
+#define _GNU_SOURCE /* pthread_clockjoin_np */
 #include "call.h"
 
 #include <grpc/support/time.h>
 #include <string.h>
+#include <time.h>
 
 /* How long finishing waits for the peer to acknowledge the end before the
- * call is cancelled outright. */
+ * call is cancelled outright (a whole number of seconds). */
 #define CLOSE_WAIT_MS 10000
 
 static gpr_timespec deadline_in(int64_t ms) {
@@ -66,12 +68,46 @@ mtw_recv_result mtw_call_recv(mtw_call *c, int64_t timeout_ms, const char *why,
   return mtw_call_cancelled(c) ? MTW_RECV_FAILED : MTW_RECV_END;
 }
 
+/* The watcher: waits for the close watch's completion (the call's end),
+ * then raises stop if the call was cancelled or broke. */
+static void *watch_close(void *arg) {
+  mtw_call *c = arg;
+  grpc_completion_queue_pluck(c->cq, &c->close_done, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+  if (c->cancelled) atomic_store(&c->stop, 1);
+  return NULL;
+}
+
+int mtw_call_watch(mtw_call *c) {
+  if (!c->started || c->watched) return -1;
+  if (pthread_create(&c->watcher, NULL, watch_close, c) != 0) return -1;
+  c->watched = 1;
+  return 0;
+}
+
+const atomic_int *mtw_call_stop_flag(mtw_call *c) { return &c->stop; }
+
 int mtw_call_cancelled(mtw_call *c) {
+  if (c->watched) return atomic_load(&c->stop);
   if (c->started && !c->close_done &&
       grpc_completion_queue_pluck(c->cq, &c->close_done, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL)
               .type == GRPC_OP_COMPLETE)
     c->close_done = 1;
+  if (c->close_done && c->cancelled) atomic_store(&c->stop, 1);
   return c->close_done && c->cancelled;
+}
+
+/* Waits for the watcher (the close watch's end) for CLOSE_WAIT_MS, then
+ * cancels the call, which ends the watch at once. */
+static void join_watcher(mtw_call *c) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += CLOSE_WAIT_MS / 1000;
+  if (pthread_clockjoin_np(c->watcher, NULL, CLOCK_MONOTONIC, &until) != 0) {
+    grpc_call_cancel(c->call, NULL);
+    pthread_join(c->watcher, NULL);
+  }
+  c->watched = 0;
+  c->close_done = 1;
 }
 
 int mtw_call_send(mtw_call *c, grpc_byte_buffer *bb, int64_t timeout_ms, const char *why) {
@@ -98,6 +134,7 @@ void mtw_call_finish(mtw_call *c, grpc_status_code code, const char *details) {
     op.data.send_status_from_server.status = code;
     run_batch(c, &op, 1, &c->status_sent, CLOSE_WAIT_MS, "the peer did not close the call");
   }
+  if (c->watched) join_watcher(c);
   if (c->started && !c->close_done) {
     grpc_event ev = grpc_completion_queue_pluck(c->cq, &c->close_done, deadline_in(CLOSE_WAIT_MS),
                                                 NULL);

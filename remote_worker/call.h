@@ -9,6 +9,8 @@
 #define MTW_CALL_H
 
 #include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct mtw_call {
@@ -18,6 +20,11 @@ typedef struct mtw_call {
   int close_done;   /* the close watch completed */
   int cancelled;    /* set by the close watch */
   int status_sent;
+  /* With a watcher thread (mtw_call_watch) the close watch is its alone:
+   * stop is raised the moment the call is cancelled or breaks. */
+  int watched;
+  pthread_t watcher;
+  atomic_int stop;
 } mtw_call;
 
 typedef enum mtw_recv_result {
@@ -30,6 +37,18 @@ typedef enum mtw_recv_result {
 /* Sends the initial metadata and starts watching for the call's end.
  * 0 on success. */
 int mtw_call_start(mtw_call *c);
+
+/* Hands the close watch to a thread of its own, for a call whose thread
+ * may be busy for long (a session running a kernel): mtw_call_stop_flag
+ * then rises as soon as the client cancels or the connection breaks, not
+ * only when the call's thread next looks. After mtw_call_start; 0 on
+ * success, -1 when no thread could be made (the call is then watched as
+ * before, by polling). */
+int mtw_call_watch(mtw_call *c);
+
+/* A flag that becomes 1 once mtw_call_cancelled would say so: for kernels
+ * to test while they run (cpu/stop.h). Valid for the call's life. */
+const atomic_int *mtw_call_stop_flag(mtw_call *c);
 
 /* Waits for the next message for at most timeout_ms (< 0: no limit); on
  * timeout the call ends with DEADLINE_EXCEEDED and the details why. */

@@ -322,6 +322,9 @@ static void execute(node_ctx *c, const mti_attrs *at, const mti_view *views,
   else if (create_outputs(c, out_metas, targets, outs)) return;
   if (b->ops->run(s->stream, (mti_op)c->node->op, views, (int)c->node->n_inputs, at, outs) !=
       MT_OK) {
+    if (mtw_call_cancelled(s->call)) /* its result is for nobody: the session ends */
+      mtw_log(MTW_LOG_INFO, "session %llu: %s stopped in its kernel: the call ended",
+              (unsigned long long)s->stats.session_id, c->prefix);
     char msg[MTW_MESSAGE_MAX];
     mt_status status = mt_last_status();
     snprintf(msg, sizeof msg, "%s: %s", c->prefix, error_reason(c));

@@ -302,7 +302,7 @@ static method method_of(grpc_slice path) {
 static void *serve_call(void *arg) {
   accepted *a = arg;
   mtw_worker *w = a->srv->w;
-  mtw_call c = {a->call, a->cq, 0, 0, 0, 0};
+  mtw_call c = {.call = a->call, .cq = a->cq};
   method m = method_of(a->details.method);
   if (mtw_log_enabled(MTW_LOG_DEBUG)) {
     char *peer = grpc_call_get_peer(a->call);

@@ -315,6 +315,7 @@ static int session_open(mtw_session *s, session_end *e) {
              (int)o->device, s->worker->device_count);
     end_with(e, GRPC_STATUS_FAILED_PRECONDITION, "%s", reason);
   } else if ((status = s->worker->backend->ops->stream_create(s->worker->backend, o->device,
+                                                              mtw_call_stop_flag(s->call),
                                                               &s->stream)) != MT_OK) {
     snprintf(reason, sizeof reason, "modaltensor-worker: %s", mt_last_error());
     end_with(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", reason);
@@ -530,6 +531,9 @@ void mtw_session_serve(mtw_worker *w, mtw_call *call) {
   if (mtw_call_start(call)) {
     end_with(&e, GRPC_STATUS_UNAVAILABLE, "the call ended before it started");
   } else {
+    /* kernels stop when the client goes: the call's end is watched apart */
+    if (mtw_call_watch(call))
+      mtw_log(MTW_LOG_WARN, "no thread to watch a session's call: its kernels run to the end");
     int rc = session_open(s, &e);
     if (rc == 0) session_loop(s, &e);
     if (rc >= 0) session_close(s, &e);

@@ -140,6 +140,33 @@ START_TEST(test_matmul_large) {
 }
 END_TEST
 
+/* A long inner dimension is computed in pieces that accumulate onto each
+ * other (src/cpu/matmul.c): the same results, and an operand broadcast
+ * along k (stride 0) is staged a piece at a time. */
+START_TEST(test_matmul_long_inner_dim) {
+  static const mt_dtype dts[] = {MT_FLOAT32, MT_FLOAT64, MT_FLOAT16, MT_INT32};
+  for (int i = 0; i < TU_COUNT(dts); i++) {
+    mt_dtype d = dts[i];
+    run_matmul(d, 2, TU_SHAPE(4, 9000), PLAIN, d, 2, TU_SHAPE(9000, 700), TRANSPOSED);
+    run_matmul(d, 3, TU_SHAPE(2, 3, 9000), STEPPED, d, 1, TU_SHAPE(9000), PLAIN);
+  }
+  const int64_t k = (int64_t)1 << 25;
+  mt_tensor *half = TU_OK(mt_full(2, TU_SHAPE(1, 1), 0.5, MT_FLOAT32, TU_CPU));
+  mt_tensor *two = TU_OK(mt_full(2, TU_SHAPE(1, 1), 2.0, MT_FLOAT32, TU_CPU));
+  mt_tensor *row = TU_OK(mt_expand(half, 2, TU_SHAPE(1, k)));
+  mt_tensor *col = TU_OK(mt_expand(two, 2, TU_SHAPE(k, 1)));
+  mt_tensor *r = TU_OK(mt_matmul(row, col));
+  double v = 0;
+  ck_assert_int_eq(mt_item(r, &v), MT_OK);
+  ck_assert_double_eq(v, (double)k);
+  mt_tensor_free(r);
+  mt_tensor_free(col);
+  mt_tensor_free(row);
+  mt_tensor_free(two);
+  mt_tensor_free(half);
+}
+END_TEST
+
 /* The TF32 mode: off by default, MODALTENSOR_ALLOW_TF32=1 turns it on
  * initially (read on first use: each test is a fresh process), the setter
  * wins after that, and the cpu's float32 results are bit for bit the same
@@ -677,6 +704,7 @@ static Suite *linalg_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_matmul_numpy_cases, 0, REF_NUM_DTYPES);
   tcase_add_test(tc, test_matmul_large);
+  tcase_add_test(tc, test_matmul_long_inner_dim);
   tcase_add_test(tc, test_matmul_mixed_and_wrap);
   tcase_add_test(tc, test_matmul_tf32_mode);
   tcase_add_test(tc, test_matmul_integer_exact);

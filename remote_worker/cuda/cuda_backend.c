@@ -163,12 +163,14 @@ static cudaError_t make_staging(mtw_stream *s) {
   return e;
 }
 
-static mt_status cuda_stream_create(mtw_backend *b, int device, mtw_stream **out) {
+static mt_status cuda_stream_create(mtw_backend *b, int device, const atomic_int *stop,
+                                    mtw_stream **out) {
   mtw_cuda_backend *cb = (mtw_cuda_backend *)b;
   mtw_stream *s = calloc(1, sizeof *s);
   if (!s) return mti_error_oom("stream", sizeof *s);
   s->backend = cb;
   s->device = device;
+  s->stop = stop;
   mt_status status = enter(s, "stream");
   cudaError_t e = cudaSuccess;
   if (status == MT_OK) e = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);

@@ -13,6 +13,13 @@
  * into the stream's staging region), and a strided output is computed
  * contiguous and copied out.
  *
+ * A long product is enqueued in pieces along k, each accumulating onto the
+ * one before (beta 1). Before each piece after the first, once about
+ * PACE_WORK multiply-adds are queued, the host waits for the stream and
+ * reads its stop flag: so the GPU holds at most a few milliseconds of a
+ * product whose client went away. A product of one piece (most of them)
+ * never waits.
+ *
  * linear (x @ w^T + b) is the same product with w's transpose as a view
  * (read in place, op T) and the bias as C's starting value: the output is
  * filled with the broadcast bias and cuBLAS accumulates onto it (beta 1).
@@ -32,6 +39,8 @@
 
 #define FN "mt_matmul"
 #define STAGE_ALIGN ((size_t)256)
+#define PACE_WORK ((double)((int64_t)1 << 34)) /* multiply-adds: ~2 ms on an A100 */
+#define PIECE_K_MIN 4096                       /* pieces of k are no shorter */
 
 /* One operand: a batch of rows x cols matrices with strides (rs, cs) in
  * elements, its batch strides aligned to the output's batch dims. */
@@ -191,12 +200,13 @@ static void outer_offsets(const problem *p, int nd, int64_t t, int64_t *oa, int6
 }
 
 /* One cuBLAS call: count products at strides sa, sb, sc from the given
- * element offsets, as C^T = B^T A^T. */
-static mt_status gemm(mtw_stream *s, const problem *p, int64_t m, int64_t lda, int64_t oa,
-                      int64_t ob, int64_t oc, int64_t count, int64_t sa, int64_t sb,
-                      int64_t sc) {
-  float one_f = 1.0f, beta_f = (float)p->accumulate;
-  double one_d = 1.0, beta_d = (double)p->accumulate;
+ * element offsets, as C^T = B^T A^T, over k elements of the inner dim
+ * (from where oa and ob point); accumulate onto c adds them to it. */
+static mt_status gemm(mtw_stream *s, const problem *p, int64_t m, int64_t k, int64_t lda,
+                      int64_t oa, int64_t ob, int64_t oc, int64_t count, int64_t sa, int64_t sb,
+                      int64_t sc, int accumulate) {
+  float one_f = 1.0f, beta_f = (float)accumulate;
+  double one_d = 1.0, beta_d = (double)accumulate;
   int f64 = p->type == CUDA_R_64F;
   const void *alpha = f64 ? (const void *)&one_d : (const void *)&one_f;
   const void *beta = f64 ? (const void *)&beta_d : (const void *)&beta_f;
@@ -204,11 +214,11 @@ static mt_status gemm(mtw_stream *s, const problem *p, int64_t m, int64_t lda, i
   char *c = p->c + oc * (int64_t)p->es;
   cublasStatus_t st;
   if (count == 1)
-    st = cublasGemmEx(s->blas, p->b.op, p->a.op, (int)p->n, (int)m, (int)p->k, alpha, b, p->type,
+    st = cublasGemmEx(s->blas, p->b.op, p->a.op, (int)p->n, (int)m, (int)k, alpha, b, p->type,
                       (int)p->b.ld, a, p->type, (int)lda, beta, c, p->type, (int)p->n,
                       p->compute, CUBLAS_GEMM_DEFAULT);
   else
-    st = cublasGemmStridedBatchedEx(s->blas, p->b.op, p->a.op, (int)p->n, (int)m, (int)p->k,
+    st = cublasGemmStridedBatchedEx(s->blas, p->b.op, p->a.op, (int)p->n, (int)m, (int)k,
                                     alpha, b, p->type, (int)p->b.ld, sb, a, p->type, (int)lda,
                                     sa, beta, c, p->type, (int)p->n, sc, (int)count, p->compute,
                                     CUBLAS_GEMM_DEFAULT);
@@ -238,6 +248,26 @@ static int inner_batch(const problem *p, int64_t *count, int64_t *sa, int64_t *s
   return d + 1;
 }
 
+/* The length of k's pieces for calls of call_work multiply-adds per
+ * element of k. */
+static int64_t k_piece(int64_t k, double call_work) {
+  double per = PACE_WORK / call_work;
+  if (per < PIECE_K_MIN) per = PIECE_K_MIN;
+  return per >= (double)k ? k : (int64_t)per;
+}
+
+/* Before the next piece: once PACE_WORK multiply-adds are queued, waits
+ * for them (an error surfaces at the next synchronize) and fails if the
+ * stream's stop flag rose meanwhile. */
+static mt_status paced(mtw_stream *s, double *queued) {
+  if (*queued < PACE_WORK) return MT_OK;
+  *queued = 0;
+  cudaStreamSynchronize(s->stream);
+  if (s->stop && atomic_load_explicit(s->stop, memory_order_relaxed))
+    return mti_error(MT_ERR_UNAVAILABLE, FN ": stopped: the session's call ended");
+  return MT_OK;
+}
+
 /* Runs every product: the inner batch per cuBLAS call, the outer dims in a
  * loop. When b is shared by the whole batch and a's matrices are rows at a
  * constant stride, the batch is one tall product instead. */
@@ -250,11 +280,20 @@ static mt_status run_products(mtw_stream *s, problem *p) {
   }
   int64_t outer_count = 1;
   for (int d = 0; d < outer; d++) outer_count *= p->bshape[d];
+  double call_work = (double)count * (double)m * (double)p->n; /* per element of k */
+  int64_t piece = k_piece(p->k, call_work);
+  double queued = 0;
   mt_status status = MT_OK;
   for (int64_t t = 0; t < outer_count && status == MT_OK; t++) {
     int64_t oa, ob, oc;
     outer_offsets(p, outer, t, &oa, &ob, &oc);
-    status = gemm(s, p, m, lda, oa, ob, oc, count, sa, sb, sc);
+    for (int64_t k0 = 0; k0 < p->k && status == MT_OK; k0 += piece) {
+      if ((status = paced(s, &queued)) != MT_OK) break;
+      int64_t len = p->k - k0 < piece ? p->k - k0 : piece;
+      status = gemm(s, p, m, len, lda, oa + k0 * p->a.cs, ob + k0 * p->b.rs, oc, count, sa, sb,
+                    sc, p->accumulate || k0 > 0);
+      queued += call_work * (double)len;
+    }
   }
   return status;
 }

@@ -49,6 +49,7 @@ struct mtw_stream {
   mtw_cuda_backend *backend;
   int device;
   cudaStream_t stream;
+  const atomic_int *stop; /* the session's call ended (backend.h) */
   unsigned *fault;      /* device fault word (cuda_kernels.h) */
   unsigned *fault_host; /* pinned (in pinned): where synchronize reads it */
   mtw_cuda_ctx ctx;     /* what the kernels see */

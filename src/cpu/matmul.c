@@ -12,6 +12,10 @@
  * the bias as the product's starting value: the output is filled with the
  * broadcast bias and BLAS accumulates onto it (beta = 1), so no transposed
  * weight and no second pass over the output exist.
+ *
+ * A long inner dimension is computed in pieces that accumulate onto each
+ * other (run_pieces), so that a caller's stop flag (cpu/stop.h) is seen
+ * every few milliseconds and an operand is never staged whole along k.
  */
 #include <cblas.h>
 #include <stdint.h>
@@ -22,11 +26,18 @@
 #include "core/error.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/cpu_simd.h"
+#include "cpu/stop.h"
 
 #define MM_FN "mt_matmul"
 
 /* Largest dimension, leading dimension or increment BLAS accepts. */
 #define MM_BLAS_MAX ((int64_t)(sizeof(blasint) >= 8 ? INT64_MAX : INT32_MAX))
+
+/* Products are computed in pieces along k of about MM_PIECE_WORK
+ * multiply-adds (a few milliseconds), none shorter than MM_PIECE_K_MIN
+ * (where BLAS keeps its speed): most products are one piece. */
+#define MM_PIECE_WORK ((double)(1 << 24))
+#define MM_PIECE_K_MIN 4096
 
 /* Below this many multiply-adds in all, a plain product runs on one thread. */
 #define MM_PARALLEL_MIN (MTI_CPU_PARALLEL_MIN * 32.0)
@@ -415,43 +426,85 @@ static mt_status fill_bias(const mti_view *bias, const mti_view *out, mt_dtype c
   return mti_cpu_convert(&src, &dst);
 }
 
+/* The length of k's pieces (run_pieces). */
+static int64_t k_piece(const mm_problem *p) {
+  double per = MM_PIECE_WORK / ((double)p->batch * (double)p->m * (double)p->n);
+  if (per < MM_PIECE_K_MIN) per = MM_PIECE_K_MIN;
+  return per >= (double)p->k ? p->k : (int64_t)per;
+}
+
+/* Elements [k0, k0 + len) of an operand's inner dimension: a's last dim,
+ * b's rows (its only dim when it is 1-D). */
+static mti_view slice_k(const mti_view *v, int is_left, int64_t k0, int64_t len) {
+  mti_view s = *v;
+  int d = is_left || v->ndim == 1 ? v->ndim - 1 : v->ndim - 2;
+  s.data = (char *)v->data + k0 * v->strides[d] * (int64_t)mt_dtype_size(v->dtype);
+  s.shape[d] = len;
+  return s;
+}
+
+/* Stages what p's path needs of a and b, then runs p. */
+static mt_status run_piece(mm_problem *p, const mti_view *a, const mti_view *b, int use_blas) {
+  void *staged[2] = {NULL, NULL};
+  mt_status st = use_blas ? prepare_blas(p, a, b, staged) : prepare_plain(p, a, b, staged);
+  if (st == MT_OK && use_blas) run_blas(p);
+  else if (st == MT_OK) run_plain(p);
+  free(staged[0]);
+  free(staged[1]);
+  return st;
+}
+
+/* Runs the product p of a and b (p->c and p->accumulate set) in pieces
+ * along k that each accumulate onto the one before (beta = 1). Between
+ * pieces the caller's stop flag is looked at (cpu/stop.h), and an operand
+ * that must be staged is staged a piece at a time, so a long or broadcast
+ * (stride 0) inner dimension is never copied whole. Most products are one
+ * piece, run as p itself. */
+static mt_status run_pieces(mm_problem *p, const mti_view *a, const mti_view *b,
+                            const mti_view *out, int use_blas) {
+  int64_t piece = k_piece(p);
+  if (piece == p->k) return run_piece(p, a, b, use_blas);
+  mt_status st = MT_OK;
+  for (int64_t k0 = 0; k0 < p->k && st == MT_OK && !mti_cpu_stopped(); k0 += piece) {
+    int64_t len = p->k - k0 < piece ? p->k - k0 : piece;
+    mti_view ap = slice_k(a, 1, k0, len), bp = slice_k(b, 0, k0, len);
+    mm_problem q;
+    problem_init(&q, &ap, &bp, out);
+    q.c = p->c;
+    q.accumulate = p->accumulate || k0 > 0;
+    st = run_piece(&q, &ap, &bp, use_blas);
+  }
+  return st;
+}
+
 /* out = a @ b (+ bias broadcast over out's rows when bias is not NULL). A
- * staged operand is a contiguous copy of that operand alone (never of its
- * broadcast), made only for a dtype change or a layout BLAS cannot read.
- * float16/bfloat16 results are computed in a float32 buffer and rounded
- * into out at the end. */
+ * staged operand is a contiguous copy of (a piece of) that operand alone
+ * (never of its broadcast), made only for a dtype change or a layout BLAS
+ * cannot read. float16/bfloat16 results are computed in a float32 buffer
+ * and rounded into out at the end. */
 static mt_status product(const mti_view *a, const mti_view *b, const mti_view *bias,
                          const mti_view *out) {
   int64_t out_numel = mti_shape_numel(out->ndim, out->shape);
   if (out_numel == 0) return MT_OK;
   mm_problem p;
   problem_init(&p, a, b, out);
-  p.accumulate = bias != NULL;
   if (p.k == 0 && !bias) {
     memset(out->data, 0, (size_t)out_numel * mt_dtype_size(out->dtype));
     return MT_OK;
   }
-  void *staged[2] = {NULL, NULL}, *c_buf = NULL;
+  void *c_buf = NULL;
   int use_blas = (p.ct == MT_FLOAT32 || p.ct == MT_FLOAT64) && p.m <= MM_BLAS_MAX &&
                  p.n <= MM_BLAS_MAX && p.k <= MM_BLAS_MAX;
-  mt_status st = p.k == 0            ? MT_OK
-                 : use_blas ? prepare_blas(&p, a, b, staged)
-                            : prepare_plain(&p, a, b, staged);
-  if (st == MT_OK && p.ct != out->dtype) {
+  mt_status st = MT_OK;
+  if (p.ct != out->dtype) {
     size_t bytes = (size_t)out_numel * p.es;
     c_buf = malloc(bytes);
     if (!c_buf) st = mti_error_oom(MM_FN, bytes);
   }
-  if (st == MT_OK) {
-    p.c = c_buf ? (char *)c_buf : (char *)out->data;
-    if (bias) st = fill_bias(bias, out, p.ct, p.c);
-  }
-  if (st == MT_OK && p.k > 0) {
-    if (use_blas)
-      run_blas(&p);
-    else
-      run_plain(&p);
-  }
+  p.c = c_buf ? (char *)c_buf : (char *)out->data;
+  p.accumulate = bias != NULL;
+  if (st == MT_OK && bias) st = fill_bias(bias, out, p.ct, p.c);
+  if (st == MT_OK && p.k > 0) st = run_pieces(&p, a, b, out, use_blas);
   if (st == MT_OK && c_buf) {
     mti_view c_view = *out;
     c_view.data = c_buf;
@@ -460,8 +513,6 @@ static mt_status product(const mti_view *a, const mti_view *b, const mti_view *b
     st = mti_cpu_convert(&c_view, out);
   }
   free(c_buf);
-  free(staged[0]);
-  free(staged[1]);
   return st;
 }
 

@@ -14,6 +14,9 @@
  * dense, or of a dtype without kernels (float16, bfloat16), are staged with
  * mti_cpu_convert in pieces of at most STAGE_BYTES.
  *
+ * A caller's stop flag (cpu/stop.h) is tested per task and per staged
+ * piece: a reduction over a huge broadcast view stops within milliseconds.
+ *
  * Results do not depend on the thread count: long rows and columns are split
  * at fixed, shape-derived points, and the partial results joined in order.
  */
@@ -26,6 +29,7 @@
 #include "core/error.h"
 #include "cpu_kernels.h"
 #include "cpu_simd.h"
+#include "stop.h"
 
 enum { RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX, RED_ARGMIN };
 
@@ -356,12 +360,14 @@ static int64_t rows_per_task(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n
  * rows are cut into ROW_CHUNK pieces whose results are joined in order. */
 static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const char *x,
                           int64_t outer, int64_t n, char *out) {
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
   size_t psz = mt_dtype_size(k->pdt);
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
+      if (mti_cpu_stop_raised(stop)) continue;
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + (size_t)o * psz);
     }
@@ -372,6 +378,7 @@ static mt_status red_rows(const char *fn, const red_kernel *k, size_t xsz, const
   if (!part) return mti_error_oom(fn, (size_t)(outer * nch) * psz);
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < outer * nch; q++) {
+    if (mti_cpu_stop_raised(stop)) continue;
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), part + (size_t)q * psz);
   }
@@ -398,6 +405,7 @@ static int64_t col_chunk_rows(int64_t outer, int64_t r, int64_t inner) {
  * a scratch buffer and are joined into out in order. */
 static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const char *x,
                           int64_t outer, int64_t r, int64_t inner, char *out) {
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
   size_t psz = mt_dtype_size(k->pdt);
   int64_t ntile = cdiv(inner, COL_TILE), rc = col_chunk_rows(outer, r, inner);
   int64_t nrc = cdiv(r, rc);
@@ -411,6 +419,7 @@ static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const
   int64_t ntask = cdiv(outer, per) * nrc * ntile;
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < ntask; q++) {
+    if (mti_cpu_stop_raised(stop)) continue;
     int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
     for (int64_t o = o0; o < min64(o0 + per, outer); o++) {
       const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
@@ -431,11 +440,13 @@ static mt_status red_cols(const char *fn, const red_kernel *k, size_t xsz, const
  * pairs are merged in order. */
 static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const char *x,
                           int64_t outer, int64_t n, int64_t *out) {
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
   int par = outer * n >= MTI_CPU_PARALLEL_MIN;
   if (n <= ROW_CHUNK) {
     int64_t per = rows_per_task(n), ntask = cdiv(outer, per);
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
     for (int64_t t = 0; t < ntask; t++) {
+      if (mti_cpu_stop_raised(stop)) continue;
       int64_t o = t * per;
       k->rows(x + (size_t)(o * n) * xsz, min64(per, outer - o), n, out + o, NULL);
     }
@@ -447,6 +458,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
   char *pval = (char *)(pidx + np);
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < np; q++) {
+    if (mti_cpu_stop_raised(stop)) continue;
     int64_t o = q / nch, c = (q % nch) * ROW_CHUNK;
     k->rows(x + (size_t)(o * n + c) * xsz, 1, min64(ROW_CHUNK, n - c), pidx + q,
             pval + (size_t)q * xsz);
@@ -465,6 +477,7 @@ static mt_status arg_rows(const char *fn, const arg_kernel *k, size_t xsz, const
  * task keeping its (value, index) pairs, merged in R order. */
 static mt_status arg_cols(const char *fn, const arg_kernel *k, size_t xsz, const char *x,
                           int64_t outer, int64_t r, int64_t inner, int64_t *out) {
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
   int64_t ntile = cdiv(inner, COL_TILE), rc = col_chunk_rows(outer, r, inner);
   int64_t nrc = cdiv(r, rc), np = outer * nrc * inner;
   int64_t *pidx = NULL;
@@ -479,6 +492,7 @@ static mt_status arg_cols(const char *fn, const arg_kernel *k, size_t xsz, const
   int64_t ntask = cdiv(outer, per) * nrc * ntile;
 #pragma omp parallel for schedule(dynamic) if (par) num_threads(mti_cpu_threads())
   for (int64_t q = 0; q < ntask; q++) {
+    if (mti_cpu_stop_raised(stop)) continue;
     int64_t o0 = q / (nrc * ntile) * per, c = q / ntile % nrc, col = q % ntile * COL_TILE;
     for (int64_t o = o0; o < min64(o0 + per, outer); o++) {
       const char *src = x + (size_t)((o * r + c * rc) * inner + col) * xsz;
@@ -646,7 +660,7 @@ static mt_status run_steps(const rctx *c, const rview *v, mt_dtype xdt, const ch
     }
     free(owned);
     owned = more ? dst : NULL;
-    if (s || !more) break;
+    if (s || !more || mti_cpu_stopped()) break;
     drop_run(size, red, &ng, j);
     x = dst;
     xdt = c->pdt;
@@ -720,7 +734,7 @@ static mt_status reduce_view(const rctx *c, const rview *v, char *res) {
   for (int i = k + 1; i < v->ndim && split_kept; i++)
     if (!v->d[i].red) rstride *= v->d[i].size;
   union { double f; int64_t i; } partial; /* one result of any dtype */
-  for (int64_t start = 0; start < v->d[k].size; start += per) {
+  for (int64_t start = 0; start < v->d[k].size && !mti_cpu_stopped(); start += per) {
     rview sub = subview(v, k, start, min64(per, v->d[k].size - start), per == 1);
     char *dst = split_kept ? res + (size_t)(start * rstride) * psz : start ? (char *)&partial : res;
     mt_status s = reduce_view(c, &sub, dst);

@@ -1073,6 +1073,63 @@ START_TEST(test_sigterm_does_not_wait_for_a_long_kernel) {
 }
 END_TEST
 
+/* Sends the one node of g, which would run for minutes, lets its kernel
+ * start, then drops the stream as a client that dies does: the kernel
+ * stops, the session ends with its memory freed, and a new session's work
+ * runs, all on the same worker and long before the kernel would end. */
+static void check_long_node_stops_when_client_goes(wt_session *s, wt_graph *g) {
+  ck_assert_int_eq(wt_graph_send(s, g), 0);
+  struct timespec running = {0, 300 * 1000000}; /* the kernel has started */
+  nanosleep(&running, NULL);
+  Modaltensor__V1__StatsReply *r = stats_of(0);
+  ck_assert_uint_eq(r->open_sessions, 1); /* still running: the test sees it stop */
+  stats_free(r);
+  wc_stream_free(s->stream); /* cancels: as if the client died */
+  ck_assert_int_eq(wait_no_sessions(), 0);
+  r = stats_of(0);
+  ck_assert_uint_eq(r->total->live_tensors, 0);
+  ck_assert_uint_eq(r->total->live_bytes, 0);
+  stats_free(r);
+  ck_assert_int_eq(wt_check_serving(worker.addr, NULL), 0);
+}
+
+/* The sum of 2^40 broadcast elements (one float32 uploaded, viewed as
+ * [2^20, 2^20] with strides [0, 0]): minutes of kernel. */
+START_TEST(test_long_sum_stops_when_client_goes) {
+  wt_session s;
+  open_session(&s);
+  const float one = 1;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
+  const int64_t huge[2] = {1 << 20, 1 << 20}, zero[2] = {0, 0};
+  wt_view a = wt_view_strided(1, 0, 2, huge, zero);
+  wt_graph g;
+  wt_graph_init(&g);
+  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_SUM, 2, MT_FLOAT32, 0, NULL);
+  n->attrs->dims_mask = 3;
+  wt_graph_input(&g, &a);
+  check_long_node_stops_when_client_goes(&s, &g);
+}
+END_TEST
+
+/* Its matmul twin: [1, 2^40] @ [2^40, 1], both views of one float32 with
+ * stride 0: 2^40 multiply-adds along the inner dimension. */
+START_TEST(test_long_matmul_stops_when_client_goes) {
+  wt_session s;
+  open_session(&s);
+  const float one = 1;
+  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
+  const int64_t row[2] = {1, (int64_t)1 << 40}, col[2] = {(int64_t)1 << 40, 1};
+  const int64_t zero[2] = {0, 0}, out_shape[2] = {1, 1};
+  wt_view a = wt_view_strided(1, 0, 2, row, zero), b = wt_view_strided(1, 0, 2, col, zero);
+  wt_graph g;
+  wt_graph_init(&g);
+  wt_graph_node(&g, MTI_OP_MATMUL, 2, MT_FLOAT32, 2, out_shape);
+  wt_graph_input(&g, &a);
+  wt_graph_input(&g, &b);
+  check_long_node_stops_when_client_goes(&s, &g);
+}
+END_TEST
+
 /* The fixture's teardown for tests that stop the worker themselves. */
 static void teardown_stopped(void) {
   wc_channel_free(channel);
@@ -1126,6 +1183,8 @@ static Suite *worker_suite(void) {
   tcase_add_checked_fixture(tc, setup_unbounded_work, teardown_stopped);
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, test_sigterm_does_not_wait_for_a_long_kernel);
+  tcase_add_test(tc, test_long_sum_stops_when_client_goes);
+  tcase_add_test(tc, test_long_matmul_stops_when_client_goes);
   suite_add_tcase(s, tc);
 
   tc = tcase("limits", setup);
