@@ -13,10 +13,13 @@
  * counted three ways (turns at the proxy, sync points in the worker's
  * Stats, the library's own count; wall time / RTT is the fourth check),
  * bytes on the wire against payload, and the ideal time (the round trips a
- * program must wait for, plus payload / bandwidth). Numbers only; nothing
- * is asserted. Results: docs/REMOTE.md.
+ * program must wait for, plus payload / bandwidth). A second table (alone
+ * with --bulk) has the bulk transfers: the same number of MiB uploaded
+ * (new bytes) and downloaded, each on a new connection whose session is
+ * open, against one round trip plus the payload at the bandwidth ("of the
+ * link"). Numbers only; nothing is asserted. Results: docs/REMOTE.md.
  *
- *   mt_bench_net [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--quick]
+ *   mt_bench_net [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--bulk] [--quick]
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@
 #include <grpc/grpc.h>
 #include <openssl/evp.h>
 
+#include "core/grpc_flow.h"
 #include "delay_proxy.h"
 #include "modaltensor.h"
 #include "wire_client.h"
@@ -39,6 +43,7 @@ typedef struct options {
   int nrtts;
   double rate; /* bytes per second */
   int upload_mib;
+  int bulk_only; /* --bulk: only the bulk transfer rows */
   const char *mlp; /* the example's binary */
 } options;
 
@@ -235,6 +240,53 @@ static void case_train(bench *b) {
   mt_tensor_free(x);
 }
 
+/* One bulk transfer row: the payload against the link (one round trip,
+ * the request or the sync, plus the payload at the proxy's bandwidth). */
+static void report_bulk(const bench *b, const char *name, double wall_ms, double payload) {
+  double ideal = b->rtt_ms + payload / b->o.rate * 1e3;
+  printf("| %g | %s | %.0f | %.0f | %.0f %% | %.1f MB/s |\n", b->rtt_ms, name, wall_ms, ideal,
+         100.0 * ideal / wall_ms, payload / wall_ms / 1e3);
+  fflush(stdout);
+}
+
+/* A fresh process state with its session open (one sync on a new
+ * connection): what follows measures a transfer, not the start-up. */
+static void begin_open_session(bench *b) {
+  begin(b);
+  const int64_t one = 1;
+  float v = 1;
+  mt_tensor *t = made(mt_from_data(&v, 1, &one, MT_FLOAT32, modal0), "upload");
+  check(mt_synchronize(modal0), "sync");
+  mt_tensor_free(t);
+}
+
+/* Bulk transfers on a new connection whose session is open: new bytes
+ * uploaded (with their bytes: the session knows the worker lacks them),
+ * and as many downloaded. */
+static void case_bulk(bench *b, unsigned salt) {
+  size_t n = (size_t)b->o.upload_mib << 18; /* float32 elements */
+  float *v = malloc(n * sizeof *v);
+  for (size_t i = 0; i < n; i++) v[i] = (float)(i % 1000 + 1000 * salt) + 0.5f;
+  const int64_t shape = (int64_t)n;
+  char name[64];
+  begin_open_session(b);
+  double t0 = now_ms();
+  mt_tensor *t = made(mt_from_data(v, 1, &shape, MT_FLOAT32, modal0), "upload");
+  check(mt_synchronize(modal0), "sync");
+  snprintf(name, sizeof name, "%d MiB upload, open session", b->o.upload_mib);
+  report_bulk(b, name, now_ms() - t0, (double)(n * sizeof *v));
+  mt_tensor_free(t);
+  begin_open_session(b);
+  t = made(mt_full(1, &shape, 2.0, MT_FLOAT32, modal0), "full");
+  check(mt_synchronize(modal0), "sync");
+  t0 = now_ms();
+  check(mt_to_host(t, v, n * sizeof *v), "download");
+  snprintf(name, sizeof name, "%d MiB download, open session", b->o.upload_mib);
+  report_bulk(b, name, now_ms() - t0, (double)(n * sizeof *v));
+  mt_tensor_free(t);
+  free(v);
+}
+
 /* SHA-256 of len bytes, as the library computes it (OpenSSL's EVP). */
 static void report_sha256(const void *data, size_t len) {
   unsigned char d[EVP_MAX_MD_SIZE];
@@ -285,7 +337,7 @@ static void remove_dir(const char *dir) {
 }
 
 static void parse(int argc, char **argv, options *o) {
-  *o = (options){{0, 20, 80}, 3, 100e6, 64, NULL};
+  *o = (options){{0, 20, 80}, 3, 100e6, 64, 0, NULL};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--rtt") && i + 1 < argc) {
       o->nrtts = 0;
@@ -295,17 +347,49 @@ static void parse(int argc, char **argv, options *o) {
       o->rate = atof(argv[++i]) * 1e6;
     } else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
       o->upload_mib = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--bulk")) {
+      o->bulk_only = 1;
     } else if (!strcmp(argv[i], "--quick")) {
       o->nrtts = 1;
       o->rtts[0] = 2;
       o->upload_mib = 4;
     } else {
-      fprintf(stderr, "usage: %s [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--quick]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--rtt MS[,MS...]] [--rate MBPS] [--mib N] [--bulk] [--quick]\n", argv[0]);
       exit(2);
     }
   }
   if (!(o->rate > 0)) o->rate = 100e6;
   if (o->upload_mib < 1) o->upload_mib = 1;
+}
+
+/* Every case (or, with bulk, the bulk transfers) behind a proxy at each
+ * round trip time; exits when a proxy cannot start. */
+static void run_at_each_rtt(bench *b, int bulk) {
+  int worker_port = atoi(strrchr(b->worker.addr, ':') + 1);
+  for (int i = 0; i < b->o.nrtts; i++) {
+    int port;
+    b->rtt_ms = b->o.rtts[i];
+    b->proxy = mtb_proxy_start(worker_port, b->rtt_ms, b->o.rate, &port);
+    if (!b->proxy) {
+      fprintf(stderr, "mt_bench_net: the proxy did not start\n");
+      exit(1);
+    }
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", port);
+    setenv("MODALTENSOR_WORKER", address, 1);
+    if (bulk) {
+      case_bulk(b, (unsigned)i);
+    } else {
+      case_startup(b);
+      case_mlp(b, address);
+      case_loop(b);
+      case_infer(b, (unsigned)i);
+      case_upload_twice(b, (unsigned)i);
+      case_train(b);
+    }
+    mt_shutdown();
+    mtb_proxy_stop(b->proxy);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -324,35 +408,24 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mt_bench_net: the worker did not start\n");
     return 1;
   }
+  /* This process starts gRPC before the library does: make the library's
+   * flow-control choice first, as the library would (core/grpc_flow.h). */
+  mti_grpc_choose_flow_control();
   grpc_init(); /* for the Stats channel; the library initialises its own use */
   b.stats_ch = wc_connect(b.worker.addr, NULL);
-  int worker_port = atoi(strrchr(b.worker.addr, ':') + 1);
-  printf("| RTT ms | case | wall ms | ideal ms | round trips: proxy turns / worker syncs / "
-         "library | wall / RTT | MiB on the wire / payload | MiB skipped |\n");
-  printf("|---|---|---|---|---|---|---|---|\n");
-  for (int i = 0; i < b.o.nrtts; i++) {
-    int port;
-    b.rtt_ms = b.o.rtts[i];
-    b.proxy = mtb_proxy_start(worker_port, b.rtt_ms, b.o.rate, &port);
-    if (!b.proxy) {
-      fprintf(stderr, "mt_bench_net: the proxy did not start\n");
-      return 1;
-    }
-    char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%d", port);
-    setenv("MODALTENSOR_WORKER", address, 1);
-    case_startup(&b);
-    case_mlp(&b, address);
-    case_loop(&b);
-    case_infer(&b, (unsigned)i);
-    case_upload_twice(&b, (unsigned)i);
-    case_train(&b);
-    mt_shutdown();
-    mtb_proxy_stop(b.proxy);
+  if (!b.o.bulk_only) {
+    printf("| RTT ms | case | wall ms | ideal ms | round trips: proxy turns / worker syncs / "
+           "library | wall / RTT | MiB on the wire / payload | MiB skipped |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    run_at_each_rtt(&b, 0);
   }
+  printf("\n| RTT ms | bulk transfer | wall ms | ideal ms | of the link | rate |\n");
+  printf("|---|---|---|---|---|---|\n");
+  run_at_each_rtt(&b, 1);
   wc_channel_free(b.stats_ch);
   wt_worker_stop(&b.worker);
-  printf("\nTraining step graph bytes: first step %llu, each later step %llu (%.1f %%)\n",
+  if (!b.o.bulk_only)
+    printf("\nTraining step graph bytes: first step %llu, each later step %llu (%.1f %%)\n",
          (unsigned long long)b.graph_first, (unsigned long long)b.graph_later,
          b.graph_first ? 100.0 * (double)b.graph_later / (double)b.graph_first : 0.0);
   size_t len = (size_t)b.o.upload_mib << 20;

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grpc_flow.h"
 #include "wire_client.h"
 #include "worker_proc.h"
 
@@ -362,7 +363,10 @@ static void part_c(const sizes *z, int reps) {
     double c0 = self_cpu_s();
     double raw_before = raw_tcp_seconds(bytes, (char *)dst, (const char *)src);
     double c1 = self_cpu_s();
-    /* upload: done when the worker has all of it (the sync confirms) */
+    /* upload: done when the worker has all of it (the sync confirms).
+     * New bytes in each repetition: bytes sent before would go by
+     * reference (content addressing), not over the connection. */
+    src[0] = (float)(r + 1000);
     double u0 = both_cpu_s(), t0 = now_s();
     mt_tensor *t = must(mt_from_data(src, 1, &n, MT_FLOAT32, MODAL), "mt_from_data");
     must_ok(mt_synchronize(MODAL), "mt_synchronize");
@@ -614,6 +618,9 @@ int main(int argc, char **argv) {
   }
   /* The library reads the address at its first call. */
   setenv("MODALTENSOR_WORKER", addr, 1);
+  /* This process starts gRPC before the library does: make the library's
+   * flow-control choice first, as the library would (core/grpc_flow.h). */
+  mti_grpc_choose_flow_control();
   grpc_init();
   stats_channel = stats_connect(addr);
   if (!stats_channel) return 1;

@@ -22,6 +22,7 @@
 
 #include "backend.h"
 #include "core/error.h"
+#include "core/grpc_flow.h"
 #include "log.h"
 #include "options.h"
 #include "server.h"
@@ -261,6 +262,7 @@ int main(int argc, char **argv) {
     mtw_log(MTW_LOG_INFO, "serving plain gRPC on %s: clients must reach it through a TLS proxy "
             "(such as Modal's forward), or start it with --tls-cert and --tls-key", o.listen);
 
+  mti_grpc_choose_flow_control();
   grpc_init();
   int port = 0, rc = 0, tls_rejected = 0;
   mtw_server *srv = mtw_server_start(&w, o.listen, o.tls_cert ? &pem : NULL, &port, &tls_rejected);

@@ -29,10 +29,8 @@
 /* A unary call whose request does not arrive within this is dropped. */
 #define UNARY_REQUEST_TIMEOUT_MS 30000
 
-/* How far a client may send ahead of the message the worker is handling.
- * gRPC's default (64 KiB) makes every 1 MiB chunk wait for flow-control
- * round trips; a few chunks of lookahead keep the pipe full. */
-#define STREAM_LOOKAHEAD_BYTES (8 << 20)
+/* The receive windows: core/grpc_flow.h (a lookahead setting would never
+ * reach the wire while BDP probing sizes them). */
 
 /* Socket reads of 8 KiB (gRPC's default) take 128 system calls per
  * chunk; 256 KiB take 4. */
@@ -453,7 +451,6 @@ mtw_server *mtw_server_start(mtw_worker *w, const char *listen, const mtw_tls_pe
   grpc_arg args[] = {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = MTI_MAX_MESSAGE_BYTES}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = MTI_MAX_MESSAGE_BYTES}},
-      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = STREAM_LOOKAHEAD_BYTES}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_TCP_READ_CHUNK_SIZE, {.integer = TCP_READ_CHUNK_BYTES}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, {.integer = TCP_READ_CHUNK_BYTES}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = KEEPALIVE_TIME_MS}},

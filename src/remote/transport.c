@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/grpc_flow.h"
 #include "core/protocol.h"
 
 struct mti_channel {
@@ -45,7 +46,10 @@ struct mti_stream {
 };
 
 static pthread_once_t grpc_once = PTHREAD_ONCE_INIT;
-static void init_grpc(void) { grpc_init(); }
+static void init_grpc(void) {
+  mti_grpc_choose_flow_control();
+  grpc_init();
+}
 
 static gpr_timespec deadline_in(int64_t ms) {
   return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));

@@ -2,11 +2,15 @@
  * test_modal_config.c - mt_modal_configure: settings from code win over the
  * environment, are refused while the device is in use and apply after
  * mt_shutdown, malformed ones are refused before anything is sent, and
- * NULL goes back to the environment.
+ * NULL goes back to the environment. Also the flow-control choice the
+ * library makes for gRPC (core/grpc_flow.h), which the environment can
+ * override.
  */
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/grpc_flow.h"
 #include "modal_harness.h"
 
 #define TOKEN "config-test-token"
@@ -76,6 +80,26 @@ START_TEST(test_token_from_code) {
 }
 END_TEST
 
+START_TEST(test_flow_control_experiment_chosen_when_unset) {
+  unsetenv("GRPC_EXPERIMENTS");
+  mh_worker_start(&worker, NULL, NULL, NULL);
+  mh_point_at(&worker);
+  MH_OK(touch());
+  const char *set = getenv("GRPC_EXPERIMENTS");
+  ck_assert_ptr_nonnull(set);
+  ck_assert_str_eq(set, MTI_GRPC_EXPERIMENTS);
+}
+END_TEST
+
+START_TEST(test_flow_control_left_to_the_environment) {
+  setenv("GRPC_EXPERIMENTS", "", 1); /* every experiment at its default */
+  mh_worker_start(&worker, NULL, NULL, NULL);
+  mh_point_at(&worker);
+  MH_OK(touch());
+  ck_assert_str_eq(getenv("GRPC_EXPERIMENTS"), "");
+}
+END_TEST
+
 START_TEST(test_malformed_settings) {
   mt_modal_config cfg = MT_MODAL_CONFIG_INIT;
   cfg.worker = "ftp://host:1";
@@ -106,6 +130,8 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_refused_while_in_use_applies_after_shutdown);
   tcase_add_test(tc, test_token_from_code);
   tcase_add_test(tc, test_malformed_settings);
+  tcase_add_test(tc, test_flow_control_experiment_chosen_when_unset);
+  tcase_add_test(tc, test_flow_control_left_to_the_environment);
   suite_add_tcase(s, tc);
   return s;
 }

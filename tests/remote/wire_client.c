@@ -45,9 +45,7 @@ static wc_channel *connect_with(const char *target, const char *token,
   grpc_arg args[] = {
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = MAX_MESSAGE}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = MAX_MESSAGE}},
-      /* as the worker does: downloads may run ahead of the reader, and
-       * sockets are read in large pieces */
-      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 8 << 20}},
+      /* as the worker does: sockets are read in large pieces */
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_TCP_READ_CHUNK_SIZE, {.integer = 256 << 10}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, {.integer = 256 << 10}},
       /* Separate channels must not share one connection: the tests use
