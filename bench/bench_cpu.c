@@ -79,6 +79,8 @@ static mt_tensor *run_sum_all(mt_tensor *const in[2]) { return mt_sum(in[0], 0, 
 static mt_tensor *run_softmax(mt_tensor *const in[2]) { return mt_softmax(in[0], -1); }
 static mt_tensor *run_matmul(mt_tensor *const in[2]) { return mt_matmul(in[0], in[1]); }
 static mt_tensor *run_cast_f16(mt_tensor *const in[2]) { return mt_cast(in[0], MT_FLOAT16); }
+static mt_tensor *run_cast_bf16(mt_tensor *const in[2]) { return mt_cast(in[0], MT_BFLOAT16); }
+static mt_tensor *run_cast_f32(mt_tensor *const in[2]) { return mt_cast(in[0], MT_FLOAT32); }
 static mt_tensor *run_argmax(mt_tensor *const in[2]) { return mt_argmax(in[0], 1, 0); }
 
 static mt_tensor *run_gelu(mt_tensor *const in[2]) { return mt_gelu(in[0]); }
@@ -161,7 +163,7 @@ static mt_tensor *run_transpose_contiguous(mt_tensor *const in[2]) {
    .out_dtype = odt, .out_numel = onumel, __VA_ARGS__}
 #define SHAPE(...) __VA_ARGS__
 
-enum { CASE_COUNT = 42, SMALL_BATCH = 1000 };
+enum { CASE_COUNT = 51, SMALL_BATCH = 1000 };
 
 /* Rows of the transformer-sized kernels: [rows, cols] as a BERT-base layer
  * at batch 8 x 49 tokens (hidden 384, MLP 1536, attention rows of 49). */
@@ -224,6 +226,20 @@ static void make_cases(const bench_sizes *s, bench_case cases[CASE_COUNT]) {
       CASE("sum_all_bf16_10M", 1, n, -1, 0, run_sum_all, MT_BFLOAT16, 1, .in_dtype = MT_BFLOAT16),
       CASE("gelu_bf16_392x1536", 2, SHAPE(TF_ROWS, TF_MLP), -1, 0, run_gelu, MT_BFLOAT16, mlp,
            .in_dtype = MT_BFLOAT16),
+      CASE("mul_bf16_10M", 1, n, 1, n, run_mul, MT_BFLOAT16, n, .in_dtype = MT_BFLOAT16),
+      CASE("exp_bf16_10M", 1, n, -1, 0, run_exp, MT_BFLOAT16, n, .in_dtype = MT_BFLOAT16),
+      CASE("cast_f32_to_bf16_10M", 1, n, -1, 0, run_cast_bf16, MT_BFLOAT16, n),
+      CASE("cast_f16_to_f32_10M", 1, n, -1, 0, run_cast_f32, MT_FLOAT32, n, .in_dtype = MT_FLOAT16),
+      CASE("sum_dim1_f16_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_sum_dim1, MT_FLOAT16, sq,
+           .in_dtype = MT_FLOAT16),
+      CASE("sum_dim1_bf16_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_sum_dim1, MT_BFLOAT16, sq,
+           .in_dtype = MT_BFLOAT16),
+      CASE("softmax_lastdim_bf16_4096x4096", 2, SHAPE(sq, sq), -1, 0, run_softmax, MT_BFLOAT16,
+           sq * sq, .in_dtype = MT_BFLOAT16),
+      CASE("matmul_f16_1024", 2, SHAPE(m1, m1), 2, SHAPE(m1, m1), run_matmul, MT_FLOAT16, m1 * m1,
+           .in_dtype = MT_FLOAT16),
+      CASE("matmul_bf16_1024", 2, SHAPE(m1, m1), 2, SHAPE(m1, m1), run_matmul, MT_BFLOAT16,
+           m1 * m1, .in_dtype = MT_BFLOAT16),
       /* small-op overhead: create, compute, free */
       CASE("small_add_f32_16", 1, 16, 1, 16, run_add, MT_FLOAT32, 16, .batch = SMALL_BATCH),
       CASE("small_view_slice_16", 1, 16, -1, 0, run_slice, MT_FLOAT32, 8, .batch = SMALL_BATCH),

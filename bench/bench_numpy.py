@@ -139,6 +139,8 @@ def make_cases(n, sq, m1, m2):
         ("add_f16_10M", [(n,), (n,)], lambda a, b: a + b, f16),
         ("exp_f16_10M", [(n,)], np.exp, f16),
         ("sum_all_f16_10M", [(n,)], lambda a: a.sum(), f16),
+        ("cast_f16_to_f32_10M", [(n,)], lambda a: a.astype(np.float32), f16),
+        ("sum_dim1_f16_4096x4096", [(sq, sq)], lambda a: a.sum(axis=1), f16),
         ("small_add_f32_16", [(16,), (16,)], lambda a, b: a + b),
         ("small_view_slice_16", [(16,)], lambda a: a[2:10]),
         ("small_sum_f32_16", [(16,)], lambda a: a.sum()),

@@ -7,8 +7,9 @@
  *
  * Structure: a 10 x 10 table of row converters (one contiguous loop, cloned
  * for AVX2, and one strided loop per dtype pair), generated from one list of
- * dtypes; the driver coalesces the two views' dims and walks rows, or tiles
- * when the two views disagree on which dim is contiguous (a transpose).
+ * dtypes, with F16C/AVX2 rows for float32 <-> float16/bfloat16 where the CPU
+ * has them; the driver coalesces the two views' dims and walks rows, or
+ * tiles when the two views disagree on which dim is contiguous (a transpose).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -244,6 +245,103 @@ static const contig_fn contig_table[MTI_NUM_DTYPES][MTI_NUM_DTYPES] = {
 static const strided_fn strided_table[MTI_NUM_DTYPES][MTI_NUM_DTYPES] = {
     CVT_SOURCES(STRIDED_ROW, ~)};
 
+/* ---- float32 <-> float16/bfloat16 rows with x86 vector instructions ----
+ * float16 converts with F16C (vcvtph2ps, and vcvtps2ph with its rounding
+ * set to nearest even), bfloat16 with AVX2 integer shifts doing
+ * f32_to_bf16's rounding 16 lanes at a time. Both give the bits of the
+ * portable loops above (but that F16C quiets a signaling float16 NaN). The
+ * library's baseline is plain x86-64, so these functions alone are compiled
+ * for AVX2 and F16C, and contig_for() picks them only on a CPU that has
+ * both; elsewhere (and in a build with MTI_NO_SIMD_CLONES, baseline code
+ * only) the portable loops run. Tails go to the portable loops. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MTI_NO_SIMD_CLONES)
+#include <immintrin.h>
+#define HALF_VECTOR_ROWS 1
+#define TARGET_AVX2_F16C __attribute__((target("avx2,f16c")))
+
+TARGET_AVX2_F16C static void f16_f32_vector(const void *src, void *dst, int64_t n) {
+  const uint16_t *s = src;
+  float *d = dst;
+  int64_t i = 0;
+  for (; n - i >= 16; i += 16) {
+    __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i)));
+    __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i + 8)));
+    _mm256_storeu_ps(d + i, lo);
+    _mm256_storeu_ps(d + i + 8, hi);
+  }
+  cvt_contig_f16_f32(s + i, d + i, n - i);
+}
+
+TARGET_AVX2_F16C static void f32_f16_vector(const void *src, void *dst, int64_t n) {
+  const float *s = src;
+  uint16_t *d = dst;
+  int64_t i = 0;
+  for (; n - i >= 16; i += 16) {
+    __m128i lo = _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT);
+    __m128i hi = _mm256_cvtps_ph(_mm256_loadu_ps(s + i + 8), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128((__m128i *)(d + i), lo);
+    _mm_storeu_si128((__m128i *)(d + i + 8), hi);
+  }
+  cvt_contig_f32_f16(s + i, d + i, n - i);
+}
+
+TARGET_AVX2_F16C static void bf16_f32_vector(const void *src, void *dst, int64_t n) {
+  const uint16_t *s = src;
+  float *d = dst;
+  int64_t i = 0;
+  for (; n - i >= 16; i += 16) {
+    __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+    __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i + 8)));
+    _mm256_storeu_si256((__m256i *)(d + i), _mm256_slli_epi32(lo, 16));
+    _mm256_storeu_si256((__m256i *)(d + i + 8), _mm256_slli_epi32(hi, 16));
+  }
+  cvt_contig_bf16_f32(s + i, d + i, n - i);
+}
+
+/* f32_to_bf16 on 8 lanes, the results in the low halves of the lanes. */
+TARGET_AVX2_F16C static inline __m256i bf16_round8(__m256i u) {
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i biased = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb);
+  __m256i rounded = _mm256_srli_epi32(biased, 16);
+  __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  __m256i is_nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                      _mm256_set1_epi32(0x7f800000));
+  return _mm256_blendv_epi8(rounded, quiet, is_nan);
+}
+
+TARGET_AVX2_F16C static void f32_bf16_vector(const void *src, void *dst, int64_t n) {
+  const float *s = src;
+  uint16_t *d = dst;
+  int64_t i = 0;
+  for (; n - i >= 16; i += 16) {
+    __m256i lo = bf16_round8(_mm256_loadu_si256((const __m256i *)(s + i)));
+    __m256i hi = bf16_round8(_mm256_loadu_si256((const __m256i *)(s + i + 8)));
+    /* packus interleaves the 128-bit halves: lo0-3 hi0-3 lo4-7 hi4-7 */
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
+    _mm256_storeu_si256((__m256i *)(d + i), packed);
+  }
+  cvt_contig_f32_bf16(s + i, d + i, n - i);
+}
+
+static int have_avx2_f16c(void) {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+/* The contiguous row converter of (sd, dd): a vector one where this CPU has
+ * it, else the table's. */
+static contig_fn contig_for(mt_dtype sd, mt_dtype dd) {
+#ifdef HALF_VECTOR_ROWS
+  if (have_avx2_f16c()) {
+    if (sd == MT_FLOAT16 && dd == MT_FLOAT32) return f16_f32_vector;
+    if (sd == MT_FLOAT32 && dd == MT_FLOAT16) return f32_f16_vector;
+    if (sd == MT_BFLOAT16 && dd == MT_FLOAT32) return bf16_f32_vector;
+    if (sd == MT_FLOAT32 && dd == MT_BFLOAT16) return f32_bf16_vector;
+  }
+#endif
+  return contig_table[sd][dd];
+}
+
 /* ---- same-dtype rows: plain element copies by size ---- */
 
 #define DEFINE_COPY(bits)                                                                  \
@@ -262,13 +360,13 @@ DEFINE_COPY(16)
 DEFINE_COPY(32)
 DEFINE_COPY(64)
 
-/* Converts n elements from s (dtype sd, stride ss) to d (dtype dd, stride
- * ds); strides in elements, rows do not overlap. */
-static void convert_row(const char *s, mt_dtype sd, int64_t ss, char *d, mt_dtype dd,
-                        int64_t ds, int64_t n) {
+void mti_cpu_convert_row(const void *src, mt_dtype sd, int64_t ss, void *dst, mt_dtype dd,
+                         int64_t ds, int64_t n) {
+  const char *s = src;
+  char *d = dst;
   if (sd != dd) {
     if (ss == 1 && ds == 1)
-      contig_table[sd][dd](s, d, n);
+      contig_for(sd, dd)(s, d, n);
     else
       strided_table[sd][dd](s, ss, d, ds, n);
     return;
@@ -369,8 +467,8 @@ static void convert_range(const convert_job *j, int64_t begin, int64_t end) {
   }
   for (int64_t pos = begin; pos < end;) {
     int64_t n = inner - col < end - pos ? inner - col : end - pos;
-    convert_row(j->src + soff * (int64_t)j->ssize, j->sd, l->src_stride[last],
-                j->dst + doff * (int64_t)j->dsize, j->dd, l->dst_stride[last], n);
+    mti_cpu_convert_row(j->src + soff * (int64_t)j->ssize, j->sd, l->src_stride[last],
+                        j->dst + doff * (int64_t)j->dsize, j->dd, l->dst_stride[last], n);
     pos += n;
     soff -= col * l->src_stride[last];
     doff -= col * l->dst_stride[last];
@@ -427,12 +525,12 @@ static void convert_tile(const convert_job *j, int k, int64_t outer_index, int64
   int64_t ssize = (int64_t)j->ssize, dsize = (int64_t)j->dsize;
   const char *s = j->src + (soff + k0 * l->src_stride[k] + i0 * l->src_stride[last]) * ssize;
   for (int64_t i = 0; i < in; i++) /* buffer row i = src along k */
-    convert_row(s + i * l->src_stride[last] * ssize, j->sd, l->src_stride[k],
-                buf + i * TILE_PITCH * dsize, j->dd, 1, kn);
+    mti_cpu_convert_row(s + i * l->src_stride[last] * ssize, j->sd, l->src_stride[k],
+                        buf + i * TILE_PITCH * dsize, j->dd, 1, kn);
   char *d = j->dst + (doff + k0 * l->dst_stride[k] + i0) * dsize;
   for (int64_t kk = 0; kk < kn; kk++) /* dst row kk = buffer column kk */
-    convert_row(buf + kk * dsize, j->dd, TILE_PITCH, d + kk * l->dst_stride[k] * dsize, j->dd,
-                1, in);
+    mti_cpu_convert_row(buf + kk * dsize, j->dd, TILE_PITCH, d + kk * l->dst_stride[k] * dsize,
+                        j->dd, 1, in);
 }
 
 static mt_status convert_tiled(const convert_job *j, int k, int64_t numel) {

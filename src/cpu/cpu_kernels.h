@@ -139,5 +139,11 @@ mt_status mti_cpu_cross_entropy_backward(const mti_view *in, const mti_attrs *at
  * mt_cast's rules). The workhorse behind COPY, CAST and the input staging of
  * other families. */
 mt_status mti_cpu_convert(const mti_view *src, const mti_view *dst);
+/* One row of mti_cpu_convert: n elements from src (dtype sd, stride ss in
+ * elements) to dst (dd, ds), on the calling thread; the rows must not
+ * overlap. For short rows, where a view's setup would cost more than the
+ * conversion (staging buffers). */
+void mti_cpu_convert_row(const void *src, mt_dtype sd, int64_t ss, void *dst, mt_dtype dd,
+                         int64_t ds, int64_t n);
 
 #endif

@@ -78,13 +78,6 @@ typedef struct ew_job {
   int direct[MAX_OPERANDS], all_direct;
 } ew_job;
 
-static void convert_1d(const char *src, mt_dtype sd, int64_t ss, char *dst, mt_dtype dd,
-                       int64_t ds, int64_t n) {
-  mti_view s = {.data = (void *)src, .dtype = sd, .ndim = 1, .shape = {n}, .strides = {ss}};
-  mti_view d = {.data = dst, .dtype = dd, .ndim = 1, .shape = {n}, .strides = {ds}};
-  mti_cpu_convert(&s, &d);
-}
-
 /* What a thread's staging buffers hold: an operand broadcast along the
  * inner dim is filled once and reused while its element stays the same. */
 typedef struct ew_staged {
@@ -125,10 +118,10 @@ static void stage_input(const ew_job *j, int k, const char *p, int64_t n, char *
   if (j->dtype[k] == j->want[k]) {
     stage_same_dtype(p, (size_t)j->size[k], ss, buf, n);
   } else if (j->via[k] != j->want[k]) { /* the 16-bit via values use the upper half */
-    convert_1d(p, j->dtype[k], ss, buf + BLOCK * 4, j->via[k], 1, n);
-    convert_1d(buf + BLOCK * 4, j->via[k], 1, buf, j->want[k], 1, n);
+    mti_cpu_convert_row(p, j->dtype[k], ss, buf + BLOCK * 4, j->via[k], 1, n);
+    mti_cpu_convert_row(buf + BLOCK * 4, j->via[k], 1, buf, j->want[k], 1, n);
   } else {
-    convert_1d(p, j->dtype[k], ss, buf, j->want[k], 1, n);
+    mti_cpu_convert_row(p, j->dtype[k], ss, buf, j->want[k], 1, n);
   }
 }
 
@@ -153,7 +146,7 @@ static void run_chunk(const ew_job *j, const int64_t *off, int64_t n, char *scra
     j->kernel(o, in, n, &j->sc);
   } else {
     j->kernel(scratch, in, n, &j->sc);
-    convert_1d(scratch, j->want[0], 1, o, j->dtype[0], l->stride[0][last], n);
+    mti_cpu_convert_row(scratch, j->want[0], 1, o, j->dtype[0], l->stride[0][last], n);
   }
 }
 
@@ -290,7 +283,7 @@ static mt_status arange(const mti_view *out, double start, double step) {
     int64_t first = b * BLOCK, len = n - first < BLOCK ? n - first : BLOCK;
     for (int64_t i = 0; i < len; i++) vals[i] = start + (double)(first + i) * step;
     char *dst = (char *)out->data + first * stride * (int64_t)size;
-    convert_1d((const char *)vals, MT_FLOAT64, 1, dst, out->dtype, stride, len);
+    mti_cpu_convert_row((const char *)vals, MT_FLOAT64, 1, dst, out->dtype, stride, len);
   }
   return MT_OK;
 }

@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/cpu_simd.h"
+#include "cpu/host_cache.h"
 #include "cpu/stop.h"
 
 #define MM_FN "mt_matmul"
@@ -102,10 +103,19 @@ static void operand_init(mm_operand *op, const mti_view *v, int is_left, int nb,
   }
 }
 
-/* A contiguous copy of v converted to dtype dt, in *buf (the caller frees). */
-static mt_status stage(const mti_view *v, mt_dtype dt, mti_view *staged, void **buf) {
+/* The bytes of a staged copy of v in dtype dt (at least one). */
+static size_t staged_bytes(const mti_view *v, mt_dtype dt) {
   size_t bytes = (size_t)mti_shape_numel(v->ndim, v->shape) * mt_dtype_size(dt);
-  *buf = malloc(bytes ? bytes : 1);
+  return bytes ? bytes : 1;
+}
+
+/* A contiguous copy of v converted to dtype dt, in *buf (the caller gives
+ * it back with mti_host_free(*buf, staged_bytes(v, dt))). From the host
+ * buffer cache: a float16/bfloat16 product stages both operands and its
+ * result every call, and fresh pages would fault in each time. */
+static mt_status stage(const mti_view *v, mt_dtype dt, mti_view *staged, void **buf) {
+  size_t bytes = staged_bytes(v, dt);
+  *buf = mti_host_alloc(bytes);
   if (!*buf) return mti_error_oom(MM_FN, bytes);
   *staged = *v;
   staged->data = *buf;
@@ -449,8 +459,8 @@ static mt_status run_piece(mm_problem *p, const mti_view *a, const mti_view *b, 
   mt_status st = use_blas ? prepare_blas(p, a, b, staged) : prepare_plain(p, a, b, staged);
   if (st == MT_OK && use_blas) run_blas(p);
   else if (st == MT_OK) run_plain(p);
-  free(staged[0]);
-  free(staged[1]);
+  if (staged[0]) mti_host_free(staged[0], staged_bytes(a, p->ct));
+  if (staged[1]) mti_host_free(staged[1], staged_bytes(b, p->ct));
   return st;
 }
 
@@ -498,7 +508,7 @@ static mt_status product(const mti_view *a, const mti_view *b, const mti_view *b
   mt_status st = MT_OK;
   if (p.ct != out->dtype) {
     size_t bytes = (size_t)out_numel * p.es;
-    c_buf = malloc(bytes);
+    c_buf = mti_host_alloc(bytes);
     if (!c_buf) st = mti_error_oom(MM_FN, bytes);
   }
   p.c = c_buf ? (char *)c_buf : (char *)out->data;
@@ -512,7 +522,7 @@ static mt_status product(const mti_view *a, const mti_view *b, const mti_view *b
     mti_shape_contiguous_strides(out->ndim, out->shape, c_view.strides);
     st = mti_cpu_convert(&c_view, out);
   }
-  free(c_buf);
+  if (c_buf) mti_host_free(c_buf, (size_t)out_numel * p.es);
   return st;
 }
 

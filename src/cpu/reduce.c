@@ -10,9 +10,10 @@
  * On dense data the work is a sequence of steps, one per run of adjacent
  * reduced dims, each a [outer, R, inner] reduction on contiguous memory:
  * inner == 1 reduces rows (several SIMD accumulators per row), inner > 1
- * accumulates rows of length inner (SIMD across inner). Inputs that are not
- * dense, or of a dtype without kernels (float16, bfloat16), are staged with
- * mti_cpu_convert in pieces of at most STAGE_BYTES.
+ * accumulates rows of length inner (SIMD across inner); float16 and bfloat16
+ * run the float32 kernels on pieces widened in cache. Inputs that are not
+ * dense, or of a dtype without kernels (float16 and bfloat16 for the arg
+ * reductions), are staged with mti_cpu_convert in pieces of at most STAGE_BYTES.
  *
  * A caller's stop flag (cpu/stop.h) is tested per task and per staged
  * piece: a reduction over a huge broadcast view stops within milliseconds.
@@ -305,6 +306,55 @@ ARG_KERNELS(i64, int64_t, I)
 ARG_KERNELS(f32, float, F)
 ARG_KERNELS(f64, double, F)
 
+/* ---- float16 and bfloat16: the float32 kernels on cache-sized pieces ----
+ * The 16-bit input is widened (exactly) into a float32 buffer of ROW_CHUNK
+ * elements on the stack, and the float32 kernel reduces that: whole rows
+ * (a row kernel never sees rows longer than ROW_CHUNK, so the sums are the
+ * float32 kernel's), or a few rows of a column tile at a time, their
+ * results joined in order. No full-size float32 copy is made, and the
+ * input is read once, at its own width. */
+
+/* Rows of a column tile of width w widened per piece: whole COL_BLOCKs
+ * where they fit (so the sums match the float32 kernel's), else as many as fit. */
+static int64_t half_col_rows(int64_t w) {
+  int64_t fit = ROW_CHUNK / w;
+  return fit >= COL_BLOCK ? fit / COL_BLOCK * COL_BLOCK : fit;
+}
+
+#define HALF_KERNEL(OP, S, DT, PT)                                                             \
+  static void OP##_##S##_rows(const void *xv, int64_t nrows, int64_t n, void *ov) {            \
+    float buf[ROW_CHUNK];                                                                      \
+    int64_t per = n ? ROW_CHUNK / n : nrows;                                                   \
+    for (int64_t r = 0; r < nrows; r += per) {                                                 \
+      int64_t m = nrows - r < per ? nrows - r : per;                                           \
+      mti_cpu_convert_row((const uint16_t *)xv + r * n, DT, 1, buf, MT_FLOAT32, 1, m * n);     \
+      OP##_f32_rows(buf, m, n, (PT *)ov + r);                                                  \
+    }                                                                                          \
+  }                                                                                            \
+  static void OP##_##S##_cols(const void *xv, int64_t nrows, int64_t w, int64_t ld,            \
+                              void *ov) {                                                      \
+    float buf[ROW_CHUNK];                                                                      \
+    PT part[COL_TILE];                                                                         \
+    int64_t per = half_col_rows(w), r = 0;                                                     \
+    do { /* once at least: nrows 0 sets out to the identity */                                 \
+      int64_t m = nrows - r < per ? nrows - r : per;                                           \
+      for (int64_t i = 0; i < m; i++)                                                          \
+        mti_cpu_convert_row((const uint16_t *)xv + (r + i) * ld, DT, 1, buf + i * w,           \
+                            MT_FLOAT32, 1, w);                                                 \
+      OP##_f32_cols(buf, m, w, w, r ? (void *)part : ov);                                      \
+      if (r) OP##_f32_join(ov, part, w);                                                       \
+      r += m;                                                                                  \
+    } while (r < nrows);                                                                       \
+  }
+
+#define HALF_KERNELS(S, DT)              \
+  HALF_KERNEL(sum, S, DT, double)        \
+  HALF_KERNEL(prod, S, DT, double)       \
+  HALF_KERNEL(max, S, DT, float)         \
+  HALF_KERNEL(min, S, DT, float)
+HALF_KERNELS(f16, MT_FLOAT16)
+HALF_KERNELS(bf16, MT_BFLOAT16)
+
 /* ---- kernel tables ---- */
 
 typedef struct red_kernel {
@@ -324,7 +374,14 @@ typedef struct arg_kernel {
 #define RK_INT(S, T) \
   {RK(sum_##S, MT_INT64), RK(prod_##S, MT_INT64), RK(max_##S, T), RK(min_##S, T)}
 
-/* Indexed by input dtype; float16 and bfloat16 have none (staged to float32). */
+/* Half-precision kernels join their results with the float32 ones'. */
+#define RK_HALF(S)                                                                 \
+  {{sum_##S##_rows, sum_##S##_cols, sum_f32_join, MT_FLOAT64},                     \
+   {prod_##S##_rows, prod_##S##_cols, prod_f32_join, MT_FLOAT64},                  \
+   {max_##S##_rows, max_##S##_cols, max_f32_join, MT_FLOAT32},                     \
+   {min_##S##_rows, min_##S##_cols, min_f32_join, MT_FLOAT32}}
+
+/* Indexed by input dtype. */
 static const red_kernel red_kernels[MTI_NUM_DTYPES][4] = {
     [MT_BOOL] = RK_INT(b8, MT_BOOL),
     [MT_UINT8] = RK_INT(u8, MT_UINT8),
@@ -332,6 +389,8 @@ static const red_kernel red_kernels[MTI_NUM_DTYPES][4] = {
     [MT_INT16] = RK_INT(i16, MT_INT16),
     [MT_INT32] = RK_INT(i32, MT_INT32),
     [MT_INT64] = RK_INT(i64, MT_INT64),
+    [MT_FLOAT16] = RK_HALF(f16),
+    [MT_BFLOAT16] = RK_HALF(bf16),
     [MT_FLOAT32] = {RK(sum_f32, MT_FLOAT64), RK(prod_f32, MT_FLOAT64), RK(max_f32, MT_FLOAT32),
                     RK(min_f32, MT_FLOAT32)},
     [MT_FLOAT64] = {RK(sum_f64, MT_FLOAT64), RK(prod_f64, MT_FLOAT64), RK(max_f64, MT_FLOAT64),
@@ -530,7 +589,7 @@ typedef struct rview {
 typedef struct rctx {
   const char *fn; /* "mt_sum", ... for messages */
   int op;       /* RED_* */
-  mt_dtype sdt; /* dtype the kernels read: the input's, or float32 for 16-bit floats */
+  mt_dtype sdt; /* dtype the kernels read: the input's, or float32 where it has none */
   mt_dtype pdt; /* dtype of the results */
 } rctx;
 
