@@ -249,7 +249,7 @@ static const strided_fn strided_table[MTI_NUM_DTYPES][MTI_NUM_DTYPES] = {
  * float16 converts with F16C (vcvtph2ps, and vcvtps2ph with its rounding
  * set to nearest even), bfloat16 with AVX2 integer shifts doing
  * f32_to_bf16's rounding 16 lanes at a time. Both give the bits of the
- * portable loops above (but that F16C quiets a signaling float16 NaN). The
+ * portable loops above, NaN payloads included. The
  * library's baseline is plain x86-64, so these functions alone are compiled
  * for AVX2 and F16C, and contig_for() picks them only on a CPU that has
  * both; elsewhere (and in a build with MTI_NO_SIMD_CLONES, baseline code
@@ -259,15 +259,27 @@ static const strided_fn strided_table[MTI_NUM_DTYPES][MTI_NUM_DTYPES] = {
 #define HALF_VECTOR_ROWS 1
 #define TARGET_AVX2_F16C __attribute__((target("avx2,f16c")))
 
+/* vcvtph2ps of 8 halves with the portable bits: the instruction quiets a
+ * signaling NaN, so its quiet bit is cleared again where the input was one
+ * (exponent all ones, quiet bit clear, payload not zero). */
+TARGET_AVX2_F16C static inline __m256 f16_to_f32_8(const uint16_t *s) {
+  __m128i h = _mm_loadu_si128((const __m128i *)s);
+  __m256i w = _mm256_cvtepu16_epi32(h);
+  __m256i top = _mm256_and_si256(w, _mm256_set1_epi32(0x7e00));
+  __m256i payload = _mm256_and_si256(w, _mm256_set1_epi32(0x1ff));
+  __m256i snan = _mm256_andnot_si256(_mm256_cmpeq_epi32(payload, _mm256_setzero_si256()),
+                                     _mm256_cmpeq_epi32(top, _mm256_set1_epi32(0x7c00)));
+  __m256i quiet = _mm256_and_si256(snan, _mm256_set1_epi32(0x400000));
+  return _mm256_castsi256_ps(_mm256_andnot_si256(quiet, _mm256_castps_si256(_mm256_cvtph_ps(h))));
+}
+
 TARGET_AVX2_F16C static void f16_f32_vector(const void *src, void *dst, int64_t n) {
   const uint16_t *s = src;
   float *d = dst;
   int64_t i = 0;
   for (; n - i >= 16; i += 16) {
-    __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i)));
-    __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i + 8)));
-    _mm256_storeu_ps(d + i, lo);
-    _mm256_storeu_ps(d + i + 8, hi);
+    _mm256_storeu_ps(d + i, f16_to_f32_8(s + i));
+    _mm256_storeu_ps(d + i + 8, f16_to_f32_8(s + i + 8));
   }
   cvt_contig_f16_f32(s + i, d + i, n - i);
 }
