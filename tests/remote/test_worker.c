@@ -1047,21 +1047,27 @@ static int64_t now_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Uploads one float32 to s and makes g the sum of its [2^20, 2^20] view
+ * with strides [0, 0]: 2^40 additions, minutes of kernel. */
+static void long_sum_graph(wt_session *s, wt_graph *g) {
+  const float one = 1;
+  ck_assert_int_eq(wt_upload(s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
+  const int64_t huge[2] = {1 << 20, 1 << 20}, zero[2] = {0, 0};
+  wt_view a = wt_view_strided(1, 0, 2, huge, zero);
+  wt_graph_init(g);
+  Modaltensor__V1__Node *n = wt_graph_node(g, MTI_OP_SUM, 2, MT_FLOAT32, 0, NULL);
+  n->attrs->dims_mask = 3;
+  wt_graph_input(g, &a);
+}
+
 /* SIGTERM while one node is in a kernel for minutes (a sum of 2^40
  * broadcast elements): the worker exits with status 0 soon after
  * --stop-timeout (1 s by default) instead of when the kernel ends. */
 START_TEST(test_sigterm_does_not_wait_for_a_long_kernel) {
   wt_session s;
   open_session(&s);
-  const float one = 1;
-  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
-  const int64_t huge[2] = {1 << 20, 1 << 20}, zero[2] = {0, 0};
-  wt_view a = wt_view_strided(1, 0, 2, huge, zero);
   wt_graph g;
-  wt_graph_init(&g);
-  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_SUM, 2, MT_FLOAT32, 0, NULL);
-  n->attrs->dims_mask = 3;
-  wt_graph_input(&g, &a);
+  long_sum_graph(&s, &g);
   ck_assert_int_eq(wt_graph_send(&s, &g), 0);
   struct timespec running = {0, 500 * 1000000}; /* the kernel has started */
   nanosleep(&running, NULL);
@@ -1093,20 +1099,12 @@ static void check_long_node_stops_when_client_goes(wt_session *s, wt_graph *g) {
   ck_assert_int_eq(wt_check_serving(worker.addr, NULL), 0);
 }
 
-/* The sum of 2^40 broadcast elements (one float32 uploaded, viewed as
- * [2^20, 2^20] with strides [0, 0]): minutes of kernel. */
+/* The sum of 2^40 broadcast elements (long_sum_graph). */
 START_TEST(test_long_sum_stops_when_client_goes) {
   wt_session s;
   open_session(&s);
-  const float one = 1;
-  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
-  const int64_t huge[2] = {1 << 20, 1 << 20}, zero[2] = {0, 0};
-  wt_view a = wt_view_strided(1, 0, 2, huge, zero);
   wt_graph g;
-  wt_graph_init(&g);
-  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_SUM, 2, MT_FLOAT32, 0, NULL);
-  n->attrs->dims_mask = 3;
-  wt_graph_input(&g, &a);
+  long_sum_graph(&s, &g);
   check_long_node_stops_when_client_goes(&s, &g);
 }
 END_TEST
