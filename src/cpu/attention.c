@@ -31,6 +31,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cpu_kernels.h"
+#include "stop.h"
 #include "cpu_simd.h"
 #include "vmath.h"
 
@@ -338,6 +339,7 @@ static mt_status run_tasks(const attn_problem *p) {
                                MIN_WORK_PER_THREAD);
   if (nt > ntask) nt = (int)ntask;
   int failed = 0;
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
   {
     /* Every thread reaches the loop (a worksharing loop that some skip
@@ -348,7 +350,7 @@ static mt_status run_tasks(const attn_problem *p) {
     failed = !ready;
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < ntask; t++) {
-      if (!ready) continue;
+      if (!ready || mti_cpu_stop_raised(stop)) continue;
       int64_t b = t / nblocks, i0 = t % nblocks * Q_BLOCK;
       int64_t nr = p->len - i0 < Q_BLOCK ? p->len - i0 : Q_BLOCK;
       if (p->ct == MT_FLOAT64)

@@ -36,6 +36,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cpu/cpu_kernels.h"
+#include "cpu/stop.h"
 #include "cpu/rows.h"
 
 /* Most bytes of im2col columns held at once (more when one image needs more). */
@@ -277,7 +278,7 @@ static mt_status run_im2col(const conv_problem *q) {
   char *col = malloc(bytes);
   if (!col) return mti_error_oom(q->fn, bytes);
   char *y_t = col + col_bytes;
-  for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
+  for (int64_t n0 = 0; n0 < q->g.n && !mti_cpu_stopped(); n0 += chunk) {
     int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk, np = count * q->p;
     im2col(q, n0, count, col);
     int saved = mti_cpu_blas_enter();
@@ -482,7 +483,7 @@ static mt_status conv_grad_compute(const conv_problem *q, int input_grad) {
   size_t bytes = col_bytes + (size_t)(q->g.o * chunk * q->p * es);
   char *col = malloc(bytes);
   if (!col) return mti_error_oom(q->fn, bytes);
-  for (int64_t n0 = 0; n0 < q->g.n; n0 += chunk) {
+  for (int64_t n0 = 0; n0 < q->g.n && !mti_cpu_stopped(); n0 += chunk) {
     int64_t count = q->g.n - n0 < chunk ? q->g.n - n0 : chunk;
     if (input_grad)
       input_chunk_images(q, n0, count, col, col + col_bytes);

@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cpu/cpu_kernels.h"
+#include "cpu/stop.h"
 #include "cpu/rows.h"
 
 /* Window taps per thread below which a region does not pay. */
@@ -79,8 +80,10 @@ static void pool_compute(const pool_problem *q) {
   const mti_pool_geom *g = &q->g;
   int64_t work = g->planes * g->oh * g->ow * taps_per_output(g, q->op);
   int nt = mti_cpu_threads_for(work, POOL_MIN_PER_THREAD);
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (int64_t p = 0; p < g->planes; p++) {
+    if (mti_cpu_stop_raised(stop)) continue;
     if (q->ct == MT_FLOAT32)
       pool_plane_float(q, p);
     else

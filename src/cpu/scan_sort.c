@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "cpu_kernels.h"
+#include "stop.h"
 #include "cpu_simd.h"
 #include "rows.h"
 
@@ -412,6 +413,7 @@ static mt_status run_rows(const char *fn, const sort_job *j) {
   int64_t ntask = (nrows + per - 1) / per;
   size_t words = scratch_words(j);
   int failed = 0;
+  const atomic_int *stop = mti_cpu_stop_flag(); /* for the team threads */
 #pragma omp parallel for schedule(dynamic) if (ntask > 1) \
     num_threads(mti_cpu_threads_for(nrows * n, MTI_CPU_PARALLEL_MIN / 2))
   for (int64_t t = 0; t < ntask; t++) {
@@ -421,7 +423,8 @@ static mt_status run_rows(const char *fn, const sort_job *j) {
       failed = 1;
       continue;
     }
-    for (int64_t row = t * per; row < min64(nrows, (t + 1) * per); row++)
+    for (int64_t row = t * per; row < min64(nrows, (t + 1) * per) && !mti_cpu_stop_raised(stop);
+         row++)
       sort_row(j, scratch, row);
     free(scratch);
   }
