@@ -255,6 +255,7 @@ static const strided_fn strided_table[MTI_NUM_DTYPES][MTI_NUM_DTYPES] = {
  * both; elsewhere (and in a build with MTI_NO_SIMD_CLONES, baseline code
  * only) the portable loops run. Tails go to the portable loops. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(MTI_NO_SIMD_CLONES)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HALF_VECTOR_ROWS 1
 #define TARGET_AVX2_F16C __attribute__((target("avx2,f16c")))
@@ -335,8 +336,12 @@ TARGET_AVX2_F16C static void f32_bf16_vector(const void *src, void *dst, int64_t
   cvt_contig_f32_bf16(s + i, d + i, n - i);
 }
 
+/* AVX2 (which __builtin_cpu_supports checks with the OS's register
+ * support) and F16C, from CPUID leaf 1 (clang's builtin has no "f16c"). */
 static int have_avx2_f16c(void) {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  unsigned eax, ebx, ecx, edx;
+  if (!__builtin_cpu_supports("avx2") || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+  return (ecx & bit_F16C) != 0;
 }
 #endif
 
