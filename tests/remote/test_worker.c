@@ -1128,31 +1128,6 @@ START_TEST(test_long_matmul_stops_when_client_goes) {
 }
 END_TEST
 
-/* Its conv2d twin: 2^20 images [2^16, 3, 3] and a [1, 2^16, 3, 3] weight,
- * both views of one float32 with strides 0, into a [2^20, 1, 1, 1] output:
- * each image's window (589,824 values) is gathered and multiplied. */
-START_TEST(test_long_conv_stops_when_client_goes) {
-  wt_session s;
-  open_session(&s);
-  const float one = 1;
-  ck_assert_int_eq(wt_upload(&s, 1, MT_FLOAT32, 1, &one, 1 << 20), 0);
-  const int64_t images[4] = {1 << 20, 1 << 16, 3, 3}, weight[4] = {1, 1 << 16, 3, 3};
-  const int64_t zero[4] = {0, 0, 0, 0}, out_shape[4] = {1 << 20, 1, 1, 1};
-  static int64_t ints[7] = {1, 1, 0, 0, 1, 1, 1}; /* stride, padding, dilation, groups */
-  wt_view x = wt_view_strided(1, 0, 4, images, zero), w = wt_view_strided(1, 0, 4, weight, zero);
-  wt_view no_bias = {0};
-  wt_graph g;
-  wt_graph_init(&g);
-  Modaltensor__V1__Node *n = wt_graph_node(&g, MTI_OP_CONV2D, 2, MT_FLOAT32, 4, out_shape);
-  n->attrs->n_ints = 7;
-  n->attrs->ints = ints;
-  wt_graph_input(&g, &x);
-  wt_graph_input(&g, &w);
-  wt_graph_input(&g, &no_bias);
-  check_long_node_stops_when_client_goes(&s, &g);
-}
-END_TEST
-
 /* The fixture's teardown for tests that stop the worker themselves. */
 static void teardown_stopped(void) {
   wc_channel_free(channel);
@@ -1208,7 +1183,6 @@ static Suite *worker_suite(void) {
   tcase_add_test(tc, test_sigterm_does_not_wait_for_a_long_kernel);
   tcase_add_test(tc, test_long_sum_stops_when_client_goes);
   tcase_add_test(tc, test_long_matmul_stops_when_client_goes);
-  tcase_add_test(tc, test_long_conv_stops_when_client_goes);
   suite_add_tcase(s, tc);
 
   tc = tcase("limits", setup);
